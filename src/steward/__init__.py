@@ -1,0 +1,36 @@
+"""Steward: from raw text data to a guarded, audited fine-tuned model, with evidence at every step.
+
+The public API is listed in ``__all__``; everything else is an implementation detail.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from steward.errors import (  # noqa: E402
+    ConfigError,
+    DataStageError,
+    DependencyMissingError,
+    InputDataError,
+    LedgerError,
+    LedgerIntegrityError,
+    RegistryError,
+    StewardError,
+)
+from steward.types import ArtifactRef, DatasetManifest, Finding, QuarantineRecord  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "ArtifactRef",
+    "ConfigError",
+    "DataStageError",
+    "DatasetManifest",
+    "DependencyMissingError",
+    "Finding",
+    "InputDataError",
+    "LedgerError",
+    "LedgerIntegrityError",
+    "QuarantineRecord",
+    "RegistryError",
+    "StewardError",
+]

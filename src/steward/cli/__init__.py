@@ -1,0 +1,1 @@
+"""The ``steward`` command: thin typer wrappers over the library API."""

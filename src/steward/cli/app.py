@@ -1,0 +1,57 @@
+"""The ``steward`` command. Heavy libraries are imported inside commands so ``--help`` is instant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from steward import __version__
+from steward.cli import ledger_cmd
+from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
+from steward.cli.data_cmd import data
+from steward.cli.demo_cmd import demo
+
+app = typer.Typer(
+    name="steward",
+    help="From raw text data to a guarded, audited fine-tuned model, with evidence at every step.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command(name="data")(data)
+app.command(name="demo")(demo)
+app.add_typer(ledger_cmd.app, name="ledger")
+
+
+@app.command()
+@handle_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write steward.yaml.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing steward.yaml.")] = False,
+) -> None:
+    """Write a commented example steward.yaml with every option at its default."""
+    from steward.atomic import write_text
+    from steward.config.loader import template_text
+
+    target = directory / "steward.yaml"
+    if target.exists() and not force:
+        err_console.print(f"[red]error:[/] {target} exists; pass --force to overwrite it")
+        raise typer.Exit(EXIT_USAGE)
+    write_text(target, template_text())
+    console.print(f"wrote {target}; set data.input.path, then run: steward data -c {target}")
+
+
+@app.command()
+def version() -> None:
+    """Print the Steward version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

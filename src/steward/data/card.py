@@ -1,0 +1,117 @@
+"""The data card: a datasheet of what went in, what came out, what was removed or changed, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steward.config.models import DataConfig
+from steward.types import DatasetManifest
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) -> str:
+    s = summary
+    out = [
+        "# Data card",
+        "",
+        "## Source",
+        f"- Input: `{s['input']}` (sha256 `{manifest.input_sha256[:16]}…`)",
+        f"- Task: {s['task']}; text column `{cfg.input.text_column}`"
+        + (f", label column `{cfg.input.label_column}`" if s["task"] != "ner" else ""),
+        f"- Sensitive-attribute columns: {', '.join(cfg.input.group_columns) or 'none declared'}",
+        f"- Config digest `{manifest.config_digest[:16]}…`; Steward {manifest.provenance.get('steward_version')}"
+        f" (commit {str(manifest.provenance.get('git_commit') or 'n/a')[:12]})",
+        "",
+        "## Counts",
+        _table(["rows in", "kept", "quarantined (dropped)", "changed in place", "invariant in = kept + quarantined"],
+               [[s["rows_in"], s["rows_kept"], s["rows_quarantined"], s["rows_changed"],
+                 "holds" if s["invariant_ok"] else "BROKEN"]]),
+        "",
+        _table(["split", "rows"], [[k, v] for k, v in s["splits"].items()]),
+        "",
+        "## What was removed and why",
+        _table(["reason", "rows"], [[k, v] for k, v in s["quarantine_by_reason"].items()]) if s["quarantine_by_reason"]
+        else "Nothing was removed.",
+        "",
+        "Every removed row is listed in `quarantine.parquet` (row id, reason, step, sha256 of the original "
+        "text; never the text itself).",
+        "",
+        "## What was changed and why",
+        _table(["change", "rows"], [[k, v] for k, v in s["changes_by_reason"].items()]) if s["changes_by_reason"]
+        else "No row was changed.",
+        "",
+    ]
+    dup = s.get("duplicates") or {}
+    if dup:
+        out += [
+            "## Duplicates",
+            f"- Exact duplicate groups: {dup['exact_groups']} ({dup['exact_dropped']} copies removed)",
+            f"- Near duplicates (MinHash LSH, Jaccard ≥ {dup['threshold']}): {dup['near_dropped']} removed",
+            f"- Duplicates with conflicting labels: {dup['label_conflicts']} "
+            f"({dup['label_conflict_rows_dropped']} rows removed; majority label kept where there was one)",
+            f"- Leakage check: {s['leakage']['checked']} validation/test rows compared with train; "
+            f"{s['leakage']['found']} near duplicates found ({s['leakage']['action']})",
+            "",
+        ]
+    pii = s.get("pii") or {}
+    out += ["## Personal data (PII)"]
+    if pii.get("enabled"):
+        out += [
+            f"- Detection: {pii['mode']} (patterns with checksum validation; spaCy NER for names when enabled)",
+            f"- Rows containing PII: {pii['rows_with_pii']}",
+            "",
+            _table(["entity type", "found", "action"],
+                   [[k, v, cfg.pii.action_for(k)] for k, v in s["pii_by_type"].items()]) if s["pii_by_type"]
+            else "No PII found.",
+            "",
+            f"- Pseudonym key: {pii['pseudonym_key']}",
+        ]
+    else:
+        out += ["- PII detection was disabled (`data.pii.enabled: false`): the data may contain personal data."]
+    scr = s.get("screen") or {}
+    out += ["", "## Harmful text"]
+    if scr.get("enabled"):
+        out += [f"- Screened with alt-profanity-check; {scr['above_threshold']} rows at or above "
+                f"{scr['threshold']} ({'quarantined' if scr['action'] == 'quarantine' else 'kept and flagged in the toxicity column'})"]
+    else:
+        out += ["- Screening was disabled."]
+    b = s["balance"]
+    out += ["", "## Balance"]
+    dist = b.get("labels") or b.get("entity_types") or {}
+    if dist:
+        out += [_table(["label" if "labels" in b else "entity type", "rows", "share"],
+                       [[k, v, dist["shares"][k]] for k, v in dist["counts"].items()]),
+                f"\nImbalance ratio (largest / smallest): {dist['imbalance_ratio']}", ""]
+    for g, gd in b.get("groups", {}).items():
+        out += [f"### Group `{g}`", _table(["value", "rows", "share"],
+                                            [[k, v, gd["shares"][k]] for k, v in gd["counts"].items()])]
+        if gd["too_small_to_judge"]:
+            out += [f"\nToo small to judge (< {cfg.balance.min_group_size} rows): {', '.join(gd['too_small_to_judge'])}"]
+        out += [""]
+    assoc = b.get("term_label_associations") or []
+    if assoc:
+        out += ["### Identity terms strongly associated with one label",
+                "A model trained on this data may learn these as shortcuts.", "",
+                _table(["term", "group", "label", "P(label | term)", "P(label)", "PMI", "chi²", "p"],
+                       [[a["term"], a["group"], a["label"], a["p_label_given_term"], a["p_label"], a["pmi"], a["chi2"],
+                         a["p_value"]] for a in assoc[:15]]), ""]
+    out += [
+        "## Sample weights",
+        f"`sample_weight` = inverse frequency of each row's ({cfg.balance.weighting.replace('_', ' × ')}) cell, "
+        f"mean 1, clipped at {cfg.balance.max_weight}. Resampling of train: {cfg.balance.resample}.",
+        "",
+        "## Known limitations",
+        "- PII detection is automatic: names the NER model misses, and addresses in formats the patterns do not"
+        " cover, can remain. Review a sample before sharing the data.",
+        "- The identity-term lexicon is a fixed list of common English words; associations through other words"
+        " or other languages are not detected.",
+        "- Toxicity scores come from a small linear model; sarcasm, slurs spelled creatively and non-English"
+        " abuse are often missed.",
+        "",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,271 @@
+"""Load raw data (CSV, TSV, JSONL, Parquet, CoNLL) into one frame, quarantining rows that cannot be read.
+
+Nothing is dropped silently: a malformed line, a row with undecodable bytes, an empty text or a label
+outside the declared set becomes a quarantine record with its line number; a file whose *shape* is wrong
+(missing columns, unknown format) raises :class:`InputDataError` before any work is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from steward.config.models import InputConfig
+from steward.data.quarantine import Quarantine
+from steward.errors import InputDataError
+from steward.hashing import sha256_text
+
+STAGE = "load"
+_EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+                ".parquet": "parquet", ".pq": "parquet", ".conll": "conll", ".txt": "conll"}
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_BIO = re.compile(r"^(O|[BIES]-\S+)$")
+MISSING_GROUP = "(missing)"
+
+
+def detect_format(path: Path, declared: str, task: str) -> str:
+    if declared != "auto":
+        return declared
+    fmt = _EXT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputDataError(
+            f"input.format: cannot tell the format of {path.name!r} from its extension {path.suffix!r}; "
+            f"set input.format to one of csv, tsv, jsonl, parquet, conll"
+        )
+    if fmt == "conll" and task != "ner":
+        raise InputDataError(
+            f"input.format: {path.name!r} looks like CoNLL (token-per-line), which is for input.task: ner; "
+            f"set input.task: ner, or input.format: csv/tsv if it is a table"
+        )
+    return fmt
+
+
+def _decode(raw: bytes, encoding: str, path: Path) -> str:
+    try:
+        # surrogateescape keeps undecodable bytes as lone surrogates so the rows holding them can be
+        # quarantined individually instead of failing the whole file.
+        return raw.decode(encoding, errors="surrogateescape")
+    except LookupError as exc:
+        raise InputDataError(f"input.encoding: unknown encoding {encoding!r} for {path}; use e.g. utf-8, "
+                             f"latin-1 or cp1252") from exc
+
+
+def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple[str, str]] = ()
+         ) -> tuple[pd.DataFrame, int]:
+    """Read ``cfg.path`` into a frame with ``row_id, text, label, raw_sha256`` (+ groups, tokens/tags for NER).
+
+    ``extra_columns`` are (config field, column) pairs carried through as strings (e.g. a split column).
+    Returns the frame and ``rows_in`` (every record seen, including those quarantined while loading).
+    """
+    if cfg.path is None:
+        raise InputDataError("data.input.path is not set; pass the input file (steward data INPUT) "
+                             "or set data.input.path in steward.yaml")
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise InputDataError(f"data.input.path: {path} does not exist or is not a file; check the path")
+    fmt = detect_format(path, cfg.format, cfg.task)
+    if fmt == "parquet":
+        try:
+            records = pd.read_parquet(path).to_dict("records")
+        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+            raise InputDataError(f"data.input.path: {path} is not a readable Parquet file ({exc})") from exc
+        records = [(i, i + 1, r) for i, r in enumerate(records)]
+        columns = set(records[0][2]) if records else set()
+    else:
+        text = _decode(path.read_bytes(), cfg.encoding, path)
+        if fmt in ("csv", "tsv"):
+            records, columns = _read_delimited(text, "," if fmt == "csv" else "\t", quarantine)
+        elif fmt == "jsonl":
+            records, columns = _read_jsonl(text, quarantine)
+        else:
+            records, columns = _read_conll(text, quarantine, cfg)
+    rows_in = len(records) + len(quarantine.records)
+    _check_columns(cfg, columns, path, extra_columns)
+    frame = _to_frame(records, cfg, quarantine, [c for _, c in extra_columns])
+    return frame, rows_in
+
+
+def _read_delimited(text: str, delimiter: str, q: Quarantine) -> tuple[list[tuple[int, int, dict[str, Any]]], set[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputDataError("data.input.path: the file is empty (no header row)") from None
+    except csv.Error as exc:
+        raise InputDataError(f"data.input.path: the header row is malformed ({exc})") from exc
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    records: list[tuple[int, int, dict[str, Any]]] = []
+    row_id = 0
+    while True:
+        line_no = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(str(line_no)), f"line {line_no}: {exc}")
+            row_id += 1
+            continue
+        if not fields:  # blank line
+            continue
+        if len(fields) != len(header):
+            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(delimiter.join(fields)),
+                       f"line {line_no}: {len(fields)} fields, header has {len(header)}")
+        else:
+            records.append((row_id, line_no, dict(zip(header, fields, strict=True))))
+        row_id += 1
+    return records, set(header)
+
+
+def _read_jsonl(text: str, q: Quarantine) -> tuple[list[tuple[int, int, dict[str, Any]]], set[str]]:
+    records: list[tuple[int, int, dict[str, Any]]] = []
+    columns: set[str] = set()
+    row_id = 0
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(line), f"line {line_no}: invalid JSON ({exc.msg})")
+        else:
+            if isinstance(obj, dict):
+                records.append((row_id, line_no, obj))
+                columns.update(obj)
+            else:
+                q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(line),
+                           f"line {line_no}: expected a JSON object, got {type(obj).__name__}")
+        row_id += 1
+    return records, columns
+
+
+def _read_conll(text: str, q: Quarantine, cfg: InputConfig) -> tuple[list[tuple[int, int, dict[str, Any]]], set[str]]:
+    """CoNLL: ``token [pos chunk] TAG`` per line, blank line between sentences, -DOCSTART- ignored."""
+    records: list[tuple[int, int, dict[str, Any]]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    bad: str | None = None
+    start_line = 1
+    row_id = 0
+
+    def flush() -> None:
+        nonlocal tokens, tags, bad, row_id
+        if tokens or bad:
+            if bad:
+                q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(" ".join(tokens)), bad)
+            else:
+                records.append((row_id, start_line, {cfg.tokens_column: tokens, cfg.tags_column: tags}))
+            row_id += 1
+        tokens, tags, bad = [], [], None
+
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            flush()
+            start_line = line_no + 1
+            continue
+        if stripped.startswith("-DOCSTART-"):
+            continue
+        parts = stripped.split()
+        if len(parts) < 2:
+            bad = bad or f"line {line_no}: expected 'token TAG', got {len(parts)} column"
+            continue
+        tokens.append(parts[0])
+        tags.append(parts[-1])
+    flush()
+    return records, {cfg.tokens_column, cfg.tags_column}
+
+
+def _check_columns(cfg: InputConfig, columns: set[str], path: Path, extra: Sequence[tuple[str, str]]) -> None:
+    if not columns:
+        return  # an empty file: every row (none) accounted for; the stage reports it
+    if cfg.task == "ner":
+        required = {"input.tokens_column": cfg.tokens_column, "input.tags_column": cfg.tags_column}
+    else:
+        required = {"input.text_column": cfg.text_column, "input.label_column": cfg.label_column}
+    for i, g in enumerate(cfg.group_columns):
+        required[f"input.group_columns[{i}]"] = g
+    if cfg.id_column:
+        required["input.id_column"] = cfg.id_column
+    required.update(dict(extra))
+    missing = {field: col for field, col in required.items() if col not in columns}
+    if missing:
+        available = ", ".join(sorted(columns))
+        parts = [f"{field} = {col!r}" for field, col in missing.items()]
+        raise InputDataError(
+            f"{path.name}: column(s) not found: {'; '.join(parts)}. Available columns: {available}. "
+            f"Fix: set the field(s) to one of the available columns (e.g. --text-column / --label-column)"
+        )
+
+
+def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, q: Quarantine,
+              extra: list[str]) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    declared = set(cfg.labels) if cfg.labels is not None else None
+    for row_id, line_no, rec in records:
+        if cfg.task == "ner":
+            tokens, tags = rec.get(cfg.tokens_column), rec.get(cfg.tags_column)
+            if not isinstance(tokens, list) or not isinstance(tags, list):
+                q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(json.dumps(rec, default=str)),
+                           f"line {line_no}: {cfg.tokens_column}/{cfg.tags_column} must be lists")
+                continue
+            tokens, tags = [str(t) for t in tokens], [str(t) for t in tags]
+            text = " ".join(tokens)
+            h = sha256_text(text)
+            if len(tokens) != len(tags):
+                q.drop_raw(row_id, "tokens_tags_mismatch", STAGE, h,
+                           f"line {line_no}: {len(tokens)} tokens but {len(tags)} tags")
+                continue
+            bad_tags = sorted({t for t in tags if not _BIO.match(t)})
+            if bad_tags:
+                q.drop_raw(row_id, "invalid_tag", STAGE, h, f"line {line_no}: tags not in BIO form: {bad_tags[:5]}")
+                continue
+            if declared is not None:
+                unknown = sorted({t.split("-", 1)[1] for t in tags if t != "O"} - declared)
+                if unknown:
+                    q.drop_raw(row_id, "unknown_label", STAGE, h,
+                               f"line {line_no}: entity types {unknown} not in input.labels")
+                    continue
+            row: dict[str, Any] = {"row_id": row_id, "text": text, "label": "", "tokens": tokens, "tags": tags}
+        else:
+            raw_text = rec.get(cfg.text_column)
+            text = "" if raw_text is None or (isinstance(raw_text, float) and pd.isna(raw_text)) else str(raw_text)
+            h = sha256_text(text)
+            raw_label = rec.get(cfg.label_column)
+            label = "" if raw_label is None or (isinstance(raw_label, float) and pd.isna(raw_label)) else str(raw_label).strip()
+            if _SURROGATE.search(text) or _SURROGATE.search(label):
+                q.drop_raw(row_id, "bad_encoding", STAGE, h,
+                           f"line {line_no}: bytes not valid {cfg.encoding}; set input.encoding if the file uses another")
+                continue
+            if not text.strip():
+                q.drop_raw(row_id, "empty_text", STAGE, h, f"line {line_no}: {cfg.text_column} is empty")
+                continue
+            if not label:
+                q.drop_raw(row_id, "missing_label", STAGE, h, f"line {line_no}: {cfg.label_column} is empty")
+                continue
+            if declared is not None and label not in declared:
+                q.drop_raw(row_id, "unknown_label", STAGE, h,
+                           f"line {line_no}: label {label!r} not in input.labels")
+                continue
+            row = {"row_id": row_id, "text": text, "label": label}
+        if cfg.id_column:
+            row["source_id"] = str(rec.get(cfg.id_column))
+        for g in cfg.group_columns:
+            v = rec.get(g)
+            row[g] = MISSING_GROUP if v is None or str(v).strip() == "" or (isinstance(v, float) and pd.isna(v)) \
+                else str(v).strip()
+        for col in extra:
+            row[col] = "" if rec.get(col) is None else str(rec.get(col))
+        row["raw_sha256"] = h
+        row["line"] = line_no
+        rows.append(row)
+    base_cols = ["row_id", "text", "label", "raw_sha256", "line"]
+    frame = pd.DataFrame(rows, columns=base_cols + [c for c in (rows[0] if rows else {}) if c not in base_cols])
+    return frame.astype({"row_id": "int64", "line": "int64"}) if not frame.empty else frame

@@ -1,0 +1,161 @@
+"""Declarative pattern recognisers: patterns, context words and validators are data on each instance.
+
+A candidate match gets its pattern's base score; a validator (Luhn, mod-97, SSA rules…) rejects it or
+confirms it; context words near the match raise the score. Only findings at or above the configured
+``min_score`` survive, so weak patterns (a bare 9-digit number as an SSN) need context to count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from steward.data.pii import validators as v
+from steward.registry import Registry
+from steward.types import Finding
+
+CONTEXT_WINDOW = 40  # characters before a match searched for context words
+CONTEXT_BOOST = 0.35
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    regex: str
+    score: float
+
+
+@dataclass(frozen=True)
+class PatternRecognizer:
+    """Finds one entity type with regexes, optional validator and context words."""
+
+    entity: str
+    patterns: tuple[Pattern, ...]
+    context: tuple[str, ...] = ()
+    validator: Callable[[str], bool] | None = None
+    validated_score: float | None = None  # score after a passing validator (checksums are strong evidence)
+    invalid: tuple[str, ...] = ()  # regexes that veto a candidate (e.g. dates for phone numbers)
+    group: int = 0  # regex group holding the entity (e.g. the name after a title)
+    strip_trailing: str = ""  # characters trimmed from the end of a match (URL punctuation)
+    _compiled: tuple[tuple[Pattern, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
+    _invalid: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _context: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", tuple((p, re.compile(p.regex)) for p in self.patterns))
+        object.__setattr__(self, "_invalid", tuple(re.compile(r) for r in self.invalid))
+        ctx = re.compile(r"\b(" + "|".join(map(re.escape, self.context)) + r")\b", re.I) if self.context else None
+        object.__setattr__(self, "_context", ctx)
+
+    def analyze(self, text: str) -> list[Finding]:
+        out: list[Finding] = []
+        for pattern, rx in self._compiled:
+            for m in rx.finditer(text):
+                start, end = m.span(self.group)
+                value = text[start:end]
+                if self.strip_trailing:
+                    stripped = value.rstrip(self.strip_trailing)
+                    end -= len(value) - len(stripped)
+                    value = stripped
+                if not value or any(iv.fullmatch(value) for iv in self._invalid):
+                    continue
+                score = pattern.score
+                why = f"pattern {pattern.name}"
+                if self.validator is not None:
+                    if not self.validator(value):
+                        continue
+                    why += f"; {self.validator.__name__} check passed"
+                    if self.validated_score is not None:
+                        score = max(score, self.validated_score)
+                if self._context is not None:
+                    hit = self._context.search(text, max(0, start - CONTEXT_WINDOW), start)
+                    if hit:
+                        score = min(1.0, score + CONTEXT_BOOST)
+                        why += f"; context word {hit.group(1)!r}"
+                out.append(Finding(self.entity, start, end, round(score, 3), f"regex:{self.entity}", why))
+        return out
+
+
+RECOGNIZERS: Registry[PatternRecognizer] = Registry("PII recognizer")
+
+
+def _register(rec: PatternRecognizer) -> PatternRecognizer:
+    RECOGNIZERS.register(rec.entity)(lambda: rec)
+    return rec
+
+
+_register(PatternRecognizer(
+    "EMAIL_ADDRESS",
+    (Pattern("email", r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b", 0.95),),
+    context=("email", "e-mail", "mail", "contact"),
+))
+_register(PatternRecognizer(
+    "URL",
+    (Pattern("url_scheme", r"\bhttps?://[^\s<>\"'()]+", 0.9),
+     Pattern("url_www", r"(?<![\w@/.])www\.[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:/[^\s<>\"'()]*)?", 0.85)),
+    strip_trailing=".,;:!?)]'\"",
+))
+_register(PatternRecognizer(
+    "IP_ADDRESS",
+    (Pattern("ipv4", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)", 0.6),
+     Pattern("ipv6", r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])", 0.6),
+     Pattern("ipv6_compressed",
+             r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}(?![\w:])|(?<![\w:])::1(?![\w:])", 0.6)),
+    context=("ip", "address", "server", "host", "login", "logged", "connected"),
+    validator=v.ip_address, validated_score=0.85,
+))
+_register(PatternRecognizer(
+    "CREDIT_CARD",
+    (Pattern("card_digits", r"(?<![\d-])[1-6]\d{3}(?:[ -]?\d){9,15}(?![\d-])", 0.3),),
+    context=("card", "credit", "debit", "visa", "mastercard", "amex", "payment", "cc"),
+    validator=v.luhn, validated_score=0.85,
+))
+_register(PatternRecognizer(
+    "IBAN_CODE",
+    (Pattern("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0.3),),
+    context=("iban", "account", "bank", "transfer", "wire"),
+    validator=v.iban, validated_score=0.95,
+))
+_register(PatternRecognizer(
+    "US_SSN",
+    (Pattern("ssn_dashed", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", 0.6),
+     Pattern("ssn_spaced", r"(?<![\d ])\d{3} \d{2} \d{4}(?![\d])", 0.45),
+     Pattern("ssn_plain", r"(?<!\d)\d{9}(?!\d)", 0.2)),
+    context=("ssn", "social security", "social", "security number", "taxpayer", "tin"),
+    validator=v.us_ssn,
+))
+_register(PatternRecognizer(
+    "PHONE_NUMBER",
+    (Pattern("phone_international", r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)",
+             0.75),
+     Pattern("phone_parens", r"(?<!\w)\(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{2,4}(?:[ .-]\d{2,4})?(?!\w)", 0.7),
+     Pattern("phone_grouped", r"(?<![\w.-])\d{2,4}(?:[ .-]\d{2,4}){2,4}(?![\w.-])", 0.5),
+     Pattern("phone_plain", r"(?<![\w.-])0\d{9,10}(?![\w.-])", 0.4)),
+    context=("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "number", "reach", "text", "whatsapp"),
+    validator=v.phone,
+    # Dates, times, amounts and years that the grouped pattern would otherwise take for phone numbers.
+    invalid=(r"\d{1,4}[-./ ]\d{1,2}[-./ ]\d{1,4}", r"\d{4} \d{4}", r"(?:19|20)\d\d(?:[ .-]\d{1,2}){0,2}"),
+))
+_register(PatternRecognizer(
+    "STREET_ADDRESS",
+    (Pattern("street_number_first",
+             r"\b\d{1,6}[A-Za-z]?\s+(?:[A-Z][\w'.-]*\s+){0,4}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|"
+             r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|"
+             r"Crescent|Close|Row|Alley|Plaza|Loop|Pike|Run)\b\.?"
+             r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*[\w-]+)?", 0.7),
+     Pattern("street_name_first",
+             r"\b(?:[A-Z][\w'-]+\s+)?[A-Z][\w'-]*(?:strasse|straße|gasse|weg|platz|allee|vej|gatan|gade|katu|"
+             r"ulica|utca|laan|straat|väg|veien)\s+\d{1,5}[a-z]?\b", 0.6),
+     Pattern("street_romance",
+             r"\b(?:Rue|Via|Viale|Calle|Avenida|Rua|Piazza|Plaza|Paseo|Camino|Boulevard|Avenue|Chemin|Strada)"
+             r"\s+(?:(?:de|del|della|da|do|dos|la|le|du|des)\s+)?[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){0,3},?\s+\d{1,5}\b", 0.6)),
+    context=("address", "live", "lives", "located", "ship", "deliver", "street"),
+))
+# Titles followed by capitalised words are names even when the NER model misses them.
+_register(PatternRecognizer(
+    "PERSON",
+    (Pattern("titled_name",
+             r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?\s+([A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+){0,2})", 0.8),),
+    group=1,
+))

@@ -1,0 +1,316 @@
+"""The data stage: raw labelled text -> clean, de-duplicated, PII-safe, balanced splits, with a full record.
+
+Steps run in a fixed order (load, normalise, quality, dedup, pii, screen, balance, split, leakage). Each
+step may drop rows (recorded in the quarantine with a reason) or change them (recorded as ``changed``);
+``rows_in == rows_kept + rows_quarantined`` is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from steward.atomic import atomic_dir, write_json, write_text
+from steward.config.loader import config_digest
+from steward.config.models import DataConfig, RunConfig
+from steward.data import balance as bal
+from steward.data import card, dedup, normalise, quality, screen, splits
+from steward.data import io as data_io
+from steward.data.pii.engine import PIIEngine
+from steward.data.pii.operators import OperatorContext, PIIKey, apply_operators, apply_to_tokens
+from steward.data.quarantine import Quarantine
+from steward.errors import DataStageError
+from steward.hashing import sha256_file
+from steward.ledger.store import Ledger, artifact, now_iso
+from steward.provenance import stamp
+from steward.types import ArtifactRef, DatasetManifest
+
+STAGE = "data"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DataResult:
+    """What ``run`` returns: the summary (also in summary.json), the manifest and where outputs are."""
+
+    summary: dict[str, Any]
+    manifest: DatasetManifest
+    out_dir: Path
+
+
+def _normalise(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> pd.DataFrame:
+    ncfg = cfg.normalise
+    if cfg.input.task == "ner":
+        new_tokens = [[normalise.normalise_token(t, ncfg) for t in toks] for toks in frame["tokens"]]
+        # Tokens emptied by normalisation (a lone zero-width space) are removed with their tag.
+        kept = [[(t, g) for t, g in zip(toks, tags, strict=True) if t] for toks, tags in zip(new_tokens, frame["tags"],
+                                                                                             strict=True)]
+        frame = frame.assign(tokens=[[t for t, _ in k] for k in kept], tags=[[g for _, g in k] for k in kept])
+        new_text = pd.Series([" ".join(t) for t in frame["tokens"]], index=frame.index)
+    else:
+        new_text = frame["text"].map(lambda t: normalise.normalise_text(t, ncfg))
+    changed = new_text != frame["text"]
+    q.changed(frame[changed], "normalised", "normalise")
+    return frame.assign(text=new_text)
+
+
+def _quality(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> pd.DataFrame:
+    reasons = quality.quality_reasons(frame, cfg.quality)
+    bad = reasons != ""
+    for reason, part in frame[bad].groupby(reasons[bad], sort=True):
+        q.drop(part, str(reason).split(":")[0], "quality", f"{reason}" if ":" in str(reason) else "")
+    return frame[~bad]
+
+
+def _dedup(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFrame, dict[str, Any]]:
+    ner = cfg.input.task == "ner"
+    labels = [" ".join(t) for t in frame["tags"]] if ner else frame["label"].tolist()
+    res = dedup.find_duplicates(frame["text"].tolist(), labels, frame["row_id"].tolist(), cfg.dedup, near_labels=not ner)
+    drop_pos = sorted(res.drop)
+    for pos in drop_pos:
+        reason, kept = res.drop[pos]
+        q.drop(frame.iloc[[pos]], reason, "dedup", f"duplicate of row {kept}" if kept >= 0 else "label tie")
+    mask = np.ones(len(frame), dtype=bool)
+    mask[drop_pos] = False
+    reasons = Counter(r for r, _ in res.drop.values())
+    info = {
+        "exact_groups": res.exact_groups,
+        "exact_dropped": reasons.get("duplicate_exact", 0),
+        "near_dropped": reasons.get("duplicate_near", 0),
+        "label_conflicts": len(res.conflicts),
+        "label_conflict_rows_dropped": reasons.get("duplicate_label_conflict", 0)
+        + reasons.get("near_duplicate_label_conflict", 0),
+        "label_conflict_examples": res.conflicts[:20],
+        "threshold": cfg.dedup.threshold,
+    }
+    return frame[mask], info
+
+
+def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFrame, dict[str, Any]]:
+    pcfg = cfg.pii
+    if not pcfg.enabled or frame.empty:
+        return frame.assign(pii_types=[[] for _ in range(len(frame))]), {"enabled": pcfg.enabled}
+    engine = PIIEngine(pcfg)
+    key = PIIKey.from_env(pcfg.key_env)
+    ctx = OperatorContext(pcfg, key)
+    texts = frame["text"].tolist()
+    findings = engine.detect(texts)
+    by_type: Counter[str] = Counter()
+    by_action: Counter[str] = Counter()
+    new_texts, new_tokens, types_col, keep = [], [], [], []
+    for i, (text, fs) in enumerate(zip(texts, findings, strict=True)):
+        new_text, changes = apply_operators(text, fs, ctx)
+        by_type.update(c["entity"] for c in changes)
+        by_action.update(str(c["action"]) for c in changes)
+        types_col.append(sorted({f.entity_type for f in fs}))
+        if cfg.input.task == "ner":
+            toks = apply_to_tokens(frame["tokens"].iloc[i], fs, ctx)
+            new_tokens.append(toks)
+            new_text = " ".join(toks)
+        new_texts.append(new_text)
+        detail = ", ".join(f"{c['entity']}@{c['start']}-{c['end']}:{c['action']}" for c in changes)
+        if any(c["action"] == "drop" for c in changes):
+            q.drop(frame.iloc[[i]], "pii", "pii", detail)
+            keep.append(False)
+            continue
+        keep.append(True)
+        if changes:
+            q.changed(frame.iloc[[i]], "pii_redacted" if new_text != text else "pii_flagged", "pii", detail)
+    out = frame.assign(text=new_texts, pii_types=types_col)
+    if cfg.input.task == "ner":
+        out = out.assign(tokens=new_tokens)
+    info = {
+        "enabled": True,
+        "mode": "regex+ner" if engine.uses_ner else "regex",
+        "rows_with_pii": int(sum(1 for t in types_col if t)),
+        "pseudonym_key": ("ephemeral (set " + pcfg.key_env + " for stable pseudonyms)") if key.ephemeral else "env",
+        "by_action": dict(by_action),
+    }
+    return out[np.array(keep, dtype=bool)], {"by_type": dict(by_type.most_common()), **info}
+
+
+def _screen(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFrame, dict[str, Any]]:
+    scfg = cfg.screen
+    if not scfg.enabled:
+        return frame.assign(toxicity=np.nan), {"enabled": False}
+    scores = screen.toxicity_scores(frame["text"].tolist())
+    frame = frame.assign(toxicity=np.round(scores, 4))
+    flagged = scores >= scfg.threshold
+    info = {"enabled": True, "threshold": scfg.threshold, "action": scfg.action, "above_threshold": int(flagged.sum())}
+    if scfg.action == "quarantine":
+        hits = frame[flagged]
+        q.drop(hits, "harmful_text", "screen", [f"toxicity {s:.2f}" for s in hits["toxicity"]])
+        return frame[~flagged], info
+    return frame, info
+
+
+def _split(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFrame, dict[str, Any]]:
+    scfg = cfg.split
+    if scfg.column:
+        names, valid = splits.from_column(frame[scfg.column])
+        bad = frame[~valid]
+        q.drop(bad, "invalid_split_value", "split",
+               [f"{scfg.column}={v!r}; use train, validation or test" for v in bad[scfg.column]])
+        frame = frame[valid].assign(split=names[valid])
+    else:
+        frame = frame.assign(split=splits.assign_splits(frame, scfg, scfg.stratify and cfg.input.task != "ner"))
+    train = frame[frame["split"] == "train"]
+    held = frame[frame["split"] != "train"]
+    leak = dedup.leakage(train["text"].tolist(), held["text"].tolist(), cfg.dedup) if not held.empty else np.zeros(0, bool)
+    leaked = held[leak]
+    info = {"checked": int(len(held)), "found": int(leak.sum()), "action": scfg.leakage,
+            "by_split": {k: int(v) for k, v in leaked["split"].value_counts().items()}}
+    if scfg.leakage == "quarantine" and len(leaked):
+        q.drop(leaked, "leakage_near_duplicate_of_train", "split", [f"{s} row" for s in leaked["split"]])
+        frame = frame[~frame["row_id"].isin(leaked["row_id"])]
+    return frame, info
+
+
+def _weighted_splits(frame: pd.DataFrame, cfg: DataConfig) -> dict[str, pd.DataFrame]:
+    """One frame per split with ``sample_weight``; resampling touches the train split only."""
+    parts = {}
+    for name in splits.SPLITS:
+        part = frame[frame["split"] == name]
+        if name == "train":
+            part = bal.resample(part, cfg.balance.resample, cfg.split.seed)
+        part = part.assign(sample_weight=np.round(bal.sample_weights(part, list(cfg.input.group_columns),
+                                                                     cfg.balance), 6))
+        parts[name] = _output_frame(part, cfg)
+    return parts
+
+
+def _output_frame(part: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    cols = ["row_id", "text", "label"]
+    if cfg.input.task == "ner":
+        cols = ["row_id", "text", "tokens", "tags"]
+    cols += list(cfg.input.group_columns)
+    if cfg.input.id_column:
+        cols.append("source_id")
+    cols += ["sample_weight", "toxicity", "pii_types", "split"]
+    return part[cols].reset_index(drop=True)
+
+
+def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = False) -> DataResult:
+    """Run the data stage for ``cfg`` and write ``RUN_DIR/data/``; append one ledger event."""
+    dcfg = cfg.data
+    run_dir = Path(cfg.run_dir)
+    started_at = now_iso()
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    q = Quarantine()
+
+    bar = _progress_bar() if progress else nullcontext(None)
+    with bar as pbar:
+        task = pbar.add_task("data", total=9) if pbar else None
+
+        def step(name: str, fn: Callable[[], Any]) -> Any:
+            if on_step:
+                on_step(name)
+            if pbar:
+                pbar.update(task, description=f"data: {name}")
+            t0 = time.perf_counter()
+            out = fn()
+            timings[name] = round(time.perf_counter() - t0, 4)
+            if pbar:
+                pbar.advance(task)
+            return out
+
+        extra = [("split.column", dcfg.split.column)] if dcfg.split.column else []
+        frame, rows_in = step("load", lambda: data_io.load(dcfg.input, q, extra))
+        loaded = len(frame)
+        frame = step("normalise", lambda: _normalise(frame, dcfg, q)) if not frame.empty else frame
+        frame = step("quality", lambda: _quality(frame, dcfg, q)) if not frame.empty else frame
+        frame, dup_info = step("dedup", lambda: _dedup(frame, dcfg, q)) if not frame.empty else (frame, {})
+        frame, pii_info = step("pii", lambda: _pii(frame, dcfg, q))
+        frame, screen_info = step("screen", lambda: _screen(frame, dcfg, q)) if not frame.empty else (frame, {})
+        if frame.empty:
+            raise DataStageError(
+                f"no rows left after cleaning ({rows_in} in, all quarantined: {q.counts()}); "
+                "check the input and the quality/dedup/pii settings"
+            )
+        groups = list(dcfg.input.group_columns)
+        balance_info = step("balance", lambda: bal.report(frame, groups, dcfg.balance, dcfg.input.task))
+        frame, leak_info = step("split", lambda: _split(frame, dcfg, q))
+        parts = step("weights", lambda: _weighted_splits(frame, dcfg))
+
+    dropped = q.dropped_ids
+    rows_kept = int(frame["row_id"].nunique())
+    summary: dict[str, Any] = {
+        "task": dcfg.input.task,
+        "input": str(dcfg.input.path),
+        "rows_in": rows_in,
+        "rows_loaded": loaded,
+        "rows_kept": rows_kept,
+        "rows_quarantined": len(dropped),
+        "rows_changed": len({r.row_id for r in q.records if r.action == "changed"}),
+        "quarantine_by_reason": q.counts("dropped"),
+        "changes_by_reason": q.counts("changed"),
+        "invariant_ok": rows_in == rows_kept + len(dropped),
+        "pii_by_type": pii_info.get("by_type", {}),
+        "pii": pii_info,
+        "duplicates": dup_info,
+        "screen": screen_info,
+        "balance": balance_info,
+        "leakage": leak_info,
+        "splits": {k: int(len(v)) for k, v in parts.items()},
+        "resample": dcfg.balance.resample,
+        "seconds": round(time.perf_counter() - t_start, 3),
+        "timings": timings,
+    }
+    summary["rows_per_second"] = round(rows_in / summary["seconds"], 1) if summary["seconds"] else None
+    if not summary["invariant_ok"]:
+        raise DataStageError(
+            f"row accounting failed: rows_in {rows_in} != kept {rows_kept} + quarantined {len(dropped)}; "
+            "this is a bug in Steward, please report it with the input"
+        )
+    return _write(cfg, run_dir, parts, q, summary, started_at)
+
+
+def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Quarantine, summary: dict[str, Any],
+           started_at: str) -> DataResult:
+    dcfg = cfg.data
+    digest = config_digest(dcfg)
+    input_path = Path(dcfg.input.path).resolve()  # type: ignore[arg-type]
+    input_sha = sha256_file(input_path)
+    with atomic_dir(run_dir / STAGE) as gen:
+        for name, part in parts.items():
+            part.to_parquet(gen / f"{name}.parquet", index=False)
+        q.to_frame().to_parquet(gen / "quarantine.parquet", index=False)
+        write_json(gen / "summary.json", summary)
+        write_text(gen / "config.json", dcfg.model_dump_json(indent=2))
+        refs = {name: ArtifactRef(f"{STAGE}/{name}.parquet", sha256_file(gen / f"{name}.parquet"), name)
+                for name in parts}
+        manifest = DatasetManifest(
+            task=dcfg.input.task, text_column=dcfg.input.text_column, label_column=dcfg.input.label_column,
+            labels=tuple(sorted({str(x) for p in parts.values() for x in p.get("label", pd.Series(dtype=str))}
+                                if dcfg.input.task != "ner" else
+                                {t for p in parts.values() for tags in p["tags"] for t in tags})),
+            group_columns=tuple(dcfg.input.group_columns), splits=refs,
+            rows={k: int(len(v)) for k, v in parts.items()}, config_digest=digest, input_sha256=input_sha,
+            provenance=stamp(),
+        )
+        write_json(gen / "manifest.json", manifest.to_dict())
+        write_text(gen / "data_card.md", card.render(summary, manifest, dcfg))
+    out_dir = run_dir / STAGE
+    outputs = [artifact(p, run_dir, p.stem) for p in sorted(out_dir.iterdir())]
+    Ledger(run_dir).append(
+        stage=STAGE, started_at=started_at, config_digest=digest,
+        inputs=[ArtifactRef(str(input_path), input_sha, "input")], outputs=outputs,
+        summary={k: summary[k] for k in ("rows_in", "rows_kept", "rows_quarantined", "invariant_ok")},
+    )
+    return DataResult(summary, manifest, out_dir)
+
+
+def _progress_bar():  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True)
+

@@ -1,0 +1,55 @@
+"""One exception tree for Steward.
+
+Every error Steward raises on purpose derives from :class:`StewardError`, so a caller can catch the
+whole family, and mixes in the builtin it resembles so ordinary ``except ValueError`` code still works::
+
+    StewardError
+    ├── ConfigError(ValueError)          a config field has a bad value; names field, value and fix
+    ├── InputDataError(ValueError)       the input file cannot be read as declared (columns, format)
+    ├── LedgerError                      the ledger cannot be written
+    │   └── LedgerIntegrityError         verification found an edited, missing or reordered event/artifact
+    ├── RegistryError(KeyError)          unknown plugin name; lists the valid ones
+    ├── DependencyMissingError(ImportError)  an optional extra is not installed; names the install command
+    └── DataStageError                   the data stage could not finish (e.g. nothing left to split)
+"""
+
+from __future__ import annotations
+
+
+class StewardError(Exception):
+    """Root of every error Steward raises deliberately."""
+
+
+class ConfigError(StewardError, ValueError):
+    """A configuration value is invalid. The message names the field, the value and the fix."""
+
+
+class InputDataError(StewardError, ValueError):
+    """The input data cannot be loaded as declared (missing columns, unknown format, bad encoding)."""
+
+
+class LedgerError(StewardError):
+    """The run ledger cannot be read or written."""
+
+
+class LedgerIntegrityError(LedgerError):
+    """Verification found a ledger event or artifact that was edited, deleted, reordered or forged."""
+
+    def __init__(self, message: str, *, event_index: int | None = None) -> None:
+        super().__init__(message)
+        self.event_index = event_index
+
+
+class RegistryError(StewardError, KeyError):
+    """A plugin name is not registered. The message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class DependencyMissingError(StewardError, ImportError):
+    """An optional dependency is missing. The message names the command that installs it."""
+
+
+class DataStageError(StewardError):
+    """The data stage cannot produce valid outputs from what is left after cleaning."""

@@ -1,0 +1,226 @@
+"""Append-only JSONL ledger with a sha256 hash chain over events and the artifacts they name."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from steward.atomic import write_text
+from steward.errors import LedgerError, LedgerIntegrityError
+from steward.hashing import digest, sha256_tree
+from steward.provenance import stamp
+from steward.types import ArtifactRef
+
+LEDGER_NAME = "ledger.jsonl"
+GENESIS = "0" * 64
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def artifact(path: str | os.PathLike[str], run_dir: str | os.PathLike[str], role: str = "") -> ArtifactRef:
+    """Hash ``path`` and record it relative to ``run_dir`` when it lies inside it."""
+    p = Path(path).resolve()
+    root = Path(run_dir).resolve()
+    rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+    return ArtifactRef(path=rel, sha256=sha256_tree(p), role=role)
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    index: int
+    stage: str
+    started_at: str
+    finished_at: str
+    config_digest: str
+    inputs: tuple[ArtifactRef, ...]
+    outputs: tuple[ArtifactRef, ...]
+    prev_hash: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    hash: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """Everything the hash covers (all fields but the hash itself)."""
+        return {
+            "index": self.index,
+            "stage": self.stage,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "config_digest": self.config_digest,
+            "inputs": [a.to_dict() for a in self.inputs],
+            "outputs": [a.to_dict() for a in self.outputs],
+            "prev_hash": self.prev_hash,
+            "provenance": self.provenance,
+            "summary": self.summary,
+        }
+
+    def compute_hash(self) -> str:
+        return digest(self.body())
+
+    def to_json(self) -> str:
+        return json.dumps({**self.body(), "hash": self.hash}, sort_keys=True, ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LedgerEvent:
+        return cls(
+            index=d["index"],
+            stage=d["stage"],
+            started_at=d["started_at"],
+            finished_at=d["finished_at"],
+            config_digest=d["config_digest"],
+            inputs=tuple(ArtifactRef(**a) for a in d["inputs"]),
+            outputs=tuple(ArtifactRef(**a) for a in d["outputs"]),
+            prev_hash=d["prev_hash"],
+            provenance=d.get("provenance", {}),
+            summary=d.get("summary", {}),
+            hash=d["hash"],
+        )
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    events: int
+    artifacts_checked: int
+    superseded: int
+    error: str | None = None
+    broken_index: int | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class Ledger:
+    """The ledger of one run folder."""
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LEDGER_NAME
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Two stages may finish at once (e.g. a user running two commands); serialise appends.
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / ".ledger.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _raw_lines(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        return [ln for ln in self.path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+    def events(self) -> list[LedgerEvent]:
+        out = []
+        for i, line in enumerate(self._raw_lines()):
+            try:
+                out.append(LedgerEvent.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise LedgerIntegrityError(f"event {i}: unreadable ledger line ({exc})", event_index=i) from exc
+        return out
+
+    def append(
+        self,
+        *,
+        stage: str,
+        started_at: str,
+        config_digest: str,
+        inputs: Sequence[ArtifactRef],
+        outputs: Sequence[ArtifactRef],
+        summary: dict[str, Any] | None = None,
+    ) -> LedgerEvent:
+        """Append one event chained to the last one. The file is rewritten atomically (never half a line)."""
+        with self._locked():
+            lines = self._raw_lines()
+            if lines:
+                try:
+                    last = json.loads(lines[-1])
+                    prev_hash, index = last["hash"], last["index"] + 1
+                except (json.JSONDecodeError, KeyError) as exc:
+                    raise LedgerError(f"cannot append: last ledger line is unreadable ({exc}); run verify") from exc
+            else:
+                prev_hash, index = GENESIS, 0
+            event = LedgerEvent(
+                index=index,
+                stage=stage,
+                started_at=started_at,
+                finished_at=now_iso(),
+                config_digest=config_digest,
+                inputs=tuple(inputs),
+                outputs=tuple(outputs),
+                prev_hash=prev_hash,
+                provenance=stamp(),
+                summary=summary or {},
+            )
+            event = LedgerEvent(**{**event.__dict__, "hash": event.compute_hash()})
+            write_text(self.path, "".join(ln + "\n" for ln in lines) + event.to_json() + "\n")
+            return event
+
+    def verify(self) -> VerifyReport:
+        """Check the chain, every event's own hash, and the artifacts named by the newest event per path.
+
+        An artifact overwritten by a later run of a stage is *superseded*, not broken: only the newest
+        event that names a path vouches for its current content.
+        """
+        try:
+            events = self.events()
+        except LedgerIntegrityError as exc:
+            return VerifyReport(False, 0, 0, 0, str(exc), exc.event_index)
+        if not events:
+            return VerifyReport(False, 0, 0, 0, f"no ledger events in {self.path}", None)
+        prev = GENESIS
+        for pos, ev in enumerate(events):
+            if ev.index != pos:
+                return VerifyReport(False, len(events), 0, 0,
+                                    f"event {pos}: index is {ev.index}, expected {pos} (deleted or reordered)", pos)
+            if ev.prev_hash != prev:
+                return VerifyReport(False, len(events), 0, 0,
+                                    f"event {pos} ({ev.stage}): prev_hash does not match event {pos - 1}'s hash "
+                                    "(an event was deleted, reordered or appended out of chain)", pos)
+            if ev.compute_hash() != ev.hash:
+                return VerifyReport(False, len(events), 0, 0,
+                                    f"event {pos} ({ev.stage}): content does not match its hash (event edited)", pos)
+            prev = ev.hash
+        newest: dict[str, tuple[int, ArtifactRef]] = {}
+        total_refs = 0
+        for ev in events:
+            for ref in (*ev.inputs, *ev.outputs):
+                total_refs += 1
+                newest[ref.path] = (ev.index, ref)
+        warnings: list[str] = []
+        for path, (idx, ref) in sorted(newest.items(), key=lambda kv: kv[1][0]):
+            external = Path(path).is_absolute()
+            full = Path(path) if external else self.run_dir / path
+            if not full.exists() and external:
+                # A source file outside the run folder may be moved legitimately; say so, don't fail.
+                warnings.append(f"event {idx}: external input {path} is no longer present; not checked")
+                continue
+            if not full.exists():
+                return VerifyReport(False, len(events), 0, 0,
+                                    f"event {idx} ({events[idx].stage}): artifact {path} is missing (deleted)", idx)
+            if sha256_tree(full) != ref.sha256:
+                return VerifyReport(False, len(events), 0, 0,
+                                    f"event {idx} ({events[idx].stage}): artifact {path} was modified "
+                                    f"(sha256 no longer matches)", idx)
+        return VerifyReport(True, len(events), len(newest), total_refs - len(newest), warnings=tuple(warnings))
+
+
+def append_event(run_dir: str | os.PathLike[str], **kwargs: Any) -> LedgerEvent:
+    return Ledger(run_dir).append(**kwargs)
+
+
+def verify(run_dir: str | os.PathLike[str]) -> VerifyReport:
+    return Ledger(run_dir).verify()
