@@ -16,7 +16,8 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_text(text: str) -> str:
-    return sha256_bytes(text.encode("utf-8"))
+    # surrogateescape: text holding undecodable input bytes hashes as those original bytes
+    return sha256_bytes(text.encode("utf-8", "surrogateescape"))
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -70,7 +70,8 @@ def term_associations(texts: pd.Series, labels: pd.Series, cfg: BalanceConfig) -
 
 
 def sample_weights(frame: pd.DataFrame, group_columns: list[str], cfg: BalanceConfig) -> np.ndarray:
-    """Inverse frequency of each row's cell (label, or label x groups), mean 1, clipped at ``max_weight``."""
+    """Inverse frequency of each row's cell (label, or label x groups), clipped at ``max_weight``, then
+    scaled to mean 1 so the loss keeps its scale. Balanced cells get weight 1 before scaling."""
     if cfg.weighting == "none" or frame.empty:
         return np.ones(len(frame))
     keys = ["label"] + (group_columns if cfg.weighting == "label_group" else [])

@@ -82,17 +82,23 @@ def minhashes(texts: Sequence[str], cfg: DedupConfig) -> list:  # type: ignore[t
     return MinHash.bulk((shingles(t, cfg.shingle, cfg.ngram) for t in texts), num_perm=cfg.num_perm, seed=cfg.seed)
 
 
+def _lsh(cfg: DedupConfig):  # type: ignore[no-untyped-def]
+    """An LSH index for candidate retrieval. Candidates are then confirmed against ``cfg.threshold``;
+    the index itself is capped at 0.9 because datasketch cannot band a higher threshold (b < 2)."""
+    from datasketch import MinHashLSH
+
+    return MinHashLSH(threshold=min(cfg.threshold, 0.9), num_perm=cfg.num_perm)
+
+
 def find_near(texts: Sequence[str], labels: Sequence[str] | None, row_ids: Sequence[int], cfg: DedupConfig,
               result: DedupResult) -> None:
     """Greedy in file order: a row whose MinHash matches an earlier kept row above the threshold is dropped.
 
     ``labels=None`` skips the label-conflict check (NER rows, whose near-duplicates differ in tags anyway).
     """
-    from datasketch import MinHashLSH
-
     positions = [p for p in range(len(texts)) if p not in result.drop]
     mhs = minhashes([texts[p] for p in positions], cfg)
-    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+    lsh = _lsh(cfg)
     kept_mh: dict[int, object] = {}
     for pos, mh in zip(positions, mhs, strict=True):
         match = None
@@ -128,14 +134,13 @@ def find_duplicates(texts: Sequence[str], labels: Sequence[str], row_ids: Sequen
 
 def leakage(train_texts: Iterable[str], other_texts: Sequence[str], cfg: DedupConfig) -> np.ndarray:
     """Boolean mask over ``other_texts``: True where a train text is an exact or near duplicate."""
-    from datasketch import MinHashLSH
-
     train_list = list(train_texts)
     train_keys = {dedup_key(t) for t in train_list}
     hit = np.array([dedup_key(t) in train_keys for t in other_texts], dtype=bool)
-    if not cfg.near or not train_list or not len(other_texts):
+    # Always near-checked, even when near-dedup is off: leakage is what the held-out figures rest on.
+    if not train_list or not len(other_texts):
         return hit
-    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+    lsh = _lsh(cfg)
     train_mh = minhashes(train_list, cfg)
     for i, mh in enumerate(train_mh):
         lsh.insert(i, mh)

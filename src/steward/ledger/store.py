@@ -28,8 +28,10 @@ def now_iso() -> str:
 
 def artifact(path: str | os.PathLike[str], run_dir: str | os.PathLike[str], role: str = "") -> ArtifactRef:
     """Hash ``path`` and record it relative to ``run_dir`` when it lies inside it."""
-    p = Path(path).resolve()
-    root = Path(run_dir).resolve()
+    # abspath, not resolve: stage folders are symlinks to generations (see atomic_dir) and the ledger must
+    # name the stable path (data/train.parquet), not a generation that the next run deletes.
+    p = Path(os.path.abspath(path))
+    root = Path(os.path.abspath(run_dir))
     rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
     return ArtifactRef(path=rel, sha256=sha256_tree(p), role=role)
 

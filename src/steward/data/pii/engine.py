@@ -21,9 +21,13 @@ _NOT_A_NAME = re.compile(r"[\d@#/\\<>_=]|^\W|\W$")
 
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
-    """Keep the strongest finding where spans overlap (score first, then length); return them by start."""
+    """Where spans overlap keep the longest (then the highest score); return them by start.
+
+    Longest first because the usual overlap is a name-like word inside a longer structured value (the
+    street in an address, a word of a URL): redacting the whole value is the safe outcome.
+    """
     kept: list[Finding] = []
-    for f in sorted(findings, key=lambda f: (-f.score, -(f.end - f.start), f.start)):
+    for f in sorted(findings, key=lambda f: (-(f.end - f.start), -f.score, f.start)):
         if all(f.end <= k.start or f.start >= k.end for k in kept):
             kept.append(f)
     return sorted(kept, key=lambda f: f.start)

@@ -7,9 +7,10 @@ confirms it; context words near the match raise the score. Only findings at or a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import regex as re  # the `regex` package: re-compatible, plus \p{Lu}/\p{L} for names and streets in any script
 
 from steward.data.pii import validators as v
 from steward.registry import Registry
@@ -147,15 +148,32 @@ _register(PatternRecognizer(
      Pattern("street_name_first",
              r"\b(?:[A-Z][\w'-]+\s+)?[A-Z][\w'-]*(?:strasse|straße|gasse|weg|platz|allee|vej|gatan|gade|katu|"
              r"ulica|utca|laan|straat|väg|veien)\s+\d{1,5}[a-z]?\b", 0.6),
+     Pattern("street_name_word_first",
+             r"\b[A-Z][\w'-]+\s+(?:Strasse|Straße|Str\.|Weg|Platz|Allee|Gasse|Ring|Damm|Gade|Vej|Laan|Straat)"
+             r"\s+\d{1,5}[a-z]?\b", 0.6),
      Pattern("street_romance",
              r"\b(?:Rue|Via|Viale|Calle|Avenida|Rua|Piazza|Plaza|Paseo|Camino|Boulevard|Avenue|Chemin|Strada)"
-             r"\s+(?:(?:de|del|della|da|do|dos|la|le|du|des)\s+)?[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){0,3},?\s+\d{1,5}\b", 0.6)),
+             r"\s+(?:(?:de|del|della|da|do|dos|la|le|du|des)\s+)?[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){0,3},?\s+\d{1,5}\b", 0.6),
+     # "6750 Koskikatu 25", "450 Præstevænget 15": house/postal number, street name, number.
+     Pattern("number_name_number", r"\b\d{1,6}\s+\p{Lu}[\p{L}'.-]+(?:\s+\p{L}[\p{L}'.-]+){0,3}\s+\d{1,5}\b\.?"
+             r"(?:\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*\d+)*", 0.55)),
     context=("address", "live", "lives", "located", "ship", "deliver", "street"),
 ))
 # Titles followed by capitalised words are names even when the NER model misses them.
+_NAME = r"(\p{Lu}[\p{Ll}'-]+(?:\s+(?:\p{Lu}[\p{Ll}'-]+|\p{Lu}\.?(?!\p{L}))){0,3})"
 _register(PatternRecognizer(
     "PERSON",
-    (Pattern("titled_name",
-             r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?\s+([A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+){0,2})", 0.8),),
+    (Pattern("titled_name", r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?\s+" + _NAME, 0.8),
+     # Phrases that introduce a person's name, e.g. "my name is Siiri", "ask for Miklós Hajdu".
+     Pattern("introduced_name",
+             r"(?i:\b(?:my name is|name:|this is|i am|call me|ask for|speak (?:to|with)|directed by:?|written by|"
+             r"signed,?|regards,?|my (?:kid|son|daughter|wife|husband|mother|father|friend|colleague|boss)|"
+             r"maybe it's under|last name\??|first name\??|contact person:?))\s+" + _NAME + r"(?!\s*\p{Lu}\p{Ll}*\s+(?:Street|St|Ave))",
+             0.7),
+     Pattern("name_verb", _NAME + r"(?='s|\s+(?:lives|shouted|said|says|wrote|called|is from|was born|will be))", 0.55)),
     group=1,
+    # Capitalised function words ("It's", "What's", "She was born") are not names.
+    invalid=(r"(?i:it|its|what|who|whom|whose|here|there|you|he|she|we|they|this|that|these|those|i|my|your|our|"
+             r"their|his|her|the|a|an|where|when|why|how|let|everyone|someone|nobody|dr|mr|mrs|ms|st|today|"
+             r"tomorrow|yesterday|hello|hi|dear|thanks|bot|user|agent)(?:\s.*)?",),
 ))

@@ -1,0 +1,92 @@
+"""Tables of positive and negative cases per recognizer, plus validator properties."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from steward.config.models import PIIConfig
+from steward.data.pii import validators as v
+from steward.data.pii.engine import PIIEngine
+
+ENGINE = PIIEngine(PIIConfig(ner=False))
+
+
+def found(text: str) -> set[tuple[str, str]]:
+    return {(f.entity_type, text[f.start:f.end]) for f in ENGINE.detect([text])[0]}
+
+
+POSITIVE = [
+    ("write to jane.doe+test@mail.example.co.uk today", "EMAIL_ADDRESS", "jane.doe+test@mail.example.co.uk"),
+    ("card 4111 1111 1111 1111 expired", "CREDIT_CARD", "4111 1111 1111 1111"),
+    ("amex 378282246310005 please", "CREDIT_CARD", "378282246310005"),
+    ("IBAN GB82 WEST 1234 5698 7654 32 thanks", "IBAN_CODE", "GB82 WEST 1234 5698 7654 32"),
+    ("pay DE89370400440532013000 now", "IBAN_CODE", "DE89370400440532013000"),
+    ("my ssn is 536-22-8726", "US_SSN", "536-22-8726"),
+    ("social security number 078051121", "US_SSN", "078051121"),
+    ("logged in from 192.168.10.254 yesterday", "IP_ADDRESS", "192.168.10.254"),
+    ("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334 down", "IP_ADDRESS", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+    ("call me on (212) 555-0147 after 5", "PHONE_NUMBER", "(212) 555-0147"),
+    ("mobile +44 7700 900123", "PHONE_NUMBER", "+44 7700 900123"),
+    ("see https://example.com/a/b?c=1.", "URL", "https://example.com/a/b?c=1"),
+    ("visit www.example.org for more", "URL", "www.example.org"),
+    ("ship to 742 Evergreen Terrace, Springfield", "STREET_ADDRESS", "742 Evergreen Terrace"),
+    ("deliver to 1600 Pennsylvania Avenue NW", "STREET_ADDRESS", "1600 Pennsylvania Avenue"),
+    ("wohnt in der Augsburger Strasse 36", "STREET_ADDRESS", "Augsburger Strasse 36"),
+    ("please ask for Dr. Miriam Okafor at the desk", "PERSON", "Miriam Okafor"),
+    ("Hello, my name is Siiri", "PERSON", "Siiri"),
+]
+
+NEGATIVE = [
+    ("card 4111 1111 1111 1112 fails luhn", "CREDIT_CARD"),
+    ("IBAN GB82 WEST 1234 5698 7654 33 bad check digits", "IBAN_CODE"),
+    ("ssn 000-12-3456 has an invalid area", "US_SSN"),
+    ("ssn 666-12-3456 has an invalid area", "US_SSN"),
+    ("ssn 123-45-6789 is the well-known example number", "US_SSN"),
+    ("order 123456789 shipped", "US_SSN"),  # a bare 9-digit number needs context
+    ("version 1.2.3.4567 released", "IP_ADDRESS"),
+    ("address 999.10.10.10 is not an IP", "IP_ADDRESS"),
+    ("meeting on 12-05-2019 at noon", "PHONE_NUMBER"),
+    ("we sold 2019 2020 units", "PHONE_NUMBER"),
+    ("the price is 1,299.00 dollars", "PHONE_NUMBER"),
+    ("email me at home", "EMAIL_ADDRESS"),
+    ("What's your name? It's fine", "PERSON"),
+    ("I read it on the website yesterday", "URL"),
+]
+
+
+@pytest.mark.parametrize(("text", "entity", "value"), POSITIVE)
+def test_positive(text: str, entity: str, value: str) -> None:
+    assert (entity, value) in found(text)
+
+
+@pytest.mark.parametrize(("text", "entity"), NEGATIVE)
+def test_negative(text: str, entity: str) -> None:
+    assert entity not in {e for e, _ in found(text)}
+
+
+def test_findings_explain_why() -> None:
+    (f,) = ENGINE.detect(["card number 4111111111111111"])[0]
+    assert f.entity_type == "CREDIT_CARD" and "luhn check passed" in f.explanation and "context word 'card'" in f.explanation
+
+
+def _luhn_complete(body: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
+@given(st.text(alphabet="0123456789", min_size=12, max_size=18), st.integers(0, 17), st.integers(1, 9))
+def test_luhn_accepts_valid_and_rejects_single_digit_errors(body: str, pos: int, delta: int) -> None:
+    number = _luhn_complete(body)
+    assert v.luhn(number)
+    i = pos % len(number)
+    corrupted = number[:i] + str((int(number[i]) + delta) % 10) + number[i + 1:]
+    assert not v.luhn(corrupted)  # Luhn catches every single-digit error
+
+
+def test_iban_and_ssn_validators() -> None:
+    assert v.iban("GB82WEST12345698765432") and not v.iban("GB82WEST12345698765431")
+    assert not v.iban("XX82WEST12345698765432")
+    assert v.us_ssn("078-05-1121") and not v.us_ssn("900-12-3456") and not v.us_ssn("123-00-4567")

@@ -1,0 +1,103 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from steward.ledger import GENESIS, Ledger, verify
+from steward.ledger.store import artifact, now_iso
+
+
+def _run(tmp_path: Path, n_events: int = 3) -> Path:
+    run = tmp_path / "run"
+    for i in range(n_events):
+        out = run / f"stage{i}" / "out.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"output {i}")
+        Ledger(run).append(stage=f"stage{i}", started_at=now_iso(), config_digest=f"cfg{i}",
+                           inputs=[], outputs=[artifact(out, run, "out")], summary={"i": i})
+    return run
+
+
+def _lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "ledger.jsonl").read_text().splitlines()]
+
+
+def _write(run: Path, events: list[dict]) -> None:
+    (run / "ledger.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_intact_chain_verifies(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    report = verify(run)
+    assert report.ok, report.error
+    assert (report.events, report.artifacts_checked) == (3, 3)
+    events = _lines(run)
+    assert events[0]["prev_hash"] == GENESIS
+    assert events[1]["prev_hash"] == events[0]["hash"]
+    assert events[0]["outputs"][0]["path"] == "stage0/out.txt"
+    assert set(events[0]["provenance"]) >= {"steward_version", "git_commit"}
+
+
+def test_edited_artifact_is_named(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    (run / "stage1" / "out.txt").write_text("tampered")
+    report = verify(run)
+    assert not report.ok and report.broken_index == 1
+    assert "artifact stage1/out.txt was modified" in report.error
+
+
+def test_deleted_artifact_is_named(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    (run / "stage2" / "out.txt").unlink()
+    report = verify(run)
+    assert not report.ok and report.broken_index == 2 and "missing" in report.error
+
+
+def test_edited_event_is_named(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    events = _lines(run)
+    events[1]["summary"]["i"] = 99
+    _write(run, events)
+    report = verify(run)
+    assert not report.ok and report.broken_index == 1 and "event edited" in report.error
+
+
+@pytest.mark.parametrize("how", ["delete", "reorder"])
+def test_deleted_or_reordered_event(tmp_path: Path, how: str) -> None:
+    run = _run(tmp_path)
+    events = _lines(run)
+    events = [events[0], events[2]] if how == "delete" else [events[0], events[2], events[1]]
+    _write(run, events)
+    report = verify(run)
+    assert not report.ok and report.broken_index == 1
+
+
+def test_event_appended_out_of_chain(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    events = _lines(run)
+    forged = dict(events[-1], index=3, prev_hash="f" * 64, stage="forged")
+    _write(run, events + [forged])
+    report = verify(run)
+    assert not report.ok and report.broken_index == 3 and "out of chain" in report.error
+
+
+def test_rerun_supersedes_earlier_artifact_hash(tmp_path: Path) -> None:
+    run = _run(tmp_path, 1)
+    out = run / "stage0" / "out.txt"
+    out.write_text("second run")
+    Ledger(run).append(stage="stage0", started_at=now_iso(), config_digest="c", inputs=[],
+                       outputs=[artifact(out, run, "out")])
+    report = verify(run)
+    assert report.ok and report.superseded == 1
+
+
+def test_truncated_line_is_reported(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    text = (run / "ledger.jsonl").read_text()
+    (run / "ledger.jsonl").write_text(text[:-30])
+    report = verify(run)
+    assert not report.ok and report.broken_index == 2 and "unreadable" in report.error
+
+
+def test_empty_ledger_is_not_ok(tmp_path: Path) -> None:
+    assert not verify(tmp_path).ok

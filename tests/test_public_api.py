@@ -1,0 +1,25 @@
+import steward
+import steward.data
+import steward.ledger
+
+
+def test_exported_members_are_curated_and_importable() -> None:
+    assert sorted(steward.__all__) == sorted([
+        "__version__", "ArtifactRef", "ConfigError", "DataStageError", "DatasetManifest", "DependencyMissingError",
+        "Finding", "InputDataError", "LedgerError", "LedgerIntegrityError", "QuarantineRecord", "RegistryError",
+        "StewardError",
+    ])
+    for name in steward.__all__:
+        assert hasattr(steward, name)
+    assert steward.data.__all__ == ["DataResult", "run"]
+    assert callable(steward.data.run)
+    assert callable(steward.ledger.verify)
+
+
+def test_exception_tree_mixes_in_builtins() -> None:
+    assert issubclass(steward.ConfigError, ValueError)
+    assert issubclass(steward.ConfigError, steward.StewardError)
+    assert issubclass(steward.InputDataError, ValueError)
+    assert issubclass(steward.RegistryError, KeyError)
+    assert issubclass(steward.LedgerIntegrityError, steward.LedgerError)
+    assert issubclass(steward.DependencyMissingError, ImportError)
