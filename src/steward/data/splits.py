@@ -12,31 +12,39 @@ _ALIASES = {"train": "train", "training": "train", "validation": "validation", "
             "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 
 
-def assign_splits(frame: pd.DataFrame, cfg: SplitConfig, stratify: bool) -> np.ndarray:
-    """Split name per row. Stratified by label where every label has enough rows for it."""
+def _cut(idx: np.ndarray, frac: float, labels: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into (keep, held) with ``frac`` held out: stratified when the labels allow it, else random.
+
+    Small or very uneven sets cannot be stratified (sklearn needs every class in both parts); rather
+    than fail the run they are split at random, which the split sizes in the summary make visible.
+    """
     from sklearn.model_selection import train_test_split
 
+    if len(idx) < 2 or frac <= 0:
+        return idx, idx[:0]
+    n_held = max(1, int(round(len(idx) * frac)))
+    if n_held >= len(idx):
+        return idx[:0], idx
+    strat = labels[idx] if labels is not None else None
+    if strat is not None:
+        counts = pd.Series(strat).value_counts()
+        if counts.min() < 2 or n_held < len(counts) or len(idx) - n_held < len(counts):
+            strat = None
+    keep, held = train_test_split(idx, test_size=n_held, random_state=seed, stratify=strat)
+    return np.sort(keep), np.sort(held)
+
+
+def assign_splits(frame: pd.DataFrame, cfg: SplitConfig, stratify: bool) -> np.ndarray:
+    """Split name per row, stratified by label where the label counts allow it."""
     n = len(frame)
-    idx = np.arange(n)
     out = np.full(n, "train", dtype=object)
     holdout = cfg.validation + cfg.test
     if n == 0 or holdout == 0:
         return out
     labels = frame["label"].to_numpy() if stratify else None
-    # Labels too rare to appear in every split stay in train, rather than failing the whole split.
-    if labels is not None:
-        counts = pd.Series(labels).value_counts()
-        rare = set(counts[counts < 3].index)
-        pool = idx[~np.isin(labels, list(rare))] if rare else idx
-        strat = labels[pool] if len(set(labels[pool])) > 1 else None
-    else:
-        pool, strat = idx, None
-    if len(pool) < 3:
-        return out
-    _, held = train_test_split(pool, test_size=holdout, random_state=cfg.seed, stratify=strat)
+    _, held = _cut(np.arange(n), holdout, labels, cfg.seed)
     if cfg.validation and cfg.test:
-        held_strat = labels[held] if strat is not None and pd.Series(labels[held]).value_counts().min() >= 2 else None
-        val, test = train_test_split(held, test_size=cfg.test / holdout, random_state=cfg.seed, stratify=held_strat)
+        val, test = _cut(held, cfg.test / holdout, labels, cfg.seed)
         out[val] = "validation"
         out[test] = "test"
     else:

@@ -1,0 +1,86 @@
+"""The real `steward` command in a subprocess, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+STEWARD = [sys.executable, "-m", "steward.cli.app"]
+
+
+def steward(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "", "COLUMNS": "200"}
+    return subprocess.run([*STEWARD, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.mark.parametrize("cmd", [[], ["data"], ["demo"], ["init"], ["ledger"], ["ledger", "verify"]])
+def test_every_command_has_help(cmd: list[str]) -> None:
+    r = steward(*cmd, "--help")
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+def test_init_writes_a_valid_commented_config(tmp_path: Path) -> None:
+    r = steward("init", str(tmp_path))
+    assert r.returncode == 0
+    text = (tmp_path / "steward.yaml").read_text()
+    assert "# Steward run configuration" in text and "threshold: 0.8" in text
+    assert steward("init", str(tmp_path)).returncode == 2  # refuses to overwrite
+
+
+def test_data_with_flags_only_then_verify(tmp_path: Path, small_csv: Path) -> None:
+    run_dir = tmp_path / "run"
+    r = steward("data", str(small_csv), "--text-column", "text", "--label-column", "label",
+                "--group-column", "gender", "--run-dir", str(run_dir), "--regex-only", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["rows_in"] == summary["rows_kept"] + summary["rows_quarantined"] == 15
+    assert summary["pii"]["mode"] == "regex"
+    ok = steward("ledger", "verify", str(run_dir))
+    assert ok.returncode == 0 and "ledger intact" in ok.stdout
+    (run_dir / "data" / "summary.json").write_text("{}")
+    bad = steward("ledger", "verify", str(run_dir), "--json")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["broken_index"] == 0
+
+
+def test_bad_config_exits_nonzero_naming_field_value_and_fix(tmp_path: Path, small_csv: Path) -> None:
+    cfg = tmp_path / "steward.yaml"
+    cfg.write_text(f"data:\n  input:\n    path: {small_csv}\n  dedup:\n    threshold: 2\n")
+    r = steward("data", "-c", str(cfg))
+    assert r.returncode == 2
+    assert "data.dedup.threshold: got 2" in r.stderr and "Fix: lower it" in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_column_is_a_clear_error(tmp_path: Path, small_csv: Path) -> None:
+    r = steward("data", str(small_csv), "--text-column", "body", "--run-dir", str(tmp_path / "r"))
+    assert r.returncode == 2
+    assert "input.text_column = 'body'" in r.stderr and "Available columns: gender, label, text" in r.stderr
+
+
+def test_demo_runs_end_to_end_and_finds_what_was_planted(tmp_path: Path) -> None:
+    r = steward("demo", "--run-dir", str(tmp_path / "demo"), "--rows", "1500", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    plan, s = out["plan"], out["data"]
+    assert out["ledger"]["ok"]
+    assert s["invariant_ok"] and s["rows_in"] == plan["rows"]
+    by = s["quarantine_by_reason"]
+    assert by["malformed_line"] == plan["malformed_lines"]
+    assert by["empty_text"] == plan["empty"]
+    assert by["unknown_label"] == plan["unknown_label"]
+    assert by["wrong_language"] == plan["foreign"]
+    assert by["harmful_text"] >= plan["abusive"] * 0.9
+    # a planted copy whose source also got a conflicting-label copy is counted as a conflict instead
+    assert by["duplicate_exact"] + by["duplicate_label_conflict"] >= plan["exact_duplicates"]
+    assert by["duplicate_near"] >= plan["near_duplicates"] * 0.9
+    assert s["duplicates"]["label_conflicts"] >= 6
+    for kind, n in plan["pii"].items():
+        assert s["pii_by_type"].get(kind, 0) >= n * 0.9, kind
+    terms = {(a["term"], a["label"]) for a in s["balance"]["term_label_associations"]}
+    assert (plan["spurious_term"], plan["spurious_label"]) in terms
+    gender = s["balance"]["groups"]["gender"]
+    assert gender["shares"]["nonbinary"] < 0.05 and gender["imbalance_ratio"] > 10  # the under-represented group
+    assert (tmp_path / "demo" / "data" / "data_card.md").is_file()
