@@ -54,3 +54,10 @@ def test_report_names_small_groups() -> None:
     assert r["groups"]["gender"]["too_small_to_judge"] == ["nb"]
     assert r["labels"]["imbalance_ratio"] == 1.0
     assert r["groups"]["gender"]["label_by_group"]["refund"]["nb"] == 5
+
+
+def test_single_label_or_ubiquitous_term_has_no_association() -> None:
+    f = _frame().assign(label="only")
+    assert term_associations(f["text"], f["label"], BalanceConfig()) == []
+    g = _frame().assign(text="my wife again")
+    assert term_associations(g["text"], g["label"], BalanceConfig()) == []

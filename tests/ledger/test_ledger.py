@@ -101,3 +101,27 @@ def test_truncated_line_is_reported(tmp_path: Path) -> None:
 
 def test_empty_ledger_is_not_ok(tmp_path: Path) -> None:
     assert not verify(tmp_path).ok
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_character_edit_of_the_ledger_is_detected(tmp_path_factory, data) -> None:  # type: ignore[no-untyped-def]
+    run = _run(tmp_path_factory.mktemp("prop"), 3)
+    raw = (run / "ledger.jsonl").read_text()
+    pos = data.draw(st.integers(0, len(raw) - 2))
+    if raw[pos] == "\n":
+        return
+    replacement = data.draw(st.sampled_from("0123456789abcdefx"))
+    if replacement == raw[pos]:
+        return
+    (run / "ledger.jsonl").write_text(raw[:pos] + replacement + raw[pos + 1:])
+    try:
+        json_ok = all(json.loads(line) for line in (run / "ledger.jsonl").read_text().splitlines())
+    except json.JSONDecodeError:
+        json_ok = False
+    report = verify(run)
+    assert not report.ok, f"edit at {pos} ({raw[pos]!r} -> {replacement!r}) went unnoticed (valid json: {json_ok})"

@@ -57,7 +57,8 @@ def term_associations(texts: pd.Series, labels: pd.Series, cfg: BalanceConfig) -
             a = int(mask[rows].sum())  # term & label
             n_label = int(mask.sum())
             table = np.array([[a, n_term - a], [n_label - a, n - n_term - n_label + a]])
-            if a == 0 or (table < 0).any():
+            # A term in every row, or a label on every row, carries no association (and χ² is undefined).
+            if a == 0 or n_term == n or n_label == n:
                 continue
             chi2, p, _, _ = chi2_contingency(table, correction=True)
             pmi = math.log2((a / n) / ((n_term / n) * (n_label / n)))

@@ -90,6 +90,11 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
     for g, gd in b.get("groups", {}).items():
         out += [f"### Group `{g}`", _table(["value", "rows", "share"],
                                             [[k, v, gd["shares"][k]] for k, v in gd["counts"].items()])]
+        if gd.get("label_by_group"):
+            values = list(gd["counts"])
+            out += ["", f"Label × `{g}` (rows):", "",
+                    _table(["label", *values], [[lbl, *(row.get(v, 0) for v in values)]
+                                                for lbl, row in gd["label_by_group"].items()])]
         if gd["too_small_to_judge"]:
             out += [f"\nToo small to judge (< {cfg.balance.min_group_size} rows): {', '.join(gd['too_small_to_judge'])}"]
         out += [""]
@@ -97,7 +102,7 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
     if assoc:
         out += ["### Identity terms strongly associated with one label",
                 "A model trained on this data may learn these as shortcuts.", "",
-                _table(["term", "group", "label", "P(label | term)", "P(label)", "PMI", "chi²", "p"],
+                _table(["term", "group", "label", "P(label given term)", "P(label)", "PMI", "chi²", "p"],
                        [[a["term"], a["group"], a["label"], a["p_label_given_term"], a["p_label"], a["pmi"], a["chi2"],
                          a["p_value"]] for a in assoc[:15]]), ""]
     out += [

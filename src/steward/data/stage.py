@@ -289,7 +289,9 @@ def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Qua
         refs = {name: ArtifactRef(f"{STAGE}/{name}.parquet", sha256_file(gen / f"{name}.parquet"), name)
                 for name in parts}
         manifest = DatasetManifest(
-            task=dcfg.input.task, text_column=dcfg.input.text_column, label_column=dcfg.input.label_column,
+            # Column names in the output files (the source file's names are in config.json).
+            task=dcfg.input.task, text_column="text" if dcfg.input.task != "ner" else "tokens",
+            label_column="label" if dcfg.input.task != "ner" else "tags",
             labels=tuple(sorted({str(x) for p in parts.values() for x in p.get("label", pd.Series(dtype=str))}
                                 if dcfg.input.task != "ner" else
                                 {t for p in parts.values() for tags in p["tags"] for t in tags})),

@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steward.atomic import atomic_path
+
 INTENTS: dict[str, list[str]] = {
     "billing": [
         "I was charged {amount} twice for my {plan} plan this month",
@@ -265,9 +267,7 @@ def generate_support_dataset(path: str | Path, n: int = 4000, seed: int = 7) -> 
         plan.unknown_label += 1
     for row in extra:
         rows.insert(rng.randint(len(rows) // 3, len(rows)), row)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["text", "label", "gender", "age_band"])
         w.writerows(rows)
