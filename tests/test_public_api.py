@@ -6,8 +6,8 @@ import steward.ledger
 def test_exported_members_are_curated_and_importable() -> None:
     assert sorted(steward.__all__) == sorted([
         "__version__", "ArtifactRef", "ConfigError", "DataStageError", "DatasetManifest", "DependencyMissingError",
-        "Finding", "InputDataError", "LedgerError", "LedgerIntegrityError", "QuarantineRecord", "RegistryError",
-        "StewardError",
+        "Finding", "InputDataError", "LedgerError", "LedgerIntegrityError", "PrivacyBudgetExceeded", "QuarantineRecord",
+        "RegistryError", "StewardError", "TrainStageError",
     ])
     for name in steward.__all__:
         assert hasattr(steward, name)

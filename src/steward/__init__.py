@@ -14,8 +14,10 @@ from steward.errors import (  # noqa: E402
     InputDataError,
     LedgerError,
     LedgerIntegrityError,
+    PrivacyBudgetExceeded,
     RegistryError,
     StewardError,
+    TrainStageError,
 )
 from steward.types import ArtifactRef, DatasetManifest, Finding, QuarantineRecord  # noqa: E402
 
@@ -30,7 +32,9 @@ __all__ = [
     "InputDataError",
     "LedgerError",
     "LedgerIntegrityError",
+    "PrivacyBudgetExceeded",
     "QuarantineRecord",
     "RegistryError",
     "StewardError",
+    "TrainStageError",
 ]

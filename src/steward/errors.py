@@ -10,7 +10,9 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     │   └── LedgerIntegrityError         verification found an edited, missing or reordered event/artifact
     ├── RegistryError(KeyError)          unknown plugin name; lists the valid ones
     ├── DependencyMissingError(ImportError)  an optional extra is not installed; names the install command
-    └── DataStageError                   the data stage could not finish (e.g. nothing left to split)
+    ├── DataStageError                   the data stage could not finish (e.g. nothing left to split)
+    └── TrainStageError                  the train stage could not run (inputs, model, checkpoint)
+        └── PrivacyBudgetExceeded        the next step would spend more ε than the configured budget
 """
 
 from __future__ import annotations
@@ -53,3 +55,16 @@ class DependencyMissingError(StewardError, ImportError):
 
 class DataStageError(StewardError):
     """The data stage cannot produce valid outputs from what is left after cleaning."""
+
+
+class TrainStageError(StewardError):
+    """The train stage cannot run: missing data-stage outputs, an unusable model or checkpoint."""
+
+
+class PrivacyBudgetExceeded(TrainStageError):
+    """Training stopped: one more step would spend more privacy (ε) than the configured budget."""
+
+    def __init__(self, message: str, *, epsilon_spent: float, target_epsilon: float) -> None:
+        super().__init__(message)
+        self.epsilon_spent = epsilon_spent
+        self.target_epsilon = target_epsilon

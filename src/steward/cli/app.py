@@ -12,6 +12,7 @@ from steward.cli import ledger_cmd
 from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
 from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
+from steward.cli.train_cmd import train
 
 app = typer.Typer(
     name="steward",
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(name="data")(data)
+app.command(name="train")(train)
 app.command(name="demo")(demo)
 app.add_typer(ledger_cmd.app, name="ledger")
 

@@ -12,6 +12,7 @@ from steward.config.models import (
     RunConfig,
     ScreenConfig,
     SplitConfig,
+    TrainConfig,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "RunConfig",
     "ScreenConfig",
     "SplitConfig",
+    "TrainConfig",
     "config_digest",
     "load_config",
     "parse_config",

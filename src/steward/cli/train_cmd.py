@@ -1,0 +1,86 @@
+"""``steward train``: fine-tune on the data stage's splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from steward.cli.common import console, handle_errors, print_json
+from steward.config.loader import load_config
+
+
+def _overrides(**f: Any) -> dict[str, Any]:
+    train: dict[str, Any] = {}
+    for key in ("model", "method", "epochs", "max_train_samples", "batch_size", "learning_rate", "seed"):
+        if f[key] is not None:
+            train[key] = f[key]
+    if f["trust_pickle"]:
+        train["trust_pickle"] = True
+    if f["dp_epsilon"] is not None:
+        train["privacy"] = {"enabled": True, "target_epsilon": f["dp_epsilon"]}
+    if f["no_mlflow"]:
+        train["mlflow"] = False
+    out: dict[str, Any] = {"train": train} if train else {}
+    if f["run_dir"] is not None:
+        out["run_dir"] = str(f["run_dir"])
+    return out
+
+
+def summary_table(m: dict[str, Any]) -> Table:
+    t = Table(title="train stage")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("base model", str(m["base_model"]["id"]))
+    t.add_row("method", m["method"])
+    t.add_row("parameters (trainable / total)", f"{m['parameters']['trainable']:,} / {m['parameters']['total']:,}")
+    t.add_row("train / validation rows", f"{m['train_rows']} / {m['validation_rows']}")
+    for h in m["history"]:
+        t.add_row(f"epoch {h['epoch']}", f"{m['best_metric']['name']} {h[m['best_metric']['name']]:.4f}  "
+                                         f"loss {h['loss']:.4f}")
+    b = m["best_metric"]
+    t.add_row("best", f"{b['name']} {b['value']:.4f} (epoch {b['epoch']})")
+    if m["privacy"].get("enabled"):
+        p = m["privacy"]
+        t.add_row("privacy", f"ε={p['epsilon']} (target {p['target_epsilon']}), δ={p['delta']:.2e}, "
+                             f"σ={p['noise_multiplier']:.3f}")
+    t.add_row("seconds / samples per second", f"{m['seconds']} / {m['samples_per_second']}")
+    return t
+
+
+@handle_errors
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="Run folder (with data/).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="'default', a local model directory or a hub id.")] = None,
+    method: Annotated[Optional[str], typer.Option(help="lora, full or head.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
+    max_train_samples: Annotated[Optional[int], typer.Option(help="Train on a random subset.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (data order, head init, dropout).")] = None,
+    dp_epsilon: Annotated[Optional[float], typer.Option(help="Train with DP-SGD to this ε.")] = None,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle weights.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not track to RUN_DIR/mlruns.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Fine-tune a pretrained encoder (LoRA, full or head-only; optionally DP-SGD) on RUN_DIR/data.
+
+    Writes RUN_DIR/train/{model,adapter,manifest.json,metrics.json,label_map.json}, checkpoints in
+    RUN_DIR/train_checkpoints, MLflow runs in RUN_DIR/mlruns, and one ledger event.
+    """
+    from steward.train import run
+
+    cfg = load_config(config, _overrides(model=model, method=method, epochs=epochs, max_train_samples=max_train_samples,
+                                         batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                         dp_epsilon=dp_epsilon, trust_pickle=trust_pickle, no_mlflow=no_mlflow,
+                                         run_dir=run_dir))
+    result = run(cfg, resume=resume, progress=not json_out)
+    if json_out:
+        print_json(result.manifest)
+        return
+    console.print(summary_table(result.manifest))
+    console.print(f"model: {result.out_dir / 'model'}   manifest: {result.out_dir / 'manifest.json'}")

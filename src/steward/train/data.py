@@ -1,0 +1,137 @@
+"""Read the data stage's outputs and turn them into tokenised examples for the model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from steward.config.models import TrainConfig
+from steward.errors import ConfigError, TrainStageError
+from steward.hashing import sha256_file
+
+IGNORE_INDEX = -100  # label for sub-word pieces and special tokens (ignored by the loss)
+
+
+@dataclass(frozen=True)
+class TrainData:
+    task: str  # "classification" | "ner"
+    multi_label: bool
+    labels: list[str]
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    inputs: dict[str, tuple[Path, str]]  # split -> (path, sha256)
+
+
+def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
+    """Load ``RUN_DIR/data``; check the files still match the manifest and the label set agrees."""
+    data_dir = run_dir / "data"
+    manifest_path = data_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise TrainStageError(f"no data-stage outputs in {data_dir}; run `steward data` for this run first")
+    manifest = json.loads(manifest_path.read_text())
+    inputs: dict[str, tuple[Path, str]] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    for split in ("train", "validation"):
+        ref = manifest["splits"][split]
+        path = run_dir / ref["path"]
+        digest = sha256_file(path)
+        if digest != ref["sha256"]:
+            raise TrainStageError(f"{ref['path']} changed since the data stage wrote it (sha256 mismatch); "
+                                  f"rerun `steward data` or run `steward ledger verify` to see what happened")
+        inputs[split] = (path, digest)
+        frames[split] = pd.read_parquet(path)
+    task = manifest["task"]
+    multi = cfg.multi_label_separator is not None and task != "ner"
+    if task == "ner":
+        labels = sorted(set(manifest["labels"]) | {"O"}, key=lambda t: (t != "O", t[2:], t))
+    elif multi:
+        sep = cfg.multi_label_separator
+        labels = sorted({part.strip() for lbl in manifest["labels"] for part in lbl.split(sep) if part.strip()})
+    else:
+        labels = list(manifest["labels"])
+    if cfg.labels is not None:
+        declared = sorted(cfg.labels) if task != "ner" else sorted(set(cfg.labels) | {"O"})
+        if declared != sorted(labels):
+            missing, extra = sorted(set(labels) - set(declared)), sorted(set(declared) - set(labels))
+            raise ConfigError(f"train.labels disagrees with the data stage: data has {missing or 'no'} labels "
+                              f"not in train.labels, train.labels has {extra or 'none'} absent from the data; "
+                              f"fix train.labels or rerun `steward data` with input.labels")
+    if len(labels) < 2:
+        raise TrainStageError(f"the data has {len(labels)} label(s) {labels}; classification needs at least two")
+    train = frames["train"]
+    if cfg.max_train_samples is not None and len(train) > cfg.max_train_samples:
+        train = train.sample(n=cfg.max_train_samples, random_state=cfg.seed).reset_index(drop=True)
+    val = frames["validation"]
+    if cfg.max_eval_samples is not None and len(val) > cfg.max_eval_samples:
+        val = val.sample(n=cfg.max_eval_samples, random_state=cfg.seed).reset_index(drop=True)
+    if train.empty or val.empty:
+        raise TrainStageError(f"train has {len(train)} rows and validation {len(val)}; both must be non-empty "
+                              f"(set data.split.validation > 0)")
+    return TrainData(task, multi, labels, train, val, inputs)
+
+
+def encode(frame: pd.DataFrame, data: TrainData, tokenizer: Any, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Tokenise rows into model inputs plus ``labels`` and ``weight``."""
+    label_index = {lbl: i for i, lbl in enumerate(data.labels)}
+    weights = (frame["sample_weight"].to_numpy(dtype=np.float32) if cfg.use_sample_weights
+               and "sample_weight" in frame else np.ones(len(frame), dtype=np.float32))
+    out: list[dict[str, Any]] = []
+    if data.task == "ner":
+        enc = tokenizer([list(t) for t in frame["tokens"]], is_split_into_words=True, truncation=True,
+                        max_length=cfg.max_length)
+        for i, tags in enumerate(frame["tags"]):
+            word_ids = enc.word_ids(i)
+            aligned, prev = [], None
+            for w in word_ids:
+                # Only a word's first sub-token carries its tag; the rest are ignored by loss and metrics.
+                aligned.append(IGNORE_INDEX if w is None or w == prev else label_index[tags[w]])
+                prev = w
+            out.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
+                        "labels": aligned, "weight": float(weights[i])})
+        return out
+    enc = tokenizer(frame["text"].tolist(), truncation=True, max_length=cfg.max_length)
+    for i, lbl in enumerate(frame["label"].astype(str)):
+        if data.multi_label:
+            target = [0.0] * len(data.labels)
+            for part in lbl.split(cfg.multi_label_separator):
+                if part.strip():
+                    target[label_index[part.strip()]] = 1.0
+        else:
+            if lbl not in label_index:
+                raise TrainStageError(f"label {lbl!r} in the data is not in the label set {data.labels}")
+            target = label_index[lbl]  # type: ignore[assignment]
+        out.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
+                    "labels": target, "weight": float(weights[i])})
+    return out
+
+
+def collate(tokenizer: Any, task: str):  # type: ignore[no-untyped-def]
+    """Pad a batch dynamically (to its longest row): short texts do not pay for ``max_length``."""
+    import torch
+
+    def fn(batch: list[dict[str, Any]]) -> dict[str, Any]:
+        width = max(len(b["input_ids"]) for b in batch)
+        pad = tokenizer.pad_token_id or 0
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            mask[i, :n] = 1
+        if task == "ner":
+            labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+            for i, b in enumerate(batch):
+                labels[i, : len(b["labels"])] = torch.tensor(b["labels"])
+        elif isinstance(batch[0]["labels"], list):
+            labels = torch.tensor([b["labels"] for b in batch], dtype=torch.float32)
+        else:
+            labels = torch.tensor([b["labels"] for b in batch], dtype=torch.long)
+        weight = torch.tensor([b["weight"] for b in batch], dtype=torch.float32)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weight": weight}
+
+    return fn
