@@ -16,7 +16,7 @@ import pandas as pd
 # "his" (the possessive reading), which is wrong for the object reading ("I told her") — an accepted
 # imprecision of word-level swaps, noted in the docs.
 IDENTITY_PAIRS: list[tuple[str, str]] = [
-    ("he", "she"), ("him", "her"), ("his", "her"), ("himself", "herself"), ("man", "woman"), ("men", "women"),
+    ("he", "she"), ("his", "her"), ("him", "her"), ("himself", "herself"), ("man", "woman"), ("men", "women"),
     ("boy", "girl"), ("boys", "girls"), ("male", "female"), ("husband", "wife"), ("father", "mother"),
     ("dad", "mom"), ("son", "daughter"), ("brother", "sister"), ("boyfriend", "girlfriend"), ("mr", "mrs"),
     ("gentleman", "lady"), ("king", "queen"), ("grandfather", "grandmother"), ("uncle", "aunt"),

@@ -118,6 +118,32 @@ def evaluate(model: Any, examples: list[dict[str, Any]], data: TrainData, tokeni
     return out
 
 
+def _explicit_ids(model: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Model inputs with per-example ``token_type_ids`` and ``position_ids`` where the model takes them.
+
+    BERT-like models otherwise broadcast a (1, T) buffer over the batch; Opacus then sees a batch of one
+    in those embeddings and cannot form per-example gradients.
+    """
+    import inspect
+
+    import torch
+
+    accepted = set(inspect.signature(_unwrap(model).forward).parameters)
+    if "kwargs" in accepted and hasattr(_unwrap(model), "get_base_model"):  # peft wrappers forward **kwargs
+        accepted |= set(inspect.signature(_unwrap(model).get_base_model().forward).parameters)
+
+    def inputs(batch: dict[str, Any]) -> dict[str, Any]:
+        out = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        b, t = batch["input_ids"].shape
+        if "token_type_ids" in accepted:
+            out["token_type_ids"] = torch.zeros((b, t), dtype=torch.long)
+        if "position_ids" in accepted:
+            out["position_ids"] = torch.arange(t).unsqueeze(0).repeat(b, 1)
+        return out
+
+    return inputs
+
+
 def _optimizer(model: Any, cfg: TrainConfig) -> Any:
     import torch
 
@@ -177,6 +203,8 @@ def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[st
                                                                epochs=cfg.epochs, n_train=len(train_ex))
     else:
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    model_inputs = _explicit_ids(model) if private else (
+        lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]})
     steps_per_epoch = len(loader)
     total_steps = min(cfg.max_steps or math.inf, steps_per_epoch * cfg.epochs)
     scheduler = get_scheduler("constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler, optimizer,
@@ -232,7 +260,7 @@ def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[st
                     optimizer.step()
                     scheduler.step()
                 else:
-                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                    logits = model(**model_inputs(batch)).logits
                     loss = weighted_loss(logits, batch["labels"], batch["weight"], data.task, data.multi_label)
                     if private:
                         loss.backward()
