@@ -16,7 +16,7 @@ def steward(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     return subprocess.run([*STEWARD, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
-@pytest.mark.parametrize("cmd", [[], ["data"], ["demo"], ["init"], ["ledger"], ["ledger", "verify"]])
+@pytest.mark.parametrize("cmd", [[], ["data"], ["train"], ["demo"], ["init"], ["ledger"], ["ledger", "verify"]])
 def test_every_command_has_help(cmd: list[str]) -> None:
     r = steward(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout
@@ -61,7 +61,7 @@ def test_missing_column_is_a_clear_error(tmp_path: Path, small_csv: Path) -> Non
 
 
 def test_demo_runs_end_to_end_and_finds_what_was_planted(tmp_path: Path) -> None:
-    r = steward("demo", "--run-dir", str(tmp_path / "demo"), "--rows", "1500", "--json")
+    r = steward("demo", "--run-dir", str(tmp_path / "demo"), "--rows", "1500", "--skip-train", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     plan, s = out["plan"], out["data"]
@@ -84,3 +84,12 @@ def test_demo_runs_end_to_end_and_finds_what_was_planted(tmp_path: Path) -> None
     gender = s["balance"]["groups"]["gender"]
     assert gender["shares"]["nonbinary"] < 0.05 and gender["imbalance_ratio"] > 10  # the under-represented group
     assert (tmp_path / "demo" / "data" / "data_card.md").is_file()
+
+
+def test_train_flags_and_bad_values(tmp_path: Path, small_csv: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert steward("data", str(small_csv), "--run-dir", str(run_dir), "--regex-only").returncode == 0
+    bad = steward("train", "--run-dir", str(run_dir), "--method", "magic")
+    assert bad.returncode == 2 and "train.method: got 'magic'" in bad.stderr and "'lora'" in bad.stderr
+    missing = steward("train", "--run-dir", str(tmp_path / "nothing"))
+    assert missing.returncode == 1 and "run `steward data`" in missing.stderr

@@ -26,6 +26,11 @@ data:
   screen:
     action: quarantine
     threshold: 0.8
+train:
+  method: lora
+  epochs: 2
+  max_length: 48
+  batch_size: 32
 """
 
 
@@ -34,9 +39,10 @@ def demo(
     run_dir: Annotated[Path, typer.Option("--run-dir", "-r", help="Where the demo run is written.")] = Path("runs/demo"),
     rows: Annotated[int, typer.Option(help="Messages to generate (before planted problems).")] = 4000,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
+    skip_train: Annotated[bool, typer.Option("--skip-train", help="Stop after the data stage.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Generate a seeded customer-support dataset with planted problems and run the pipeline on it."""
+    """Generate a seeded customer-support dataset with planted problems and run every stage on it."""
     from steward.atomic import write_text
     from steward.cli.data_cmd import summary_table
     from steward.config.loader import load_config
@@ -56,12 +62,23 @@ def demo(
                       f"{plan.unknown_label} unknown labels, {plan.malformed_lines} malformed lines; "
                       f"the term '{plan.spurious_term}' is tied to '{plan.spurious_label}'")
     result = run_data(cfg, progress=not json_out)
-    report = verify(run_dir)
-    if json_out:
-        print_json({"plan": plan.__dict__, "data": result.summary, "ledger": report.to_dict()})
-    else:
+    if not json_out:
         console.print(summary_table(result.summary))
         console.print(f"data card: {result.out_dir / 'data_card.md'}")
+    trained = None
+    if not skip_train:
+        from steward.cli.train_cmd import summary_table as train_table
+        from steward.train import run as run_train
+
+        if not json_out:
+            console.rule("[bold]Steward demo: train stage (LoRA on the offline MiniLM)")
+        trained = run_train(cfg, progress=not json_out).manifest
+        if not json_out:
+            console.print(train_table(trained))
+    report = verify(run_dir)
+    if json_out:
+        print_json({"plan": plan.__dict__, "data": result.summary, "train": trained, "ledger": report.to_dict()})
+    else:
         console.print(f"ledger: {'[green]intact[/]' if report.ok else '[red]' + str(report.error) + '[/]'} "
                       f"({report.events} events)")
     if not report.ok:

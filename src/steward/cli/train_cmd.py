@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -79,6 +80,8 @@ def train(
                                          dp_epsilon=dp_epsilon, trust_pickle=trust_pickle, no_mlflow=no_mlflow,
                                          run_dir=run_dir))
     result = run(cfg, resume=resume, progress=not json_out)
+    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` only the main process reports
+        return
     if json_out:
         print_json(result.manifest)
         return

@@ -174,10 +174,11 @@ def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[st
                           "process (plain `steward train`, not `accelerate launch`)")
     digest = config_digest(cfg)
     last_dir, best_dir = work_dir / "last", work_dir / "best"
-    if not resume and (last_dir.exists() or best_dir.exists()):
+    if not resume and accelerator.is_main_process and (last_dir.exists() or best_dir.exists()):
         import shutil
 
         shutil.rmtree(work_dir)  # a fresh run starts fresh; resume is explicit
+    accelerator.wait_for_everyone()
     if resume:
         prev = checkpoint.read_progress(last_dir)
         if prev is None:
