@@ -21,7 +21,8 @@ def _free_port() -> int:
 
 def test_two_process_ddp_training(demo_data_run: Path, tiny_model: Path, tmp_path: Path) -> None:
     run_dir = copy_run(demo_data_run, tmp_path / "run")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    # --multi_gpu selects accelerate's torchrun launcher; with no GPU the processes run DDP on CPU (gloo).
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
            "-m", "steward.cli.app", "train", "--run-dir", str(run_dir), "--model", str(tiny_model),
            "--method", "full", "--epochs", "1", "--batch-size", "16", "--no-mlflow", "--json"]
