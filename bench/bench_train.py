@@ -82,6 +82,9 @@ def main() -> None:
     ap.add_argument("--train-rows", type=int, default=20_000)
     ap.add_argument("--val-rows", type=int, default=1_000)
     ap.add_argument("--ner-sentences", type=int, default=4_000)
+    ap.add_argument("--dp-lr", type=float, default=3e-3)
+    ap.add_argument("--dp-batch", type=int, default=256)
+    ap.add_argument("--dp-epochs", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_bench.json")
     args = ap.parse_args()
@@ -100,12 +103,16 @@ def main() -> None:
         if not dp_run.exists():
             import shutil
 
-            shutil.copytree(base, dp_run, symlinks=True, ignore=shutil.ignore_patterns("train*", "mlruns"))
-        dp = {**lora, "batch_size": 256, "learning_rate": 3e-3, "epochs": 3, "max_grad_norm": None,
+            def skip(folder: str, names: list[str]) -> set[str]:  # the data stage only, not the LoRA run
+                return {n for n in names if n in ("train", "train_checkpoints", "mlruns") or n.startswith(".train.")}
+
+            shutil.copytree(base, dp_run, symlinks=True, ignore=skip)
+        dp = {**lora, "batch_size": args.dp_batch, "learning_rate": args.dp_lr, "epochs": args.dp_epochs,
+              "max_grad_norm": None,
               "lora": {"r": 8, "alpha": 16, "target_modules": ["query", "value"]},
               "privacy": {"enabled": True, "target_epsilon": 8.0, "max_grad_norm": 1.0}}
         m = train(dp_run, **dp)
-        results["sst2_dp_lora_eps8"] = _row(m, test_accuracy(dp_run), args.train_rows)
+        results[f"sst2_dp_lora_eps8_lr{args.dp_lr:g}_b{args.dp_batch}"] = _row(m, test_accuracy(dp_run), args.train_rows)
         _save(args.out, results)
     if "ner" in only:
         ner_run = args.work / "conll"

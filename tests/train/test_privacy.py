@@ -28,7 +28,7 @@ def test_dp_lora_reports_the_epsilon_the_accountant_computes(demo_data_run: Path
     fresh = RDPAccountant()
     fresh.history = [(p["noise_multiplier"], p["sample_rate"], steps)]
     assert p["epsilon"] == pytest.approx(fresh.get_epsilon(delta=p["delta"]), abs=1e-3)
-    assert 7.0 < p["epsilon"] <= 8.0 + 0.01  # the whole budget was planned for the two epochs
+    assert 7.0 < p["epsilon"] <= 8.0  # the whole budget was planned for the two epochs, never more
     assert [h["epsilon"] for h in m["history"]] == sorted(h["epsilon"] for h in m["history"])  # spent grows
     assert m["parameters"]["trainable"] < m["parameters"]["total"] / 10  # only adapters and head privatised
 
@@ -37,7 +37,7 @@ def test_dp_full_fine_tuning_works(demo_data_run: Path, tiny_model: Path, tmp_pa
     run_dir = copy_run(demo_data_run, tmp_path / "run")
     m = run(train_cfg(run_dir, tiny_model, method="full", epochs=1,
                       privacy={"enabled": True, "target_epsilon": 4.0})).manifest
-    assert 3.0 < m["privacy"]["epsilon"] <= 4.01
+    assert 3.0 < m["privacy"]["epsilon"] <= 4.0
 
 
 def test_epsilon_too_small_is_refused_up_front(demo_data_run: Path, tiny_model: Path, tmp_path: Path) -> None:
