@@ -64,3 +64,16 @@ def test_no_step_past_the_budget() -> None:
         state.check_next_step()
     assert info.value.epsilon_spent == pytest.approx(target)
     assert "raise train.privacy.target_epsilon" in str(info.value)
+
+
+def test_calibration_never_plans_past_the_target() -> None:
+    """75 batches x 3 epochs: Opacus alone plans 224 steps and lands at ε 8.0068 for 225; ours stays ≤ 8."""
+    from steward.config.models import PrivacySettings
+    from steward.train.privacy import calibrate_sigma
+
+    cfg = PrivacySettings(enabled=True, target_epsilon=8.0)
+    delta = 1 / 19141
+    sigma, err = calibrate_sigma(cfg, delta=delta, batches_per_epoch=75, epochs=3)
+    assert err is None
+    spent = spent_epsilon("rdp", [(sigma, 1 / 75, 225)], delta)
+    assert 7.95 < spent <= 8.0

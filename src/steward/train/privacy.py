@@ -66,28 +66,37 @@ def spent_epsilon(accountant: str, history: list[tuple[float, float, int]], delt
     return float(acc.get_epsilon(delta=delta))
 
 
-def make_private(model: Any, optimizer: Any, loader: Any, cfg: PrivacySettings, *, epochs: int,
-                 n_train: int) -> tuple[Any, Any, Any, PrivacyState]:
-    """Wrap model, optimizer and loader for DP-SGD with σ chosen so ``epochs`` spend ``target_epsilon``."""
-    from opacus import PrivacyEngine
+def calibrate_sigma(cfg: PrivacySettings, *, delta: float, batches_per_epoch: int, epochs: int
+                    ) -> tuple[float, Exception | None]:
+    """The smallest noise multiplier (to 0.2 %) whose planned steps spend at most ``target_epsilon``.
+
+    Opacus' search can land a hair above the target, and it counts int(epochs / sample_rate) steps, which
+    float rounding can make one short of epochs x batches; both are corrected here so that the budget
+    guard never has to stop a run that followed its plan. Returns (σ, error) with σ = inf when no σ works.
+    """
     from opacus.accountants.utils import get_noise_multiplier
 
-    delta = cfg.delta if cfg.delta is not None else 1.0 / n_train
-    sample_rate = 1.0 / len(loader)
+    sample_rate = 1.0 / batches_per_epoch
     try:
         sigma = get_noise_multiplier(target_epsilon=cfg.target_epsilon, target_delta=delta, sample_rate=sample_rate,
                                      epochs=epochs, accountant=cfg.accountant)
     except ValueError as exc:
-        sigma = float("inf")
-        cause: Exception | None = exc
-    else:
-        cause = None
-        # Opacus' search may land a hair above the target (its tolerance is two-sided in effect); nudge σ
-        # up until the planned steps spend at most the target, so the budget guard never has to fire.
-        steps = int(epochs / sample_rate)
-        while sigma <= cfg.max_noise_multiplier and \
-                spent_epsilon(cfg.accountant, [(sigma, sample_rate, steps)], delta) > cfg.target_epsilon:
-            sigma *= 1.002
+        return float("inf"), exc
+    steps = epochs * batches_per_epoch
+    while sigma <= cfg.max_noise_multiplier and \
+            spent_epsilon(cfg.accountant, [(sigma, sample_rate, steps)], delta) > cfg.target_epsilon:
+        sigma *= 1.002
+    return float(sigma), None
+
+
+def make_private(model: Any, optimizer: Any, loader: Any, cfg: PrivacySettings, *, epochs: int,
+                 n_train: int) -> tuple[Any, Any, Any, PrivacyState]:
+    """Wrap model, optimizer and loader for DP-SGD with σ chosen so ``epochs`` spend ``target_epsilon``."""
+    from opacus import PrivacyEngine
+
+    delta = cfg.delta if cfg.delta is not None else 1.0 / n_train
+    sample_rate = 1.0 / len(loader)
+    sigma, cause = calibrate_sigma(cfg, delta=delta, batches_per_epoch=len(loader), epochs=epochs)
     if sigma > cfg.max_noise_multiplier:
         raise ConfigError(
             f"train.privacy.target_epsilon: ε={cfg.target_epsilon} (δ={delta:.2e}) over {epochs} epoch(s) of "
