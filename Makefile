@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-train clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_data.py
+
+bench-train: $(STAMP)
+	$(BIN)/python bench/bench_train.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
