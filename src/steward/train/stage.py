@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from steward.atomic import atomic_dir, write_json
 from steward.config.loader import config_digest
 from steward.config.models import RunConfig
+from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.provenance import stamp
 from steward.train import adapters, models
@@ -123,12 +123,7 @@ def _write(run_dir: Path, model: Any, tokenizer: Any, method: str, manifest: dic
                                             "multi_label": manifest["multi_label"]})
         write_json(gen / "metrics.json", {"history": manifest["history"], "best": manifest["best_metric"]})
         weights = sorted((gen / "model").glob("*.safetensors"))
-        from steward.hashing import sha256_file
-
         manifest["model_weights_sha256"] = {w.name: sha256_file(w) for w in weights}
         write_json(gen / "manifest.json", manifest)
     return run_dir / STAGE
 
-
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / STAGE / "manifest.json").read_text())
