@@ -85,6 +85,10 @@ def main() -> None:
     ap.add_argument("--dp-lr", type=float, default=3e-3)
     ap.add_argument("--dp-batch", type=int, default=256)
     ap.add_argument("--dp-epochs", type=int, default=3)
+    ap.add_argument("--dp-clip", type=float, default=1.0, help="per-sample clipping bound")
+    ap.add_argument("--dp-r", type=int, default=8, help="LoRA rank under DP")
+    ap.add_argument("--dp-targets", default="query,value", help="LoRA target modules under DP")
+    ap.add_argument("--dp-max-steps", type=int, default=None, help="stop early (speed checks only)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_bench.json")
     args = ap.parse_args()
@@ -109,10 +113,13 @@ def main() -> None:
             shutil.copytree(base, dp_run, symlinks=True, ignore=skip)
         dp = {**lora, "batch_size": args.dp_batch, "learning_rate": args.dp_lr, "epochs": args.dp_epochs,
               "max_grad_norm": None,
-              "lora": {"r": 8, "alpha": 16, "target_modules": ["query", "value"]},
-              "privacy": {"enabled": True, "target_epsilon": 8.0, "max_grad_norm": 1.0}}
+              "max_steps": args.dp_max_steps,
+              "lora": {"r": args.dp_r, "alpha": 2 * args.dp_r, "target_modules": args.dp_targets.split(",")},
+              "privacy": {"enabled": True, "target_epsilon": 8.0, "max_grad_norm": args.dp_clip}}
         m = train(dp_run, **dp)
-        results[f"sst2_dp_lora_eps8_lr{args.dp_lr:g}_b{args.dp_batch}"] = _row(m, test_accuracy(dp_run), args.train_rows)
+        name = (f"sst2_dp_lora_eps8_lr{args.dp_lr:g}_b{args.dp_batch}_e{args.dp_epochs}_c{args.dp_clip:g}"
+                f"_r{args.dp_r}_{args.dp_targets.replace(',', '+')}")
+        results[name] = _row(m, test_accuracy(dp_run), args.train_rows)
         _save(args.out, results)
     if "ner" in only:
         ner_run = args.work / "conll"

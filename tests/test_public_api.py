@@ -1,12 +1,13 @@
 import steward
 import steward.data
+import steward.evaluate
 import steward.ledger
 
 
 def test_exported_members_are_curated_and_importable() -> None:
     assert sorted(steward.__all__) == sorted([
         "__version__", "ArtifactRef", "ConfigError", "DataStageError", "DatasetManifest", "DependencyMissingError",
-        "Finding", "InputDataError", "LedgerError", "LedgerIntegrityError", "PrivacyBudgetExceeded", "QuarantineRecord",
+        "EvaluateStageError", "Finding", "GateFailed", "InputDataError", "LedgerError", "LedgerIntegrityError", "PrivacyBudgetExceeded", "QuarantineRecord",
         "RegistryError", "StewardError", "TrainStageError",
     ])
     for name in steward.__all__:
@@ -14,6 +15,8 @@ def test_exported_members_are_curated_and_importable() -> None:
     assert steward.data.__all__ == ["DataResult", "run"]
     assert callable(steward.data.run)
     assert callable(steward.ledger.verify)
+    assert steward.evaluate.__all__ == ["EvaluateResult", "run"]
+    assert issubclass(steward.GateFailed, steward.EvaluateStageError)
 
 
 def test_exception_tree_mixes_in_builtins() -> None:

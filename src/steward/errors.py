@@ -11,8 +11,10 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     ├── RegistryError(KeyError)          unknown plugin name; lists the valid ones
     ├── DependencyMissingError(ImportError)  an optional extra is not installed; names the install command
     ├── DataStageError                   the data stage could not finish (e.g. nothing left to split)
-    └── TrainStageError                  the train stage could not run (inputs, model, checkpoint)
-        └── PrivacyBudgetExceeded        the next step would spend more ε than the configured budget
+    ├── TrainStageError                  the train stage could not run (inputs, model, checkpoint)
+    │   └── PrivacyBudgetExceeded        the next step would spend more ε than the configured budget
+    └── EvaluateStageError               the evaluate stage could not run (no model, changed inputs)
+        └── GateFailed                   the scorecard was written, and one or more release gates failed
 """
 
 from __future__ import annotations
@@ -68,3 +70,16 @@ class PrivacyBudgetExceeded(TrainStageError):
         super().__init__(message)
         self.epsilon_spent = epsilon_spent
         self.target_epsilon = target_epsilon
+
+
+class EvaluateStageError(StewardError):
+    """The evaluate stage cannot run: no trained model, data that changed since training, bad columns."""
+
+
+class GateFailed(EvaluateStageError):
+    """One or more release gates failed. The scorecard and report are written; ``failed`` names the gates."""
+
+    def __init__(self, message: str, *, failed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed or []
+

@@ -12,6 +12,7 @@ from steward.cli import ledger_cmd
 from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
 from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
+from steward.cli.evaluate_cmd import evaluate
 from steward.cli.train_cmd import train
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command(name="data")(data)
 app.command(name="train")(train)
+app.command(name="evaluate")(evaluate)
 app.command(name="demo")(demo)
 app.add_typer(ledger_cmd.app, name="ledger")
 

@@ -168,6 +168,13 @@ class PrivacySettings(_Config):
     accountant: Literal["rdp", "prv", "gdp"] = "rdp"
     # A target ε that needs more noise than this cannot train anything useful: refuse it up front.
     max_noise_multiplier: float = Field(20.0, gt=0.0)
+    # Each Poisson batch is run as length-sorted physical batches of this many rows: the clipped gradient
+    # sum (and so the privacy guarantee) is the same, with far less padding and memory.
+    physical_batch_size: int = Field(32, ge=1)
+    # How Opacus forms per-example gradients: module hooks (default, fastest here: bench/bench_train_speed.py)
+    # or functorch's vmap. Ghost clipping is not wired in: Opacus runs it through its own loss wrapper
+    # (DPLossFastGradientClipping), which our sample-weighted loss does not go through yet.
+    grad_sample_mode: Literal["hooks", "functorch"] = "hooks"
 
 
 class AugmentSettings(_Config):
@@ -198,6 +205,8 @@ class TrainConfig(_Config):
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(64, ge=1)
+    # Batches of similar-length texts (shuffled, reproducible): less padding, much faster on CPU.
+    group_by_length: bool = True
     max_length: int = Field(64, ge=8, le=4096)
     learning_rate: float | None = Field(None, gt=0.0)  # default by method: lora/head 1e-3, full 5e-5
     weight_decay: float = Field(0.01, ge=0.0)
@@ -222,9 +231,101 @@ class TrainConfig(_Config):
         return 5e-5 if self.method == "full" else 1e-3
 
 
+PROBE_NAMES = ("performance", "fairness", "counterfactual", "robustness", "calibration", "explainability",
+               "privacy", "resources")
+ProbeName = Literal["performance", "fairness", "counterfactual", "robustness", "calibration", "explainability",
+                    "privacy", "resources"]
+
+
+class GateSettings(_Config):
+    """Release bars, judged one by one (never through the composite). ``null`` leaves a figure ungated."""
+
+    min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    min_f1: float | None = Field(None, ge=0.0, le=1.0)  # macro F1; entity F1 for NER
+    max_dp_difference: float | None = Field(None, ge=0.0, le=1.0)  # demographic parity, worst column
+    max_eo_difference: float | None = Field(None, ge=0.0, le=1.0)  # equalised odds, worst column
+    max_cf_flip_rate: float | None = Field(None, ge=0.0, le=1.0)  # counterfactual identity swaps
+    max_attack_success: float | None = Field(None, ge=0.0, le=1.0)  # worst attack
+    max_ece: float | None = Field(None, ge=0.0, le=1.0)
+    min_comprehensiveness: float | None = Field(None, ge=-1.0, le=1.0)
+    max_mia_auc: float | None = Field(None, ge=0.0, le=1.0)
+    max_latency_ms_p95: float | None = Field(None, gt=0.0)  # batch 1
+
+
+class CounterfactualSettings(_Config):
+    # Pairs per category, swapped both ways; null: the built-in lexicon (gender, religion, nationality,
+    # race/ethnicity, age).
+    pairs: dict[str, list[tuple[str, str]]] | None = None
+    max_examples: int = Field(10, ge=0)
+
+
+class RobustnessSettings(_Config):
+    attacks: list[Literal["char", "word", "sentence"]] = Field(default_factory=lambda: ["char", "word", "sentence"])
+    max_rows: int = Field(200, ge=1)  # correctly classified test rows attacked
+    max_queries: int = Field(60, ge=1)  # model calls per row and attack
+    max_edits: float = Field(0.25, gt=0.0, le=1.0)  # at most this share of the words may change
+    max_examples: int = Field(5, ge=0)
+
+
+class CalibrationSettings(_Config):
+    bins: int = Field(15, ge=2, le=100)
+    # The service abstains below this confidence; null: recommend the lowest threshold whose covered rows
+    # reach target_accuracy.
+    abstain_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    target_accuracy: float = Field(0.95, gt=0.0, le=1.0)
+
+
+class ExplainSettings(_Config):
+    methods: list[Literal["integrated_gradients", "occlusion"]] = Field(
+        default_factory=lambda: ["integrated_gradients", "occlusion"])
+    rows: int = Field(50, ge=1)  # test rows explained (faithfulness is averaged over them)
+    ig_steps: int = Field(32, ge=4, le=512)
+    top_k: float = Field(0.2, gt=0.0, lt=1.0)  # share of tokens deleted/kept for comprehensiveness/sufficiency
+    max_examples: int = Field(5, ge=0)
+
+
+class PrivacyProbeSettings(_Config):
+    rows: int = Field(1000, ge=20)  # members (train) and as many non-members (test)
+
+
+class ResourceSettings(_Config):
+    latency_runs: int = Field(50, ge=5)
+    throughput_batch: int = Field(32, ge=1)
+
+
+class EvaluateConfig(_Config):
+    """The responsibility scorecard on held-out data, with release gates."""
+
+    split: Literal["test", "validation"] = "test"
+    max_rows: int | None = Field(1000, ge=1)  # evaluate on at most this many rows of the split (seeded sample)
+    probes: list[ProbeName] = Field(default_factory=lambda: list(PROBE_NAMES))
+    sensitive_columns: list[str] | None = None  # null: the data stage's group columns
+    min_group_size: int = Field(30, ge=1)  # smaller groups are named, not judged
+    # The outcome group fairness is judged on. null: "1"/"positive" if a label is named so; otherwise every
+    # label one-vs-rest, reporting the worst.
+    favourable_label: str | None = None
+    bootstrap: int = Field(1000, ge=0)  # resamples for confidence intervals; 0: none
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=8, le=4096)
+    threads: int | None = Field(None, ge=1)
+    counterfactual: CounterfactualSettings = Field(default_factory=CounterfactualSettings)
+    robustness: RobustnessSettings = Field(default_factory=RobustnessSettings)
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    explain: ExplainSettings = Field(default_factory=ExplainSettings)
+    privacy: PrivacyProbeSettings = Field(default_factory=PrivacyProbeSettings)
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    # The report and model card are written beside scorecard.json.
+    report: bool = True
+    model_card: bool = True
+
+
 class RunConfig(_Config):
     """The whole run: one folder, one config per stage."""
 
     run_dir: Path = Path("runs/default")
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)

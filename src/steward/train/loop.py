@@ -42,10 +42,19 @@ class LoopResult:
 
 class EpochSampler:
     """A fresh permutation per epoch from ``seed + epoch``: the data order of any epoch can be replayed
-    exactly on resume, independent of what ran before."""
+    exactly on resume, independent of what ran before.
 
-    def __init__(self, n: int, seed: int) -> None:
+    With ``lengths`` the permutation is length-grouped the way transformers' ``LengthGroupedSampler`` does
+    it: shuffle, cut into mega-batches of 50 batches, sort each by length, then shuffle the batches. A
+    DataLoader cutting it into ``batch_size`` chunks gets batches of similar length (little padding) in a
+    random order; accelerate shards those whole batches across processes unchanged.
+    """
+
+    MEGA = 50
+
+    def __init__(self, n: int, seed: int, lengths: list[int] | None = None, batch_size: int = 1) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.lengths, self.batch_size = lengths, batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -54,10 +63,43 @@ class EpochSampler:
         import torch
 
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        perm = torch.randperm(self.n, generator=g).tolist()
+        if self.lengths is None or self.batch_size <= 1:
+            return iter(perm)
+        mega = self.MEGA * self.batch_size
+        batches: list[list[int]] = []
+        for start in range(0, self.n, mega):
+            chunk = sorted(perm[start:start + mega], key=lambda i: -self.lengths[i])  # type: ignore[index]
+            batches.extend(chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size))
+        # The last batch may be short: keep it last so every other batch is full.
+        full, tail = (batches[:-1], batches[-1:]) if len(batches[-1]) < self.batch_size else (batches, [])
+        order = torch.randperm(len(full), generator=g).tolist()
+        return iter([i for b in [full[k] for k in order] + tail for i in b])
 
     def __len__(self) -> int:
         return self.n
+
+
+def physical_batches(batch: dict[str, Any], size: int, token_labels: bool) -> list[dict[str, Any]]:
+    """Split one (Poisson) batch into length-sorted chunks of ``size`` rows, each trimmed to its longest row.
+
+    Per-example gradients do not depend on how rows are grouped, so DP-SGD's clipped sum is unchanged while
+    padding (most of the compute on short texts) mostly disappears.
+    """
+    n = len(batch["weight"])
+    if n <= size:
+        return [batch]
+    lengths = batch["attention_mask"].sum(1)
+    order = lengths.argsort(descending=True)
+    out = []
+    for k in range(0, n, size):
+        idx = order[k:k + size]
+        width = int(lengths[idx].max())
+        part = {key: v[idx] for key, v in batch.items()}
+        for key in ("input_ids", "attention_mask", *(("labels",) if token_labels else ())):
+            part[key] = part[key][:, :width]
+        out.append(part)
+    return out
 
 
 def metric_name(cfg: TrainConfig, task: str) -> str:
@@ -191,7 +233,8 @@ def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[st
                               f"without --resume to start over (the checkpoint is left untouched)")
 
     torch.manual_seed(cfg.seed)
-    sampler = EpochSampler(len(train_ex), cfg.seed)
+    lengths = [len(e["input_ids"]) for e in train_ex] if cfg.group_by_length and not private else None
+    sampler = EpochSampler(len(train_ex), cfg.seed, lengths=lengths, batch_size=cfg.batch_size)
     loader = DataLoader(train_ex, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate(tokenizer, data.task),
                         generator=torch.Generator().manual_seed(cfg.seed))
     optimizer = _optimizer(model, cfg)
@@ -260,20 +303,22 @@ def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[st
                     optimizer.zero_grad()
                     optimizer.step()
                     scheduler.step()
+                elif private:
+                    loss_value = _private_step(model, optimizer, batch, model_inputs, cfg, data)
+                    scheduler.step()
+                    seen += len(batch["weight"])
                 else:
                     logits = model(**model_inputs(batch)).logits
                     loss = weighted_loss(logits, batch["labels"], batch["weight"], data.task, data.multi_label)
-                    if private:
-                        loss.backward()
-                    else:
-                        accelerator.backward(loss)
-                        if cfg.max_grad_norm:
-                            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    accelerator.backward(loss)
+                    if cfg.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
                     seen += len(batch["weight"]) * accelerator.num_processes
                     loss_value = loss.item()
+                if len(batch["weight"]):
                     if on_step:
                         on_step(res.global_step + 1, loss_value)
                     if pbar:
@@ -318,6 +363,26 @@ def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[st
         res.privacy = privacy_state.record()
     res.model = base
     return res
+
+
+def _private_step(model: Any, optimizer: Any, batch: dict[str, Any], model_inputs: Callable[[dict[str, Any]], Any],
+                  cfg: TrainConfig, data: TrainData) -> float:
+    """One DP-SGD step over a Poisson batch, run as length-sorted physical batches.
+
+    Opacus clips and sums per-example gradients on every ``step()`` and only adds noise and updates on the
+    last one (``signal_skip_step``), exactly as its BatchMemoryManager does; we split by length, not position.
+    """
+    parts = physical_batches(batch, cfg.privacy.physical_batch_size, token_labels=data.task == "ner")
+    total = 0.0
+    for j, part in enumerate(parts):
+        optimizer.signal_skip_step(do_skip=j < len(parts) - 1)
+        logits = model(**model_inputs(part)).logits
+        loss = weighted_loss(logits, part["labels"], part["weight"], data.task, data.multi_label)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        total += loss.item() * len(part["weight"])
+    return total / len(batch["weight"])
 
 
 def _bar(enabled: bool):  # type: ignore[no-untyped-def]

@@ -107,7 +107,7 @@ def make_private(model: Any, optimizer: Any, loader: Any, cfg: PrivacySettings, 
     engine = PrivacyEngine(accountant=cfg.accountant)
     model, optimizer, loader = engine.make_private(
         module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma,
-        max_grad_norm=cfg.max_grad_norm, poisson_sampling=cfg.poisson_sampling,
+        max_grad_norm=cfg.max_grad_norm, poisson_sampling=cfg.poisson_sampling, grad_sample_mode=cfg.grad_sample_mode,
     )
     state = PrivacyState(engine, cfg.accountant, cfg.target_epsilon, delta, float(sigma), sample_rate,
                          cfg.max_grad_norm)

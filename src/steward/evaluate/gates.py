@@ -1,0 +1,60 @@
+"""Release gates: each configured bar is judged against one figure of one probe. A gate whose figure was
+not measured fails — an unmeasured bar is not a passed bar."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from steward.config.models import GateSettings
+
+# gate -> (probe, figure, comparison). NER's F1 is the entity F1.
+GATES: dict[str, tuple[str, str, str]] = {
+    "min_accuracy": ("performance", "accuracy", ">="),
+    "min_f1": ("performance", "macro_f1", ">="),
+    "max_dp_difference": ("fairness", "dp_difference", "<="),
+    "max_eo_difference": ("fairness", "eo_difference", "<="),
+    "max_cf_flip_rate": ("counterfactual", "flip_rate", "<="),
+    "max_attack_success": ("robustness", "attack_success", "<="),
+    "max_ece": ("calibration", "ece", "<="),
+    "min_comprehensiveness": ("explainability", "comprehensiveness", ">="),
+    "max_mia_auc": ("privacy", "mia_auc", "<="),
+    "max_latency_ms_p95": ("resources", "latency_ms_p95", "<="),
+}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    threshold: float
+    measured: float | None
+    passed: bool
+    probe: str
+    figure: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge(gates: GateSettings, probes: dict[str, dict[str, Any]], task: str) -> list[GateResult]:
+    """Judge every configured gate against the scorecard's ``probes`` section."""
+    out = []
+    for gate, threshold in gates.model_dump().items():
+        if threshold is None:
+            continue
+        probe, figure, op = GATES[gate]
+        if gate == "min_f1" and task == "ner":
+            figure = "entity_f1"
+        section = probes.get(probe) or {}
+        value = ((section.get("figures") or {}).get(figure) or {}).get("value")
+        if value is None:
+            why = section.get("skipped") or ("probe not run" if not section else "figure not measured")
+            out.append(GateResult(gate, threshold, None, False, probe, figure,
+                                  f"{gate}: {probe}.{figure} was not measured ({why}); the gate cannot pass"))
+            continue
+        passed = value >= threshold if op == ">=" else value <= threshold
+        verdict = "passed" if passed else "FAILED"
+        out.append(GateResult(gate, threshold, float(value), passed, probe, figure,
+                              f"{gate}: {probe}.{figure} = {value:.4g} {op} {threshold:g}? {verdict}"))
+    return out

@@ -1,0 +1,274 @@
+"""The scorecard as one self-contained HTML page: plots are inline SVG (matplotlib), no script, no network.
+
+Every text from the data (attack examples, attributions) goes through Jinja2's autoescaping: a test row
+containing markup is shown, never executed.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from markupsafe import Markup
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Steward scorecard — {{ sc.model.base_model.id }}</title>
+<style>
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:1.5rem;color:#1b1f24}
+h1{font-size:1.6rem;margin:.2rem 0} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa} .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;font-weight:600}
+.muted{color:#57606a} .plots{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0} svg{max-width:100%;height:auto}
+.tok{padding:0 1px;border-radius:2px} .banner{padding:.6rem 1rem;border-radius:6px;margin:1rem 0;font-weight:600}
+.banner.pass{background:#dafbe1} .banner.fail{background:#ffebe9} code{font-size:.9em}
+</style></head><body>
+<h1>Responsibility scorecard</h1>
+<p class="muted">Model <code>{{ sc.model.base_model.id }}</code> ({{ sc.model.method }}), task {{ sc.task }},
+{{ sc.rows }} rows of the {{ sc.split }} split · Steward {{ sc.provenance.steward_version }} ·
+{{ "%.1f"|format(sc.timing.seconds) }} s</p>
+<div class="banner {{ 'pass' if sc.passed else 'fail' }}" id="verdict">
+{% if not sc.gates %}No release gates configured.{% elif sc.passed %}All {{ sc.gates|length }} release gates passed.
+{% else %}{{ sc.gates|rejectattr('passed')|list|length }} of {{ sc.gates|length }} release gates FAILED.{% endif %}</div>
+
+<h2>Release gates</h2>
+{% if sc.gates %}<table id="gates"><tr><th>gate</th><th>figure</th><th>measured</th><th>threshold</th><th>result</th></tr>
+{% for g in sc.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.probe }}.{{ g.figure }}</td>
+<td>{{ fmt(g.measured) }}</td><td>{{ g.threshold }}</td>
+<td class="{{ 'pass' if g.passed else 'fail' }}">{{ 'pass' if g.passed else 'FAIL' }}</td></tr>{% endfor %}</table>
+{% else %}<p class="muted">Set <code>evaluate.gates</code> to block releases that fall below your bars.</p>{% endif %}
+
+<h2>Composite</h2>
+<p><b>{{ fmt(sc.composite.value) }}</b> = {{ sc.composite.formula }}</p>
+<table><tr>{% for k in sc.composite.factors %}<th>{{ k }}</th>{% endfor %}</tr>
+<tr>{% for v in sc.composite.factors.values() %}<td>{{ fmt(v) }}</td>{% endfor %}</tr></table>
+
+<h2>All figures</h2>
+<table id="figures"><tr><th>probe</th><th>figure</th><th>value</th><th>unit</th><th>{{ (sc.config.confidence*100)|round|int }} % CI</th><th>note</th></tr>
+{% for name, p in sc.probes.items() %}{% if p.skipped %}<tr><td>{{ name }}</td><td colspan="5" class="muted">skipped: {{ p.skipped }}</td></tr>{% endif %}
+{% for f, v in p.figures.items() %}<tr><td>{{ name }}</td><td>{{ f }}</td><td>{{ fmt(v.value) }}</td><td>{{ v.unit }}</td>
+<td>{% if v.ci %}{{ fmt(v.ci[0]) }} – {{ fmt(v.ci[1]) }}{% endif %}</td><td class="muted">{{ v.note or "" }}</td></tr>{% endfor %}{% endfor %}</table>
+
+{% for section in sections %}<h2>{{ section.title }}</h2>
+{% if section.text %}<p class="muted">{{ section.text }}</p>{% endif %}
+{% if section.plots %}<div class="plots">{% for svg in section.plots %}<figure>{{ svg }}</figure>{% endfor %}</div>{% endif %}
+{{ section.html }}{% endfor %}
+<h2>Time per probe</h2>
+<table>{% for k, v in sc.timing.share.items() %}<tr><td>{{ k }}</td><td>{{ fmt(sc.probes[k].seconds) }} s</td><td>{{ (v*100)|round(1) }} %</td></tr>{% endfor %}</table>
+</body></html>
+"""
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _svg(fig: Any) -> Markup:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return Markup(text[text.index("<svg"):])  # noqa: S704 — matplotlib's own SVG, no user text unescaped
+
+
+def _figure(w: float = 5.2, h: float = 3.2) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller and searchable
+    return plt.subplots(figsize=(w, h))
+
+
+def _fairness_plots(p: dict[str, Any]) -> list[Markup]:
+    """Binary: accuracy and selection rate per group. One-vs-rest: selection rate per label, a bar per group."""
+    import numpy as np
+
+    out = []
+    for col, per_label in (p.get("details", {}).get("columns") or {}).items():
+        labels = list(per_label)
+        if len(labels) == 1:
+            res = per_label[labels[0]]
+            groups = list(res["by_group"])
+            series = [(m, [res["by_group"][g].get(m) or 0.0 for g in groups],
+                       [res["by_group"][g].get(f"{m}_ci") for g in groups]) for m in ("accuracy", "selection_rate")]
+            ticks = [f"{g}\n(n={res['by_group'][g]['n']})" + (" *" if g in res["too_small"] else "") for g in groups]
+            title = f"by {col}, favourable label {labels[0]!r}"
+        else:
+            groups = list(per_label[labels[0]]["by_group"])
+            series = [(g, [per_label[lbl]["by_group"][g].get("selection_rate") or 0.0 for lbl in labels],
+                       [per_label[lbl]["by_group"][g].get("selection_rate_ci") for lbl in labels]) for g in groups]
+            ticks = labels
+            title = f"selection rate by {col}, each label vs the rest"
+        fig, ax = _figure(max(4.0, 0.9 * len(ticks) + 2), 3.4)
+        x = np.arange(len(ticks))
+        width = 0.8 / len(series)
+        for k, (name, vals, cis) in enumerate(series):
+            lo = [v - (c[0] if c else v) for v, c in zip(vals, cis, strict=True)]
+            hi = [(c[1] if c else v) - v for v, c in zip(vals, cis, strict=True)]
+            ax.bar(x + (k - (len(series) - 1) / 2) * width, vals, width, yerr=np.clip([lo, hi], 0.0, None),
+                   capsize=2, label=str(name).replace("_", " "))
+        ax.set_xticks(x, ticks, rotation=0 if len(ticks) < 5 else 40, ha="center" if len(ticks) < 5 else "right",
+                      fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title + " (error bars: Wilson CI)", fontsize=9)
+        ax.legend(fontsize=7)
+        out.append(_svg(fig))
+    return out
+
+
+def _calibration_plots(p: dict[str, Any]) -> list[Markup]:
+    d = p.get("details") or {}
+    if not d.get("bins"):
+        return []
+    fig, ax = _figure(4.2, 3.8)
+    bins = [b for b in d["bins"] if b["n"]]
+    ax.plot([0, 1], [0, 1], "--", color="#8c959f", label="perfect calibration")
+    ax.bar([(b["lower"] + b["upper"]) / 2 for b in bins], [b["accuracy"] for b in bins],
+           width=[b["upper"] - b["lower"] for b in bins], edgecolor="#0969da", color="#54aeff", alpha=.7,
+           label="accuracy in bin")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#0550ae", ms=3)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability diagram", fontsize=9)
+    ax.legend(fontsize=8)
+    rel = _svg(fig)
+    fig, ax = _figure(4.2, 3.8)
+    curve = [c for c in d["coverage_curve"] if c["accuracy"] is not None]
+    ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve], "o-", ms=3, color="#8250df")
+    if d.get("abstain_threshold") is not None:
+        chosen = min(curve, key=lambda c: abs(c["threshold"] - d["abstain_threshold"]))
+        ax.plot([chosen["coverage"]], [chosen["accuracy"]], "s", color="#cf222e",
+                label=f"abstain below {d['abstain_threshold']:.2f}")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("coverage (share answered)")
+    ax.set_ylabel("accuracy of answered rows")
+    ax.set_title("abstention: coverage vs accuracy", fontsize=9)
+    return [rel, _svg(fig)]
+
+
+def _robustness_plot(p: dict[str, Any]) -> list[Markup]:
+    attacks = (p.get("details") or {}).get("attacks") or {}
+    if not attacks:
+        return []
+    fig, ax = _figure(4.6, 3.4)
+    for name, a in attacks.items():
+        ax.plot([c["max_edit_share"] for c in a["curve"]], [c["success_rate"] for c in a["curve"]], "o-", ms=3,
+                label=f"{name} (queries ≈ {a['mean_queries']:.0f})")
+    ax.set_xlabel("edit budget (share of words changed)")
+    ax.set_ylabel("attack success rate")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("robustness curve", fontsize=9)
+    ax.legend(fontsize=8)
+    return [_svg(fig)]
+
+
+def _confusion_plot(p: dict[str, Any]) -> list[Markup]:
+    d = p.get("details") or {}
+    cm, labels = d.get("confusion_matrix"), d.get("labels")
+    if not cm or len(labels) > 30:
+        return []
+    fig, ax = _figure(min(7.0, 1.2 + 0.5 * len(labels)), min(6.0, 1.0 + 0.45 * len(labels)))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    for i, row in enumerate(cm):
+        for j, v in enumerate(row):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix", fontsize=9)
+    return [_svg(fig)]
+
+
+def _counterfactual_plot(p: dict[str, Any]) -> list[Markup]:
+    cats = (p.get("details") or {}).get("by_category") or {}
+    if not cats:
+        return []
+    fig, ax = _figure(4.6, 3.0)
+    names = list(cats)
+    ax.barh(names, [cats[c]["flip_rate"] for c in names], color="#bf3989")
+    for i, c in enumerate(names):
+        ax.text(cats[c]["flip_rate"], i, f"  n={cats[c]['n']}", va="center", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("flip rate")
+    ax.set_title("counterfactual identity swaps", fontsize=9)
+    return [_svg(fig)]
+
+
+def _highlight(tokens: list[str], scores: list[float]) -> Markup:
+    from markupsafe import escape
+
+    top = max((abs(s) for s in scores), default=0.0) or 1.0
+    parts = []
+    for t, s in zip(tokens, scores, strict=True):
+        a = min(1.0, abs(s) / top) * 0.85
+        color = f"rgba(26,127,55,{a:.2f})" if s >= 0 else f"rgba(207,34,46,{a:.2f})"
+        parts.append(f'<span class="tok" style="background:{color}" title="{s:.4f}">{escape(t)}</span>')
+    return Markup(" ".join(parts))  # noqa: S704 — every token escaped above
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> Markup:
+    from markupsafe import escape
+
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(fmt(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows)
+    return Markup(f"<table><tr>{head}</tr>{body}</table>")  # noqa: S704 — cells escaped above
+
+
+def render_report(sc: dict[str, Any]) -> str:
+    """The scorecard dictionary (as written to scorecard.json) rendered to one HTML page."""
+    from jinja2 import Environment
+
+    probes = sc["probes"]
+    sections: list[dict[str, Any]] = []
+    if "performance" in probes:
+        sections.append({"title": "Performance", "plots": _confusion_plot(probes["performance"]), "html": ""})
+    if "fairness" in probes and not probes["fairness"].get("skipped"):
+        d = probes["fairness"]["details"]
+        sections.append({"title": "Group fairness", "plots": _fairness_plots(probes["fairness"]), "html": "",
+                         "text": f"Favourable outcome(s): {', '.join(map(repr, d['favourable_labels']))}"
+                                 f"{' (each vs the rest)' if d['one_vs_rest'] else ''}. Groups under "
+                                 f"{d['min_group_size']} rows are shown but not judged (marked *)."})
+    if "counterfactual" in probes and not probes["counterfactual"].get("skipped"):
+        ex = probes["counterfactual"]["examples"]
+        sections.append({"title": "Counterfactual fairness", "plots": _counterfactual_plot(probes["counterfactual"]),
+                         "html": _table(ex, ["pair", "original", "counterfactual", "original_label",
+                                             "counterfactual_label", "shift"]) if ex else ""})
+    if "robustness" in probes and not probes["robustness"].get("skipped"):
+        ex = probes["robustness"]["examples"]
+        sections.append({"title": "Robustness", "plots": _robustness_plot(probes["robustness"]),
+                         "html": _table(ex, ["attack", "original", "adversarial", "label", "new_label", "queries"])
+                         if ex else ""})
+    if "calibration" in probes and not probes["calibration"].get("skipped"):
+        sections.append({"title": "Calibration and abstention", "plots": _calibration_plots(probes["calibration"]),
+                         "html": ""})
+    if "explainability" in probes and not probes["explainability"].get("skipped"):
+        rows = []
+        for ex in probes["explainability"]["examples"]:
+            for method in ("integrated_gradients", "occlusion"):
+                if method in ex:
+                    rows.append(f"<tr><td>{method}</td><td>{_highlight(ex[method]['tokens'], ex[method]['scores'])}"
+                                f"</td><td>{Markup.escape(ex['label'])}</td></tr>")
+        methods = probes["explainability"]["details"]["methods"]
+        sections.append({"title": "Explanations", "plots": [],
+                         "text": "Green tokens push toward the predicted label, red away from it.",
+                         "html": _table([{"method": m, **v} for m, v in methods.items()],
+                                        ["method", "comprehensiveness", "sufficiency"])
+                         + Markup("<table id='attributions'><tr><th>method</th><th>tokens</th><th>label</th></tr>"
+                                  + "".join(rows) + "</table>")})  # noqa: S704 — rows built from escaped parts
+    if "resources" in probes:
+        figs = probes["resources"]["figures"]
+        sections.append({"title": "Resources", "plots": [],
+                         "html": _table([{"measure": k, "value": v["value"], "unit": v["unit"], "note": v.get("note")}
+                                         for k, v in figs.items()], ["measure", "value", "unit", "note"])})
+    env = Environment(autoescape=True)
+    return env.from_string(_TEMPLATE).render(sc=sc, sections=sections, fmt=fmt)

@@ -1,0 +1,213 @@
+"""The evaluate stage: the trained model and a held-out split -> scorecard.json (+ report and model card),
+release gates, and a ledger event linking the scorecard to the exact model and data hashes."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from steward.atomic import atomic_dir, write_json
+from steward.config.loader import config_digest
+from steward.config.models import RunConfig
+from steward.errors import ConfigError, EvaluateStageError, GateFailed
+from steward.evaluate.gates import GateResult, judge
+from steward.evaluate.probes import PROBES, EvalContext, ProbeResult
+from steward.evaluate.scorecard import composite
+from steward.hashing import sha256_file
+from steward.ledger.store import Ledger, artifact, now_iso
+from steward.provenance import stamp
+from steward.types import ArtifactRef
+
+STAGE = "evaluate"
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    scorecard: dict[str, Any]
+    gates: list[GateResult] = field(default_factory=list)
+    out_dir: Path = Path()
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    def raise_for_gates(self) -> None:
+        """Raise :class:`GateFailed` naming every failed gate with its measured value."""
+        if self.failed:
+            raise GateFailed("release gates failed: " + "; ".join(g.message for g in self.failed),
+                             failed=[g.gate for g in self.failed])
+
+
+def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
+    """Score ``RUN_DIR/train/model`` on ``RUN_DIR/data/<split>.parquet``; write ``RUN_DIR/evaluate/``."""
+    try:
+        import torch
+    except ImportError as exc:
+        from steward.errors import DependencyMissingError
+
+        raise DependencyMissingError("the evaluate stage needs the ml extra: pip install -e '.[ml]'") from exc
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    ecfg = cfg.evaluate
+    run_dir = Path(cfg.run_dir)
+    started_at = now_iso()
+    t0 = time.perf_counter()
+    if ecfg.threads:
+        torch.set_num_threads(ecfg.threads)
+    torch.manual_seed(ecfg.seed)
+    train_manifest, data_manifest = _manifests(run_dir)
+    ctx, inputs = _context(run_dir, cfg, train_manifest, data_manifest)
+    results: dict[str, dict[str, Any]] = {}
+    with _bar(progress) as bar:
+        task_id = bar.add_task("evaluate", total=len(ecfg.probes)) if bar else None
+        for name in ecfg.probes:
+            if bar:
+                bar.update(task_id, description=f"probe: {name}")
+            p0 = time.perf_counter()
+            res: ProbeResult = PROBES.create(name, ctx)
+            res.seconds = time.perf_counter() - p0
+            results[name] = res.to_dict()
+            if bar:
+                bar.advance(task_id)
+    gates = judge(ecfg.gates, results, ctx.task)
+    total = time.perf_counter() - t0
+    scorecard: dict[str, Any] = {
+        "task": ctx.task, "labels": ctx.labels, "split": ecfg.split, "rows": len(ctx.texts or ctx.tokens),
+        "model": {"path": str(Path(train_manifest["_dir"]) / "model"), "base_model": train_manifest["base_model"],
+                  "method": train_manifest.get("method"),
+                  "weights_sha256": train_manifest.get("model_weights_sha256", {})},
+        "data": {"split_sha256": inputs[0].sha256, "data_config_digest": data_manifest.get("config_digest")},
+        "sensitive_columns": ctx.sensitive_columns,
+        "probes": results,
+        "gates": [g.to_dict() for g in gates],
+        "passed": all(g.passed for g in gates),
+        "composite": composite(results, ctx.task, ecfg.gates.max_latency_ms_p95),
+        "timing": {"seconds": round(total, 2),
+                   "share": {k: round(v["seconds"] / total, 4) for k, v in results.items()}},
+        "config": ecfg.model_dump(mode="json"), "config_digest": config_digest(ecfg), "provenance": stamp(),
+    }
+    out_dir = _write(run_dir, cfg, scorecard)
+    Ledger(run_dir).append(
+        stage=STAGE, started_at=started_at, config_digest=config_digest(ecfg), inputs=inputs,
+        outputs=[artifact(p, run_dir, p.name) for p in sorted(out_dir.iterdir()) if p.is_file()],
+        summary={"passed": scorecard["passed"], "failed_gates": [g.gate for g in gates if not g.passed],
+                 "composite": scorecard["composite"]["value"], "seconds": round(total, 2)},
+    )
+    return EvaluateResult(scorecard, gates, out_dir)
+
+
+def _manifests(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    tm, dm = run_dir / "train" / "manifest.json", run_dir / "data" / "manifest.json"
+    if not tm.is_file():
+        raise EvaluateStageError(f"no trained model in {run_dir / 'train'}; run `steward train` for this run first")
+    if not dm.is_file():
+        raise EvaluateStageError(f"no data-stage outputs in {run_dir / 'data'}; run `steward data` first")
+    train_manifest = json.loads(tm.read_text())
+    train_manifest["_dir"] = str(tm.parent)
+    return train_manifest, json.loads(dm.read_text())
+
+
+def _load_split(run_dir: Path, data_manifest: dict[str, Any], split: str) -> tuple[pd.DataFrame, ArtifactRef]:
+    ref = data_manifest["splits"].get(split)
+    path = run_dir / ref["path"] if ref else None
+    if ref is None or path is None or not path.is_file():
+        raise EvaluateStageError(f"evaluate.split: got {split!r}: the data stage wrote no {split} split. Set "
+                                 f"data.split.{split} > 0 and rerun `steward data`, or evaluate on the other split")
+    digest = sha256_file(path)
+    if digest != ref["sha256"]:
+        raise EvaluateStageError(f"{ref['path']} changed since the data stage wrote it (sha256 mismatch); rerun "
+                                 f"`steward data` or run `steward ledger verify` to see what happened")
+    return pd.read_parquet(path), ArtifactRef(ref["path"], digest, split)
+
+
+def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, Any]
+             ) -> tuple[EvalContext, list[ArtifactRef]]:
+    from steward.inference import TorchClassifier, TorchTagger
+
+    ecfg = cfg.evaluate
+    frame, ref = _load_split(run_dir, dm, ecfg.split)
+    if frame.empty:
+        raise EvaluateStageError(f"the {ecfg.split} split is empty; nothing to evaluate")
+    if ecfg.max_rows is not None and len(frame) > ecfg.max_rows:
+        frame = frame.sample(n=ecfg.max_rows, random_state=ecfg.seed)
+    frame = frame.reset_index(drop=True)
+    columns = list(ecfg.sensitive_columns) if ecfg.sensitive_columns is not None else list(dm.get("group_columns", []))
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"evaluate.sensitive_columns: got {missing}: not columns of the {ecfg.split} split "
+                          f"(its columns: {sorted(frame.columns)}). Fix: name columns the data stage kept "
+                          f"(data.input.group_columns)")
+    model_dir = Path(tm["_dir"]) / "model"
+    hashes = tm.get("model_weights_sha256")
+    labels = list(tm["labels"])
+    inputs = [ref] + [artifact(w, run_dir, "model") for w in sorted(model_dir.glob("*.safetensors"))]
+    if tm["task"] == "ner":
+        tagger = TorchTagger.load(model_dir, expected_hashes=hashes, max_length=ecfg.max_length)
+        ctx = EvalContext(predictor=tagger, task="ner", labels=labels, texts=[], y=np.zeros(0, dtype=int),  # type: ignore[arg-type]
+                          frame=frame, sensitive_columns=[], cfg=ecfg, train_manifest=tm, model_dir=model_dir,
+                          tokens=[list(t) for t in frame["tokens"]], tags=[list(t) for t in frame["tags"]])
+        return ctx, inputs
+    clf = TorchClassifier.load(model_dir, expected_hashes=hashes, max_length=ecfg.max_length,
+                               batch_size=ecfg.batch_size)
+    if clf.labels != labels:
+        raise EvaluateStageError(f"the model's labels {clf.labels} differ from the train manifest's {labels}; "
+                                 f"the model folder was replaced — rerun `steward train`")
+    task = "multilabel" if tm.get("multi_label") else "classification"
+    index = {lbl: i for i, lbl in enumerate(labels)}
+    if task == "multilabel":
+        sep = (tm.get("hyperparameters") or {}).get("multi_label_separator") or "|"
+        y = np.array([[int(lbl in {p.strip() for p in str(v).split(sep)}) for lbl in labels] for v in frame["label"]])
+    else:
+        y = np.array([index.get(str(v), -1) for v in frame["label"]])
+    if task == "classification" and (y < 0).any():
+        unknown = sorted({str(v) for v, i in zip(frame["label"], y, strict=True) if i < 0})
+        raise EvaluateStageError(f"the {ecfg.split} split has labels {unknown} the model was not trained on "
+                                 f"(model labels: {labels}); retrain on data that includes them")
+    train_texts: list[str] = []
+    train_y = np.zeros(0, dtype=int)
+    if "privacy" in ecfg.probes and task == "classification":
+        train_frame, train_ref = _load_split(run_dir, dm, "train")
+        keep = train_frame["label"].astype(str).isin(index)
+        train_texts = train_frame.loc[keep, "text"].astype(str).tolist()
+        train_y = np.array([index[str(v)] for v in train_frame.loc[keep, "label"]])
+        inputs.append(train_ref)
+    ctx = EvalContext(predictor=clf, task=task, labels=labels, texts=frame["text"].astype(str).tolist(), y=y,
+                      frame=frame, sensitive_columns=columns, cfg=ecfg, train_texts=train_texts, train_y=train_y,
+                      train_manifest=tm, model_dir=model_dir)
+    return ctx, inputs
+
+
+def _write(run_dir: Path, cfg: RunConfig, scorecard: dict[str, Any]) -> Path:
+    with atomic_dir(run_dir / STAGE) as gen:
+        write_json(gen / "scorecard.json", scorecard)
+        if cfg.evaluate.report:
+            from steward.evaluate.report import render_report
+
+            (gen / "report.html").write_text(render_report(scorecard), encoding="utf-8")
+        if cfg.evaluate.model_card:
+            from steward.evaluate.card import render_card
+
+            (gen / "MODEL_CARD.md").write_text(render_card(scorecard, run_dir), encoding="utf-8")
+    return run_dir / STAGE
+
+
+def _bar(enabled: bool):  # type: ignore[no-untyped-def]
+    from contextlib import nullcontext
+
+    if not enabled:
+        return nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=True)

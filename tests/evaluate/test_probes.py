@@ -1,0 +1,139 @@
+"""Each probe on classifiers whose right answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from steward.config.models import EvaluateConfig, GateSettings
+from steward.evaluate.gates import judge
+from steward.evaluate.probes import PROBES
+from tests.evaluate.conftest import KeywordSentiment, make_ctx, sentiment_rows
+
+
+def _run(name: str, ctx):  # type: ignore[no-untyped-def]
+    return PROBES.create(name, ctx)
+
+
+def test_every_dimension_is_registered() -> None:
+    assert PROBES.names() == sorted(["performance", "fairness", "counterfactual", "robustness", "calibration",
+                                     "explainability", "privacy", "resources"])
+
+
+def test_performance_exact_on_a_perfect_and_a_biased_model(rows: pd.DataFrame) -> None:
+    res = _run("performance", make_ctx(KeywordSentiment(), rows))
+    assert res.figures["accuracy"].value == 1.0 and res.figures["macro_f1"].value == 1.0
+    assert sum(map(sum, res.details["confusion_matrix"])) == len(rows)
+    biased = _run("performance", make_ctx(KeywordSentiment(favour="she"), rows))
+    wrong = ((rows["gender"] == "female") & (rows["label"] == "0")).sum()
+    assert biased.figures["accuracy"].value == pytest.approx(1 - wrong / len(rows))
+    lo, hi = biased.figures["accuracy"].ci  # type: ignore[misc]
+    assert lo < biased.figures["accuracy"].value < hi
+    assert biased.details["per_class"]["0"]["recall"] < 1.0
+
+
+def test_a_model_biased_on_purpose_fails_the_fairness_gate_and_an_unbiased_one_passes(rows: pd.DataFrame) -> None:
+    gates = GateSettings(max_eo_difference=0.1)
+    fair = _run("fairness", make_ctx(KeywordSentiment(), rows))
+    biased = _run("fairness", make_ctx(KeywordSentiment(favour="she"), rows))
+    assert fair.figures["eo_difference"].value == 0.0  # perfect in every group
+    assert biased.figures["eo_difference"].value == 1.0  # every negative "she" text called positive
+    assert biased.figures["dp_difference"].value > fair.figures["dp_difference"].value
+    lo, hi = biased.figures["dp_difference"].ci  # type: ignore[misc]
+    assert lo <= biased.figures["dp_difference"].value <= hi
+    (g_fair,) = judge(gates, {"fairness": fair.to_dict()}, "classification")
+    (g_biased,) = judge(gates, {"fairness": biased.to_dict()}, "classification")
+    assert g_fair.passed and not g_biased.passed
+    assert "eo_difference = 1" in g_biased.message and "FAILED" in g_biased.message
+
+
+def test_groups_too_small_to_judge_are_named_not_averaged(rows: pd.DataFrame) -> None:
+    extra = pd.DataFrame([{"text": "they said it was bad", "label": "0", "gender": "nonbinary"}] * 5)
+    res = _run("fairness", make_ctx(KeywordSentiment(favour="they"), pd.concat([rows, extra], ignore_index=True),
+                                    EvaluateConfig(bootstrap=0, min_group_size=30)))
+    col = res.details["columns"]["gender"]["1"]
+    assert col["too_small"] == ["nonbinary"] and col["judged_groups"] == ["female", "male"]
+    assert res.figures["eo_difference"].value == 0.0  # the small group's errors are not mixed in
+    assert col["by_group"]["nonbinary"]["n"] == 5 and col["by_group"]["nonbinary"]["accuracy"] == 0.0
+
+
+def test_counterfactual_swaps_flip_only_the_biased_model(rows: pd.DataFrame) -> None:
+    fair = _run("counterfactual", make_ctx(KeywordSentiment(), rows))
+    assert fair.figures["flip_rate"].value == 0.0
+    biased = _run("counterfactual", make_ctx(KeywordSentiment(favour="she"), rows))
+    pair = biased.details["by_pair"]["he<->she"]
+    assert pair["n"] == len(rows) and pair["category"] == "gender"
+    # A negative text flips whichever way it is swapped (he->she becomes positive; she->he loses the bias).
+    assert pair["flip_rate"] == pytest.approx((rows["label"] == "0").mean())
+    assert biased.examples and biased.examples[0]["original_label"] != biased.examples[0]["counterfactual_label"]
+
+
+def test_counterfactual_with_no_identity_terms_is_skipped_with_a_reason() -> None:
+    frame = pd.DataFrame({"text": ["good stuff", "bad stuff"], "label": ["1", "0"]})
+    res = _run("counterfactual", make_ctx(KeywordSentiment(), frame))
+    assert res.skipped and not res.figures
+
+
+def test_attacks_flip_exactly_the_rows_a_keyword_decides(rows: pd.DataFrame) -> None:
+    cfg = EvaluateConfig(robustness={"max_rows": 60, "max_queries": 60})
+    res = _run("robustness", make_ctx(KeywordSentiment(), rows, cfg))
+    # A positive text hangs on one keyword: a typo or a synonym of it removes the evidence and flips it.
+    # A negative text is the keyword model's default: no single edit can make it positive.
+    attacked = res.details["attacked_rows"]
+    rng = np.random.default_rng(cfg.seed)
+    picked = np.sort(rng.choice(len(rows), size=60, replace=False))
+    positive_share = (rows["label"].to_numpy()[picked] == "1").mean()
+    assert attacked == 60
+    assert res.figures["char_attack_success"].value == pytest.approx(positive_share)
+    assert res.figures["word_attack_success"].value == pytest.approx(positive_share)
+    assert res.figures["sentence_attack_success"].value == 0.0  # distractors carry no keyword
+    assert res.figures["attack_success"].value == pytest.approx(positive_share)
+    kinds = {e["attack"] for e in res.examples}
+    assert kinds == {"char", "word"} and all(e["new_label"] == "0" for e in res.examples)
+    assert all(e["queries"] <= 60 for e in res.examples)
+
+
+def test_calibration_error_is_the_gap_between_confidence_and_accuracy(rows: pd.DataFrame) -> None:
+    res = _run("calibration", make_ctx(KeywordSentiment(confidence=0.9), rows))
+    assert res.figures["ece"].value == pytest.approx(0.1)  # always right, always 90 % sure
+    sharp = _run("calibration", make_ctx(KeywordSentiment(confidence=0.99), rows))
+    assert sharp.figures["ece"].value == pytest.approx(0.01)
+    biased = _run("calibration", make_ctx(KeywordSentiment(favour="she", confidence=0.99), rows))
+    assert biased.figures["ece"].value > 0.15
+    assert res.details["recommended_threshold"] == 0.0  # every answer is right: no need to abstain
+    assert len(res.details["bins"]) == 15 and sum(b["n"] for b in res.details["bins"]) == len(rows)
+
+
+class Memoriser(KeywordSentiment):
+    """Near-certain on the rows it was 'trained' on, unsure elsewhere: a model that leaks membership."""
+
+    def __init__(self, seen: pd.DataFrame) -> None:
+        super().__init__()
+        self.seen = dict(zip(seen["text"], seen["label"].astype(int), strict=True))
+
+    def predict_proba(self, texts):  # type: ignore[no-untyped-def]
+        out = super().predict_proba(texts)
+        for i, t in enumerate(texts):
+            if t in self.seen:
+                out[i] = [0.001, 0.999] if self.seen[t] else [0.999, 0.001]
+        return out
+
+
+def test_membership_inference_catches_a_memorising_model() -> None:
+    train = sentiment_rows(150, seed=1).assign(text=lambda f: f["text"] + " at " + f.index.astype(str))
+    test = sentiment_rows(150, seed=2).assign(text=lambda f: f["text"] + " on " + f.index.astype(str))
+    leaky = _run("privacy", make_ctx(Memoriser(train), test, train=train))
+    assert leaky.figures["mia_auc"].value == 1.0
+    honest = _run("privacy", make_ctx(KeywordSentiment(), test, train=train))
+    assert honest.figures["mia_auc"].value == pytest.approx(0.5)
+    lo, hi = honest.figures["mia_auc"].ci  # type: ignore[misc]
+    assert lo <= 0.5 <= hi
+    gate = GateSettings(max_mia_auc=0.6)
+    assert judge(gate, {"privacy": honest.to_dict()}, "classification")[0].passed
+    assert not judge(gate, {"privacy": leaky.to_dict()}, "classification")[0].passed
+
+
+def test_a_gate_on_a_probe_that_did_not_run_fails() -> None:
+    (g,) = judge(GateSettings(max_ece=0.05), {}, "classification")
+    assert not g.passed and g.measured is None and "not measured" in g.message
