@@ -1,4 +1,4 @@
-"""The real default model (all-MiniLM-L6-v2 from PyPI) end to end: `steward demo` trains and verifies."""
+"""The real default model (all-MiniLM-L6-v2 from PyPI) end to end: `steward demo` trains, evaluates and verifies."""
 
 import json
 import os
@@ -18,5 +18,16 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     assert len(m["labels"]) == 8
     # 8 intents from ~600 messages in 2 epochs: far above the 1/8 chance level
     assert m["best_metric"]["value"] > 0.5, m["history"]
-    assert out["ledger"]["ok"] and out["ledger"]["events"] == 2
+    assert out["ledger"]["ok"] and out["ledger"]["events"] == 3
     assert (tmp_path / "demo" / "train" / "model" / "model.safetensors").is_file()
+    sc = out["evaluate"]
+    probes = sc["probes"]
+    assert not any(p.get("skipped") for p in probes.values()), {k: p.get("skipped") for k, p in probes.items()}
+    # The real model learnt the intents: accuracy well above chance, with an interval around it.
+    acc = probes["performance"]["figures"]["accuracy"]
+    assert acc["value"] > 0.5 and acc["ci"][0] <= acc["value"] <= acc["ci"][1]
+    assert set(probes["fairness"]["details"]["columns"]) == {"gender", "age_band"}
+    assert probes["explainability"]["figures"]["comprehensiveness"]["value"] > \
+        probes["explainability"]["figures"]["comprehensiveness_random"]["value"]
+    assert {g["gate"] for g in sc["gates"]} >= {"min_f1", "max_attack_success", "max_mia_auc"}
+    assert (tmp_path / "demo" / "evaluate" / "report.html").stat().st_size > 50_000

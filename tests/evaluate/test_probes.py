@@ -137,3 +137,56 @@ def test_membership_inference_catches_a_memorising_model() -> None:
 def test_a_gate_on_a_probe_that_did_not_run_fails() -> None:
     (g,) = judge(GateSettings(max_ece=0.05), {}, "classification")
     assert not g.passed and g.measured is None and "not measured" in g.message
+
+
+def test_resources_count_the_flops_a_bert_layer_must_do(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """FLOPs from torch's counter equal the matmul count worked out by hand for the tiny BERT."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from steward.inference import TorchClassifier
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=3).eval()
+    clf = TorchClassifier(model, AutoTokenizer.from_pretrained(tiny_model), ["a", "b", "c"])
+    text = "the parcel arrived two days late and the box was torn"
+    frame = pd.DataFrame({"text": [text] * 8, "label": ["a"] * 8})
+    res = PROBES.create("resources", make_ctx(clf, frame, EvaluateConfig(resources={"latency_runs": 5})))
+    t = len(clf.tokenizer(text)["input_ids"])
+    h, inter, layers = 32, 64, 2
+    per_layer = 2 * t * h * h * 4 + 2 * 2 * t * t * h + 2 * 2 * t * h * inter  # q,k,v,o; scores and mix; FFN
+    expected = layers * per_layer + 2 * h * h + 2 * h * 3  # + pooler and classifier on [CLS]
+    assert res.figures["gflops_per_example"].value * 1e9 == pytest.approx(expected)
+    assert res.figures["parameters"].value == sum(p.numel() for p in model.parameters())
+    assert 0 < res.figures["latency_ms_p50"].value <= res.figures["latency_ms_p95"].value
+    assert res.figures["throughput_per_s"].value > 0
+
+
+class ThreeWay:
+    """Routes texts by keyword; for one group it sends every "billing" text to "refund" (biased)."""
+
+    labels = ["billing", "refund", "delivery"]
+
+    def predict_proba(self, texts):  # type: ignore[no-untyped-def]
+        out = []
+        for t in texts:
+            k = next(i for i, lbl in enumerate(self.labels) if lbl in t)
+            if "she" in t.split() and k == 0:
+                k = 1
+            p = [0.05] * 3
+            p[k] = 0.9
+            out.append(p)
+        return np.array(out)
+
+
+def test_multiclass_fairness_is_judged_one_vs_rest_and_names_the_worst_label() -> None:
+    rng = np.random.default_rng(3)
+    rows = [{"text": f"{'she' if g == 'female' else 'he'} asked about {lbl}", "label": lbl, "gender": g}
+            for lbl, g in zip(rng.choice(ThreeWay.labels, 300), rng.choice(["female", "male"], 300), strict=True)]
+    frame = pd.DataFrame(rows)
+    res = PROBES.create("fairness", make_ctx(ThreeWay(), frame, EvaluateConfig(bootstrap=0)))
+    assert res.details["one_vs_rest"] and res.details["favourable_labels"] == ThreeWay.labels
+    assert res.figures["eo_difference"].value == 1.0  # billing TPR: 0 for women, 1 for men
+    assert "label 'billing'" in res.figures["eo_difference"].note
+    assert res.details["columns"]["gender"]["delivery"]["eo_difference"] == 0.0
+    only = PROBES.create("fairness", make_ctx(ThreeWay(), frame, EvaluateConfig(bootstrap=0,
+                                                                               favourable_label="delivery")))
+    assert only.figures["eo_difference"].value == 0.0 and list(only.details["columns"]["gender"]) == ["delivery"]

@@ -31,6 +31,20 @@ train:
   epochs: 2
   max_length: 48
   batch_size: 32
+evaluate:
+  max_rows: 400
+  bootstrap: 500
+  robustness: {max_rows: 80, max_queries: 40}
+  explain: {rows: 20, ig_steps: 16}
+  privacy: {rows: 400}
+  gates:
+    min_f1: 0.80
+    max_eo_difference: 0.15
+    max_cf_flip_rate: 0.10
+    max_attack_success: 0.60
+    max_ece: 0.10
+    max_mia_auc: 0.60
+    max_latency_ms_p95: 100
 """
 
 
@@ -40,6 +54,7 @@ def demo(
     rows: Annotated[int, typer.Option(help="Messages to generate (before planted problems).")] = 4000,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
     skip_train: Annotated[bool, typer.Option("--skip-train", help="Stop after the data stage.")] = False,
+    skip_evaluate: Annotated[bool, typer.Option("--skip-evaluate", help="Stop after the train stage.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Generate a seeded customer-support dataset with planted problems and run every stage on it."""
@@ -75,9 +90,26 @@ def demo(
         trained = run_train(cfg, progress=not json_out).manifest
         if not json_out:
             console.print(train_table(trained))
+    scorecard = None
+    if not skip_train and not skip_evaluate:
+        from steward.cli.evaluate_cmd import summary_table as eval_table
+        from steward.evaluate import run as run_eval
+
+        if not json_out:
+            console.rule("[bold]Steward demo: evaluate stage (scorecard and release gates)")
+        evaluated = run_eval(cfg, progress=not json_out)
+        scorecard = evaluated.scorecard
+        if not json_out:
+            console.print(eval_table(scorecard))
+            for g in evaluated.gates:
+                console.print(f"[{'green' if g.passed else 'red'}]{g.message}[/]", highlight=False)
+            # The demo shows the verdict; `steward evaluate` is what exits 1 on a failed gate in a pipeline.
+            console.print(f"report: {evaluated.out_dir / 'report.html'}   model card: "
+                          f"{evaluated.out_dir / 'MODEL_CARD.md'}")
     report = verify(run_dir)
     if json_out:
-        print_json({"plan": plan.__dict__, "data": result.summary, "train": trained, "ledger": report.to_dict()})
+        print_json({"plan": plan.__dict__, "data": result.summary, "train": trained, "evaluate": scorecard,
+                    "ledger": report.to_dict()})
     else:
         console.print(f"ledger: {'[green]intact[/]' if report.ok else '[red]' + str(report.error) + '[/]'} "
                       f"({report.events} events)")

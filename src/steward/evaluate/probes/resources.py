@@ -64,8 +64,19 @@ def _flops(clf: object, text: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    model = clf.model  # type: ignore[attr-defined]
     enc = clf.encode([text])  # type: ignore[attr-defined]
+    # torch's counter has no formula for CPU's fused SDPA kernel, so attention would count as zero: count
+    # with the eager attention (same maths, plain matmuls), then put the fast kernel back.
+    before = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    switch = before not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
     counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        clf.model(**enc)  # type: ignore[attr-defined]
+    try:
+        with counter, torch.inference_mode():
+            model(**enc)
+    finally:
+        if switch:
+            model.set_attn_implementation(before)
     return float(counter.get_total_flops())
