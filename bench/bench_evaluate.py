@@ -18,15 +18,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 sys.path.insert(0, str(Path(__file__).parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from steward.config import parse_config  # noqa: E402
-from steward.config.models import EvaluateConfig  # noqa: E402
-from steward.evaluate import run as run_eval  # noqa: E402
-from steward.evaluate.explain import _ids, _inner, faithfulness, integrated_gradients, occlusion  # noqa: E402
-from steward.evaluate.probes import PROBES, EvalContext  # noqa: E402
-from steward.inference import TorchClassifier  # noqa: E402
+from steward.config import parse_config
+from steward.config.models import EvaluateConfig
+from steward.evaluate import run as run_eval
+from steward.evaluate.explain import (
+    _ids,
+    _inner,
+    faithfulness,
+    integrated_gradients,
+    occlusion,
+)
+from steward.evaluate.probes import PROBES, EvalContext
+from steward.inference import TorchClassifier
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--dp-r", type=int, default=8, help="LoRA rank under DP")
     ap.add_argument("--dp-targets", default="query,value", help="LoRA target modules under DP")
     ap.add_argument("--dp-max-steps", type=int, default=None, help="stop early (speed checks only)")
+    ap.add_argument("--dp-off", action="store_true",
+                    help="run the DP configuration without DP (the privacy cost, with everything else equal)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_bench.json")
     args = ap.parse_args()
@@ -115,10 +117,12 @@ def main() -> None:
               "max_grad_norm": None,
               "max_steps": args.dp_max_steps,
               "lora": {"r": args.dp_r, "alpha": 2 * args.dp_r, "target_modules": args.dp_targets.split(",")},
-              "privacy": {"enabled": True, "target_epsilon": 8.0, "max_grad_norm": args.dp_clip}}
+              "privacy": {"enabled": not args.dp_off, "target_epsilon": 8.0, "max_grad_norm": args.dp_clip}}
+        if args.dp_off:
+            dp["max_grad_norm"] = args.dp_clip  # ordinary clipping at the same bound
         m = train(dp_run, **dp)
-        name = (f"sst2_dp_lora_eps8_lr{args.dp_lr:g}_b{args.dp_batch}_e{args.dp_epochs}_c{args.dp_clip:g}"
-                f"_r{args.dp_r}_{args.dp_targets.replace(',', '+')}")
+        name = (f"sst2_{'nodp_same_config' if args.dp_off else 'dp'}_lora_eps8_lr{args.dp_lr:g}_b{args.dp_batch}"
+                f"_e{args.dp_epochs}_c{args.dp_clip:g}_r{args.dp_r}_{args.dp_targets.replace(',', '+')}")
         results[name] = _row(m, test_accuracy(dp_run), args.train_rows)
         _save(args.out, results)
     if "ner" in only:

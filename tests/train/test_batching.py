@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch

@@ -13,6 +13,7 @@ from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
 from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
+from steward.cli.serve_admin_cmd import audit_app, keys_app
 from steward.cli.train_cmd import train
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app.command(name="train")(train)
 app.command(name="evaluate")(evaluate)
 app.command(name="demo")(demo)
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()

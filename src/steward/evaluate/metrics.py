@@ -101,8 +101,12 @@ def group_fairness(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, *
 
 def fairness_gaps(yt: np.ndarray, yp: np.ndarray, groups: np.ndarray) -> dict[str, float | None]:
     """Demographic-parity and equalised-odds differences and ratios (fairlearn's definitions)."""
-    from fairlearn.metrics import (demographic_parity_difference, demographic_parity_ratio,
-                                   equalized_odds_difference, equalized_odds_ratio)
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        equalized_odds_ratio,
+    )
 
     out: dict[str, float | None] = {
         "dp_difference": float(demographic_parity_difference(yt, yp, sensitive_features=groups)),

@@ -7,8 +7,13 @@ from functools import partial
 
 import numpy as np
 
-from steward.evaluate.metrics import (bootstrap_ci, coverage_curve, expected_calibration_error, recommend_threshold,
-                                      reliability_bins)
+from steward.evaluate.metrics import (
+    bootstrap_ci,
+    coverage_curve,
+    expected_calibration_error,
+    recommend_threshold,
+    reliability_bins,
+)
 from steward.evaluate.probes.base import PROBES, EvalContext, Figure, ProbeResult
 
 THRESHOLDS = [round(t, 2) for t in np.arange(0.0, 1.0, 0.05)]

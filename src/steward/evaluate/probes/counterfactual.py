@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 
 from steward.evaluate.probes.base import PROBES, EvalContext, Figure, ProbeResult
-from steward.textops import IDENTITY_PAIRS_BY_CATEGORY, counterfactual, swap_map, term_pattern
+from steward.textops import (
+    IDENTITY_PAIRS_BY_CATEGORY,
+    counterfactual,
+    swap_map,
+    term_pattern,
+)
 
 
 @PROBES.register("counterfactual")

@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from steward.evaluate.attacks import AttackOutcome, char_candidates, distractor_attack, greedy_word_attack, synonyms
+from steward.evaluate.attacks import (
+    AttackOutcome,
+    char_candidates,
+    distractor_attack,
+    greedy_word_attack,
+    synonyms,
+)
 from steward.evaluate.probes.base import PROBES, EvalContext, Figure, ProbeResult
 
 

@@ -1,0 +1,102 @@
+"""``steward keys`` and ``steward audit``: API keys and the service's audit log, from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from steward.cli.common import EXIT_FAILED, console, err_console, handle_errors, print_json
+
+keys_app = typer.Typer(help="Create, list and revoke the service's API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify and export the service's hash-chained audit log.", no_args_is_help=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (for serve.database_url).")]
+RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="The served run folder.")]
+
+
+def _audit(config: Path | None, run_dir: Path | None):  # type: ignore[no-untyped-def]
+    from steward.config.loader import load_config
+    from steward.serve.audit import AuditLog, database_url
+
+    cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
+    return AuditLog(database_url(cfg.serve.database_url, Path(cfg.run_dir)))
+
+
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    role: Annotated[str, typer.Option(help="predict, feedback or admin.")],
+    config: ConfigOpt = None, run_dir: RunDirOpt = None,
+    name: Annotated[Optional[str], typer.Option(help="A label for the key (who or what uses it).")] = None,
+) -> None:
+    """Create a key. The key is printed once, on the last line, and never stored (only its hash is)."""
+    from steward.serve.keys import KeyStore
+
+    log = _audit(config, run_dir)
+    rec, key = KeyStore(log.engine).create(role, name)
+    console.print(f"created key {rec.key_id} with role {rec.role}; store it now, it cannot be shown again:",
+                  highlight=False)
+    print(key)
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part after 'stw_').")],
+                config: ConfigOpt = None, run_dir: RunDirOpt = None) -> None:
+    """Revoke a key: requests with it get 401 from then on."""
+    from steward.serve.keys import KeyStore
+
+    if not KeyStore(_audit(config, run_dir).engine).revoke(key_id):
+        err_console.print(f"[red]no key with id {key_id!r}[/] (see `steward keys list`)", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    console.print(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list(config: ConfigOpt = None, run_dir: RunDirOpt = None,
+              json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List keys (ids, roles, names, creation time, revoked) — never the keys themselves."""
+    from steward.serve.keys import KeyStore
+
+    keys = KeyStore(_audit(config, run_dir).engine).list()
+    if json_out:
+        print_json(keys)
+        return
+    t = Table(title="API keys")
+    for c in ("key_id", "role", "name", "created", "revoked"):
+        t.add_column(c)
+    for k in keys:
+        t.add_row(*(str(k[c]) for c in ("key_id", "role", "name", "created", "revoked")))
+    console.print(t)
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify(config: ConfigOpt = None, run_dir: RunDirOpt = None,
+                 json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
+    """Exit 0 if the chain is intact; 1 naming the first edited, deleted or reordered record."""
+    report = _audit(config, run_dir).verify()
+    if json_out:
+        print_json(report.to_dict())
+    elif report.ok:
+        console.print(f"[green]audit log intact[/]: {report.records} records")
+    else:
+        err_console.print(f"[bold red]audit log broken[/]: {report.error}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@audit_app.command("export")
+@handle_errors
+def audit_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.")],
+    config: ConfigOpt = None, run_dir: RunDirOpt = None,
+    since: Annotated[Optional[str], typer.Option(help="ISO time (UTC), e.g. 2026-11-01T00:00:00.")] = None,
+) -> None:
+    """Write the records (all, or those since a time) as JSON lines for auditors."""
+    n = _audit(config, run_dir).export(out, since)
+    console.print(f"wrote {n} records to {out}")

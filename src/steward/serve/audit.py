@@ -1,0 +1,228 @@
+"""The tamper-evident audit log: one hash-chained record per decision, in SQLite (WAL) or PostgreSQL.
+
+Each record's hash covers its fields and the previous record's hash; a one-row ``audit_head`` table holds
+the newest sequence number and hash. Appends lock the head row inside the same transaction (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``), so several service replicas writing to one
+database still build one chain. ``verify`` detects an edited, deleted, inserted or reordered record,
+including the newest one (the head would disagree). A record is committed before its response is sent:
+a crash loses at most requests still in flight, never a committed record.
+
+Records never hold raw input: the redacted text and a keyed hash of the original (HMAC-SHA256).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from steward.hashing import canonical_json, sha256_bytes
+
+GENESIS = "0" * 64
+FIELDS = ("seq", "decision_id", "ts", "kind", "key_id", "model_version", "model_hash", "input_hash",
+          "redacted_input", "findings", "output", "latency_ms", "ref")
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    ok: bool
+    records: int
+    error: str | None = None
+    seq: int | None = None  # the first bad record
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "records": self.records, "error": self.error, "seq": self.seq}
+
+
+def record_hash(prev: str, fields: dict[str, Any]) -> str:
+    body = {k: fields.get(k) for k in FIELDS}
+    return sha256_bytes(prev.encode() + canonical_json(body))
+
+
+def database_url(url: str | None, run_dir: Path) -> str:
+    """The configured URL, or the embedded default ``sqlite:///RUN_DIR/serve/audit.db``."""
+    if url:
+        return url
+    path = Path(run_dir) / "serve" / "audit.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class AuditLog:
+    """Append, read, verify and export hash-chained decision records through SQLAlchemy."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Any = None
+
+    # -- set-up -----------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = self._connect()
+        return self._engine
+
+    def _connect(self) -> Any:
+        from sqlalchemy import create_engine, event
+
+        from steward.serve.tables import METADATA
+
+        sqlite = self.url.startswith("sqlite")
+        engine = create_engine(self.url, future=True, pool_pre_ping=not sqlite,
+                               connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {})
+        if sqlite:
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # WAL: readers never block the writer; synchronous=FULL: a commit survives power loss too.
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (BEGIN IMMEDIATE for appends)
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        from sqlalchemy import text
+
+        from steward.serve.tables import audit_head
+
+        # Replicas starting together would race to create the tables: serialise set-up (SQLite's
+        # BEGIN IMMEDIATE already does; PostgreSQL takes a transaction-scoped advisory lock).
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7242001)"))
+            METADATA.create_all(conn)
+            if conn.execute(audit_head.select()).first() is None:
+                conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
+        return engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- writing ----------------------------------------------------------------------------------
+    def append(self, *, decision_id: str, kind: str, key_id: str | None, model_version: str | None,
+               model_hash: str | None, input_hash: str | None, redacted_input: str | None,
+               findings: list[dict[str, Any]] | None, output: dict[str, Any] | None, latency_ms: float,
+               ref: str | None = None) -> dict[str, Any]:
+        """Append one record in its own transaction and return it (with ``seq`` and ``hash``)."""
+        return self.append_many([dict(decision_id=decision_id, kind=kind, key_id=key_id, model_version=model_version,
+                                      model_hash=model_hash, input_hash=input_hash, redacted_input=redacted_input,
+                                      findings=findings, output=output, latency_ms=latency_ms, ref=ref)])[0]
+
+    def append_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append several records in one transaction (one fsync for a whole batch of decisions)."""
+        from sqlalchemy import select, update
+
+        from steward.serve.tables import audit_head, audit_records
+
+        out = []
+        with self.engine.begin() as conn:
+            head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+                                .with_for_update()).one()
+            seq, prev = int(head.seq), str(head.hash)
+            for item in items:
+                seq += 1
+                row = {
+                    "seq": seq, "decision_id": item["decision_id"], "ts": now(), "kind": item["kind"],
+                    "key_id": item.get("key_id"), "model_version": item.get("model_version"),
+                    "model_hash": item.get("model_hash"), "input_hash": item.get("input_hash"),
+                    "redacted_input": item.get("redacted_input"),
+                    "findings": json.dumps(item.get("findings") or [], sort_keys=True, ensure_ascii=False),
+                    "output": json.dumps(item.get("output") or {}, sort_keys=True, ensure_ascii=False),
+                    "latency_ms": round(float(item.get("latency_ms") or 0.0), 3), "ref": item.get("ref"),
+                }
+                row["prev_hash"] = prev
+                row["hash"] = prev = record_hash(prev, row)
+                conn.execute(audit_records.insert().values(**row))
+                out.append(row)
+            conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        return out
+
+    # -- reading ----------------------------------------------------------------------------------
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        from sqlalchemy import select
+
+        from steward.serve.tables import audit_records
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_records).where(audit_records.c.decision_id == decision_id)
+                               .order_by(audit_records.c.seq).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def count(self, kind: str | None = None) -> int:
+        from sqlalchemy import func, select
+
+        from steward.serve.tables import audit_records
+
+        q = select(func.count()).select_from(audit_records)
+        if kind:
+            q = q.where(audit_records.c.kind == kind)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def records(self, since: str | None = None, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Records in chain order (optionally those at or after the ISO time ``since``), streamed."""
+        from sqlalchemy import select
+
+        from steward.serve.tables import audit_records
+
+        last = 0
+        while True:
+            q = select(audit_records).where(audit_records.c.seq > last).order_by(audit_records.c.seq).limit(batch)
+            if since:
+                q = q.where(audit_records.c.ts >= since)
+            with self.engine.connect() as conn:
+                rows = [dict(r) for r in conn.execute(q).mappings()]
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["seq"]
+
+    def verify(self) -> AuditReport:
+        """Walk the chain: every hash recomputed, every link and sequence number checked, the head matched."""
+        from sqlalchemy import select
+
+        from steward.serve.tables import audit_head
+
+        prev, expected, n = GENESIS, 1, 0
+        for row in self.records():
+            if row["seq"] != expected:
+                return AuditReport(False, n, f"record {expected} is missing (next present is {row['seq']}): "
+                                             f"deleted or reordered", expected)
+            if row["prev_hash"] != prev:
+                return AuditReport(False, n, f"record {row['seq']} does not link to the record before it",
+                                   row["seq"])
+            if record_hash(prev, row) != row["hash"]:
+                return AuditReport(False, n, f"record {row['seq']} ({row['decision_id']}) was edited: its hash "
+                                             f"does not match its content", row["seq"])
+            prev, expected, n = row["hash"], expected + 1, n + 1
+        with self.engine.connect() as conn:
+            head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+        if int(head.seq) != n or head.hash != prev:
+            return AuditReport(False, n, f"the chain ends at record {n} but the head says {head.seq}: the newest "
+                                         f"record(s) were deleted or replaced", n + 1)
+        return AuditReport(True, n)
+
+    def export(self, path: Path, since: str | None = None) -> int:
+        """Write records as JSON lines for auditors; returns how many."""
+        from steward.atomic import atomic_path
+
+        n = 0
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            for row in self.records(since):
+                row = {**row, "findings": json.loads(row["findings"]), "output": json.loads(row["output"])}
+                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+                n += 1
+        return n
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")

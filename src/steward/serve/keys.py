@@ -1,0 +1,102 @@
+"""API keys with roles. Only a SHA-256 of each key's secret is stored; the key is shown once, at creation.
+
+A key reads ``stw_<key_id>_<secret>``: the id finds the row, the secret is checked with a constant-time
+comparison of hashes. The secret is 256 random bits, so a fast hash is enough (a slow password hash
+protects low-entropy secrets, which these are not). Unknown ids are compared against a dummy hash so that
+timing does not tell which ids exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from steward.errors import ConfigError
+
+ROLES = ("predict", "feedback", "admin")
+# What each role may do. Admin may do everything, including reading metrics and the drift monitor.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "predict": frozenset({"predict", "explain", "models"}),
+    "feedback": frozenset({"feedback", "models"}),
+    "admin": frozenset({"predict", "explain", "models", "feedback", "monitor", "metrics"}),
+}
+_DUMMY = hashlib.sha256(b"steward-no-such-key").hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    role: str
+    name: str | None = None
+
+    def may(self, action: str) -> bool:
+        return action in PERMISSIONS.get(self.role, frozenset())
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse(key: str) -> tuple[str, str] | None:
+    parts = key.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != "stw" or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+class KeyStore:
+    """Create, revoke, list and check keys in the service database (shared by every replica)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def create(self, role: str, name: str | None = None) -> tuple[ApiKey, str]:
+        """A new key: returns its record and the key itself (which is not stored and cannot be recovered)."""
+        from steward.serve.audit import now
+        from steward.serve.tables import api_keys
+
+        if role not in ROLES:
+            raise ConfigError(f"--role: got {role!r}; valid roles: {', '.join(ROLES)}")
+        key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(key_id=key_id, secret_sha256=_hash(secret), role=role, name=name,
+                                                  created=now(), revoked=False))
+        return ApiKey(key_id, role, name), f"stw_{key_id}_{secret}"
+
+    def revoke(self, key_id: str) -> bool:
+        from sqlalchemy import update
+
+        from steward.serve.tables import api_keys
+
+        with self.engine.begin() as conn:
+            n = conn.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(revoked=True)).rowcount
+        return bool(n)
+
+    def list(self) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        from steward.serve.tables import api_keys
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(api_keys.c.key_id, api_keys.c.role, api_keys.c.name, api_keys.c.created,
+                                       api_keys.c.revoked).order_by(api_keys.c.created)).mappings()
+            return [dict(r) for r in rows]
+
+    def authenticate(self, key: str | None) -> ApiKey | None:
+        """The key's record if it is valid and not revoked, else None."""
+        from sqlalchemy import select
+
+        from steward.serve.tables import api_keys
+
+        parsed = parse(key or "")
+        key_id, secret = parsed if parsed else ("", "")
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().first()
+        stored = row["secret_sha256"] if row else _DUMMY
+        good = hmac.compare_digest(_hash(secret), stored)
+        if not good or row is None or row["revoked"]:
+            return None
+        return ApiKey(row["key_id"], row["role"], row["name"])

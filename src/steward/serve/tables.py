@@ -1,0 +1,46 @@
+"""The service's database schema (SQLAlchemy Core): the same tables on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
+
+METADATA = MetaData()
+
+# One row per decision (and per feedback), hash-chained in ``seq`` order.
+audit_records = Table(
+    "audit_records", METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("decision_id", String(64), nullable=False, index=True),
+    Column("ts", String(40), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # predict | explain | feedback | chat
+    Column("key_id", String(32)),
+    Column("model_version", String(128)),
+    Column("model_hash", String(64)),
+    Column("input_hash", String(64)),  # HMAC-SHA256 of the raw input under the service key
+    Column("redacted_input", Text),
+    Column("findings", Text, nullable=False),  # JSON
+    Column("output", Text, nullable=False),  # JSON
+    Column("latency_ms", Float, nullable=False),
+    Column("ref", String(64)),  # feedback: the decision it is about
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+# The chain's newest (seq, hash): locked for every append, so concurrent writers build one chain.
+audit_head = Table(
+    "audit_head", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# API keys: only a hash of the secret is stored; the key itself is shown once, at creation.
+api_keys = Table(
+    "api_keys", METADATA,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("name", String(128)),
+    Column("created", String(40), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)

@@ -1,0 +1,77 @@
+"""Fixtures for the serve stage: a real throwaway PostgreSQL server on loopback (Debian's packages)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """``postgresql+psycopg://…`` of a fresh cluster started for this test session and stopped after it."""
+    bindir = _pg_bin()
+    if bindir is None:
+        if os.environ.get("STEWARD_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries not found; .ci/run installs Debian's postgresql package")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does it)")
+    # Not under pytest's tmp dir: that is private to root, and the server runs as another user.
+    base = Path(tempfile.mkdtemp(prefix="steward-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    # PostgreSQL refuses to run as root: run it as the postgres user the Debian package creates.
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "steward",
+                    "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o",
+                    f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
+                   check=True, capture_output=True)
+    url = f"postgresql+psycopg://steward@127.0.0.1:{port}/postgres"
+    for _ in range(50):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """The session's server with the service tables dropped before the test (each test starts empty)."""
+    from sqlalchemy import create_engine
+
+    from steward.serve.tables import METADATA
+
+    engine = create_engine(postgres_url)
+    METADATA.drop_all(engine)
+    engine.dispose()
+    yield postgres_url
