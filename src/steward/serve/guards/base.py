@@ -1,0 +1,84 @@
+"""One guard interface for inputs and outputs: ``scan(text, *, ctx) -> GuardResult``.
+
+Every guard returns a frozen :class:`GuardResult` (never a tuple) whose ``risk`` is checked to lie in
+[0, 1] on construction. A guard may rewrite the text (PII redaction, invisible-character removal) and may
+block (``valid=False``) with a machine-readable ``code``. Guards run in the configured order; the rewritten
+text of one is the input of the next; the first block stops the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from steward.registry import Registry
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    guard: str
+    text: str  # the (possibly rewritten) text that continues down the chain
+    valid: bool  # False: block the request
+    risk: float  # in [0, 1]
+    findings: tuple[dict[str, Any], ...] = ()
+    code: str = ""  # reason code when blocking (e.g. "prompt_injection")
+    message: str = ""  # human-readable reason when blocking
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.risk <= 1.0:
+            raise ValueError(f"GuardResult.risk must be in [0, 1]; got {self.risk} from {self.guard}")
+        if not self.valid and not self.code:
+            raise ValueError(f"guard {self.guard} blocked without a reason code")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"guard": self.guard, "risk": round(self.risk, 4), "valid": self.valid,
+                               "findings": list(self.findings)}
+        if self.code:
+            out["code"], out["message"] = self.code, self.message
+        return out
+
+
+@dataclass
+class GuardContext:
+    """What a guard may know about the request besides the text."""
+
+    key_id: str | None = None
+    labels: list[str] = field(default_factory=list)
+    proba: list[float] | None = None  # output guards: the model's probabilities
+    threshold: float | None = None  # output guards: the abstention threshold
+
+
+class Guard(Protocol):
+    name: str
+
+    def scan(self, text: str, *, ctx: GuardContext) -> GuardResult: ...
+
+
+GuardFactory = Callable[..., Guard]
+INPUT_GUARDS: Registry[Guard] = Registry("input guard")
+OUTPUT_GUARDS: Registry[Guard] = Registry("output guard")
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    text: str
+    results: tuple[GuardResult, ...]
+
+    @property
+    def blocked(self) -> GuardResult | None:
+        return next((r for r in self.results if not r.valid), None)
+
+    def findings(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.results if r.findings or not r.valid or r.risk > 0]
+
+
+def run_chain(guards: list[Guard], text: str, ctx: GuardContext) -> ChainResult:
+    results = []
+    for guard in guards:
+        res = guard.scan(text, ctx=ctx)
+        results.append(res)
+        text = res.text
+        if not res.valid:
+            break
+    return ChainResult(text, tuple(results))
