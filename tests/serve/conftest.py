@@ -75,3 +75,58 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:
     METADATA.drop_all(engine)
     engine.dispose()
     yield postgres_url
+
+
+@pytest.fixture(scope="session")
+def served_run(demo_data_run: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run with a tiny trained and evaluated classifier (performance and calibration probes only)."""
+    from steward.config import parse_config
+    from steward.evaluate import run as run_eval
+    from steward.train import run as run_train
+    from tests.train.conftest import copy_run, train_cfg
+
+    run_dir = copy_run(demo_data_run, tmp_path_factory.mktemp("serve") / "run")
+    run_train(train_cfg(run_dir, tiny_model, method="full", epochs=1, learning_rate=1e-3))
+    run_eval(parse_config({"run_dir": str(run_dir), "evaluate": {
+        "probes": ["performance", "calibration"], "bootstrap": 20, "threads": 1}}))
+    return run_dir
+
+
+class LiveServer:
+    """A real uvicorn server for the app on a loopback port, in a background thread."""
+
+    def __init__(self, app, port: int) -> None:  # type: ignore[no-untyped-def]
+        import threading
+
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import httpx
+
+        self.thread.start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the service did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def live(run_dir: Path, **serve: object) -> LiveServer:
+    from steward.config import parse_config
+    from steward.serve import create_app
+
+    cfg = parse_config({"run_dir": str(run_dir), "serve": serve})
+    return LiveServer(create_app(cfg), _free_port())

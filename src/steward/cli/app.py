@@ -14,6 +14,7 @@ from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
 from steward.cli.serve_admin_cmd import audit_app, keys_app
+from steward.cli.serve_cmd import serve
 from steward.cli.train_cmd import train
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.command(name="data")(data)
 app.command(name="train")(train)
 app.command(name="evaluate")(evaluate)
+app.command(name="serve")(serve)
 app.command(name="demo")(demo)
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(keys_app, name="keys")

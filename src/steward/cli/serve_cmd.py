@@ -1,0 +1,38 @@
+"""``steward serve``: run the guarded inference service for a run's model (uvicorn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from steward.cli.common import handle_errors
+from steward.config.loader import load_config
+
+
+@handle_errors
+def serve(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="The run whose model is served.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
+    database_url: Annotated[Optional[str], typer.Option(help="Audit database (default SQLite in the run).")] = None,
+) -> None:
+    """Serve RUN_DIR/train/model over HTTP: /v1/predict, /v1/explain, /v1/feedback, /v1/models, /v1/monitor,
+    /metrics, /healthz, /readyz. Needs API keys: `steward keys create --role predict --run-dir DIR`."""
+    import uvicorn
+
+    from steward.serve import create_app
+
+    over: dict[str, Any] = {}
+    if run_dir is not None:
+        over["run_dir"] = str(run_dir)
+    serve_over = {k: v for k, v in (("host", host), ("port", port), ("database_url", database_url)) if v is not None}
+    if serve_over:
+        over["serve"] = serve_over
+    cfg = load_config(config, over)
+    app = create_app(cfg)
+    # No access log: request lines carry no text, but the service's own metrics and audit log are the record.
+    uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, access_log=False, log_level="info",
+                timeout_keep_alive=5, limit_concurrency=1024)

@@ -1,0 +1,354 @@
+"""The guarded inference service: ``create_app(cfg)`` returns a FastAPI app for one run's model.
+
+Every route but the health checks needs an API key (``X-API-Key`` or ``Authorization: Bearer``) whose role
+allows it. A request passes the input guards (in the configured order; the first block answers 422 with a
+reason code), is scored by the model through the dynamic batcher, passes the output guards, and is written
+to the hash-chained audit log — committed before the response is sent. Texts are never logged: the audit
+log holds the redacted text and a keyed hash of the original.
+"""
+
+
+import asyncio
+import hashlib
+import hmac
+import os
+import secrets
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from steward.config.models import RunConfig
+
+API_KEY_HEADER = "X-API-Key"
+
+
+def _service_secret(run_dir: Path) -> bytes:
+    """The key for input hashes in the audit log: $STEWARD_AUDIT_KEY, else a per-run secret file (0600)."""
+    env = os.environ.get("STEWARD_AUDIT_KEY")
+    if env:
+        return env.encode()
+    path = run_dir / "serve" / "audit.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def create_app(cfg: RunConfig) -> Any:
+    """Build the app. The model, database and guards load at start-up (FastAPI lifespan)."""
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from steward import __version__
+    from steward.serve import metrics as metrics_mod
+    from steward.serve import model as model_mod
+    from steward.serve.audit import AuditLog, database_url
+    from steward.serve.batcher import Batcher
+    from steward.serve.guards import GuardContext, build, run_chain
+    from steward.serve.keys import ApiKey, KeyStore
+    from steward.serve.monitor import DriftMonitor
+    from steward.serve.ratelimit import RateLimiter
+    from steward.serve.schemas import (Decision, ErrorResponse, ExplainRequest, ExplainResponse, FeedbackRequest,
+                                       FeedbackResponse, PredictRequest, PredictResponse)
+
+    scfg = cfg.serve
+    run_dir = Path(cfg.run_dir)
+    state: dict[str, Any] = {}
+
+    class ApiError(Exception):
+        def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+            self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    @asynccontextmanager
+    async def lifespan(app: Any):  # type: ignore[no-untyped-def]
+        served = model_mod.load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.max_batch_size)
+        audit = AuditLog(database_url(scfg.database_url, run_dir))
+        audit.verify()  # opens the database (and creates the tables) before the first request
+        inputs, outputs = build(scfg.guards, scfg.max_text_chars)
+        for g in inputs + outputs:  # load models behind the guards now, not on the first request
+            g.scan("warm up", ctx=GuardContext(labels=served.labels, proba=[1.0], threshold=0.0))
+        batcher = Batcher(served.clf.predict_proba, scfg.batching.max_batch_size, scfg.batching.max_wait_ms)
+        batcher.start()
+        state.update(model=served, audit=audit, keys=KeyStore(audit.engine), inputs=inputs, outputs=outputs,
+                     batcher=batcher, metrics=metrics_mod.create(), limiter=RateLimiter(
+                         scfg.rate_limit_per_minute, scfg.rate_limit_burst),
+                     monitor=DriftMonitor(scfg.drift, served.labels, served.scorecard),
+                     secret=_service_secret(run_dir), feedback={"right": 0, "total": 0})
+        yield
+        await batcher.stop()
+        audit.close()
+
+    app = FastAPI(title="Steward guarded inference service", version=__version__, lifespan=lifespan,
+                  description="Classifies text behind input and output guards; every decision is audited.",
+                  responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
+                             413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+                             429: {"model": ErrorResponse}})
+
+    def error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Any:
+        body = {"error": {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}}
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Any:
+        headers = {"Retry-After": str(exc.extra.pop("retry_after"))} if "retry_after" in exc.extra else None
+        return error(exc.status, exc.code, exc.message, headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Any:
+        problems = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body", "message": e.get("msg")}
+                    for e in exc.errors()]
+        first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+        return error(422, "invalid_request", f"{first['field']}: {first['message']}", items=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400:
+            return error(400, "invalid_body", f"the body could not be read as UTF-8 JSON ({exc.detail})")
+        return error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.middleware("http")
+    async def _limits(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > scfg.max_body_bytes):
+            return error(413, "body_too_large", f"the body is larger than {scfg.max_body_bytes} bytes")
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > scfg.max_body_bytes:
+                    return error(413, "body_too_large", f"the body is larger than {scfg.max_body_bytes} bytes")
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            request = Request(request.scope, receive)
+        route = request.url.path
+        t0 = time.perf_counter()
+        try:
+            response = await asyncio.wait_for(call_next(request), scfg.request_timeout_s)
+        except TimeoutError:
+            response = error(503, "timeout", f"the request took longer than {scfg.request_timeout_s} s")
+        if "metrics" in state:
+            state["metrics"].requests.labels(route, str(response.status_code)).inc()
+            state["metrics"].latency.labels(route).observe(time.perf_counter() - t0)
+        return response
+
+    def authorise(action: str):  # type: ignore[no-untyped-def]
+        def dep(request: Request) -> ApiKey:
+            raw = request.headers.get(API_KEY_HEADER)
+            auth = request.headers.get("authorization", "")
+            if raw is None and auth.lower().startswith("bearer "):
+                raw = auth[7:]
+            if not raw:
+                raise ApiError(401, "missing_api_key", f"send an API key in the {API_KEY_HEADER} header "
+                                                       f"(create one with `steward keys create`)")
+            key = state["keys"].authenticate(raw)
+            if key is None:
+                raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
+            if not key.may(action):
+                raise ApiError(403, "forbidden", f"role {key.role!r} may not {action}")
+            wait = state["limiter"].take(key.key_id)
+            if wait > 0:
+                raise ApiError(429, "rate_limited", "too many requests for this key", retry_after=max(1, round(wait)))
+            return key
+
+        return Depends(dep)
+
+    def input_hash(text: str) -> str:
+        return hmac.new(state["secret"], text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+    def guard_inputs(texts: list[str], key: ApiKey) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Run the input chain on every text; raise 422 (after auditing the refusal) if any is blocked."""
+        served, m = state["model"], state["metrics"]
+        ctx = GuardContext(key_id=key.key_id, labels=served.labels)
+        chains = [run_chain(state["inputs"], t, ctx) for t in texts]
+        for ch in chains:
+            for r in ch.results:
+                if r.findings or not r.valid:
+                    m.guard_hits.labels(r.guard, "block" if not r.valid else "flag").inc()
+        blocked = [(i, ch.blocked) for i, ch in enumerate(chains) if ch.blocked is not None]
+        if blocked:
+            decision_id = new_id()
+            state["audit"].append_many([{
+                "decision_id": decision_id if len(texts) == 1 else f"{decision_id}-{i}", "kind": "blocked",
+                "key_id": key.key_id, "model_version": served.version, "model_hash": served.hash,
+                "input_hash": input_hash(texts[i]), "redacted_input": None, "findings": ch.findings(),
+                "output": {"blocked": ch.blocked.code if ch.blocked else None}, "latency_ms": 0.0}
+                for i, ch in enumerate(chains) if ch.blocked is not None])
+            first = blocked[0][1]
+            raise ApiError(422, first.code, first.message, guard=first.guard, decision_id=decision_id,
+                           items=[{"index": i, "guard": b.guard, "code": b.code} for i, b in blocked]
+                           if len(texts) > 1 else None)
+        return [(ch.text, ch.findings()) for ch in chains]
+
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> Any:
+        """Readiness: the model is loaded and the audit database answers."""
+        if "model" not in state:
+            return error(503, "not_ready", "the model is still loading")
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, state["audit"].count)
+        except Exception as exc:  # noqa: BLE001
+            return error(503, "database_unavailable", f"the audit database does not answer: {type(exc).__name__}")
+        return {"status": "ready", "model_version": state["model"].version}
+
+    @app.post("/v1/predict", response_model=PredictResponse, tags=["v1"])
+    async def predict(body: PredictRequest, key: ApiKey = authorise("predict")) -> Any:
+        """Classify one text or a batch. Low confidence sets ``abstained: true`` (route to human review)."""
+        texts = body.items()
+        if len(texts) > scfg.max_batch_texts:
+            raise ApiError(422, "batch_too_large", f"{len(texts)} texts; the limit is {scfg.max_batch_texts}")
+        t0 = time.perf_counter()
+        served, m = state["model"], state["metrics"]
+        guarded = guard_inputs(texts, key)
+        proba = await state["batcher"].submit([t for t, _ in guarded])
+        m.batch_size.observe(len(texts))
+        decisions, records = [], []
+        latency = (time.perf_counter() - t0) * 1000
+        for (text, findings), p, raw in zip(guarded, proba, texts, strict=True):
+            idx = int(p.argmax())
+            label = served.labels[idx]
+            octx = GuardContext(key_id=key.key_id, labels=served.labels, proba=[float(x) for x in p],
+                                threshold=served.threshold)
+            out = run_chain(state["outputs"], label, octx)
+            if out.blocked is not None:
+                m.guard_hits.labels(out.blocked.guard, "block").inc()
+                records.append({"decision_id": new_id(), "kind": "blocked", "key_id": key.key_id,
+                                "model_version": served.version, "model_hash": served.hash,
+                                "input_hash": input_hash(raw), "redacted_input": text,
+                                "findings": findings + out.findings(), "output": {"blocked": out.blocked.code},
+                                "latency_ms": latency})
+                state["audit"].append_many(records)
+                raise ApiError(422, out.blocked.code, out.blocked.message, guard=out.blocked.guard,
+                               decision_id=records[-1]["decision_id"])
+            abstained = any(f.get("type") == "low_confidence" for r in out.results for f in r.findings)
+            all_findings = findings + [f for f in out.findings() if f["findings"]]
+            decision = Decision(decision_id=new_id(), label=out.text, probabilities={
+                lbl: round(float(v), 6) for lbl, v in zip(served.labels, p, strict=True)}, abstained=abstained,
+                model_version=served.version, findings=all_findings)
+            decisions.append(decision)
+            records.append({"decision_id": decision.decision_id, "kind": "predict", "key_id": key.key_id,
+                            "model_version": served.version, "model_hash": served.hash,
+                            "input_hash": input_hash(raw), "redacted_input": text, "findings": all_findings,
+                            "output": {"label": decision.label, "probabilities": decision.probabilities,
+                                       "abstained": abstained}, "latency_ms": latency})
+            m.labels.labels(label).inc()
+            if abstained:
+                m.abstentions.inc()
+            state["monitor"].observe(idx, float(p[idx]))
+        await asyncio.get_running_loop().run_in_executor(None, state["audit"].append_many, records)
+        return PredictResponse(decisions=decisions)
+
+    @app.post("/v1/explain", response_model=ExplainResponse, tags=["v1"])
+    async def explain(body: ExplainRequest, key: ApiKey = authorise("explain")) -> Any:
+        """Token attributions for a text, by the evaluate stage's explainers (occlusion or Integrated Gradients)."""
+        from steward.evaluate.explain import integrated_gradients, occlusion
+
+        served = state["model"]
+        t0 = time.perf_counter()
+        ((text, findings),) = guard_inputs([body.text], key)
+        clf = served.clf
+
+        def run() -> Any:
+            target = int(clf.predict_proba([text])[0].argmax())
+            return (integrated_gradients(clf, text, target, 32) if body.method == "integrated_gradients"
+                    else occlusion(clf, text, target))
+
+        attr = await asyncio.get_running_loop().run_in_executor(None, run)
+        decision_id = new_id()
+        label = served.labels[attr.target]
+        state["audit"].append(decision_id=decision_id, kind="explain", key_id=key.key_id,
+                              model_version=served.version, model_hash=served.hash, input_hash=input_hash(body.text),
+                              redacted_input=text, findings=findings, output={"label": label, "method": body.method},
+                              latency_ms=(time.perf_counter() - t0) * 1000)
+        return ExplainResponse(decision_id=decision_id, label=label, method=body.method, tokens=attr.tokens,
+                               scores=[round(s, 6) for s in attr.scores], model_version=served.version,
+                               findings=findings)
+
+    @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["v1"])
+    async def feedback(body: FeedbackRequest, key: ApiKey = authorise("feedback")) -> Any:
+        """The true label for a decision; stored in the audit log for re-audit and retraining."""
+        served, m = state["model"], state["metrics"]
+        if body.label not in served.labels:
+            raise ApiError(422, "unknown_label", f"label {body.label!r} is not one of the model's labels "
+                                                 f"{served.labels}")
+        original = state["audit"].get(body.decision_id)
+        if original is None or original["kind"] != "predict":
+            raise ApiError(404, "unknown_decision", f"no prediction with decision_id {body.decision_id!r}")
+        import json as _json
+
+        predicted = _json.loads(original["output"]).get("label")
+        correct = predicted == body.label
+        fid = new_id()
+        state["audit"].append(decision_id=fid, kind="feedback", key_id=key.key_id, model_version=served.version,
+                              model_hash=served.hash, input_hash=None, redacted_input=None, findings=[],
+                              output={"label": body.label, "predicted": predicted, "correct": correct,
+                                      "comment": body.comment}, latency_ms=0.0, ref=body.decision_id)
+        fb = state["feedback"]
+        fb["total"] += 1
+        fb["right"] += int(correct)
+        m.feedback.labels(str(correct).lower()).inc()
+        m.feedback_accuracy.set(fb["right"] / fb["total"])
+        return FeedbackResponse(feedback_id=fid, decision_id=body.decision_id, correct=correct)
+
+    @app.get("/v1/models", tags=["v1"])
+    async def models(key: ApiKey = authorise("models")) -> dict[str, Any]:
+        """The served model: version, hashes, abstention threshold and its scorecard summary."""
+        served = state["model"]
+        sc = served.scorecard or {}
+        summary = None
+        if sc:
+            summary = {"passed": sc.get("passed"), "composite": (sc.get("composite") or {}).get("value"),
+                       "gates": [{k: g[k] for k in ("gate", "measured", "threshold", "passed")}
+                                 for g in sc.get("gates", [])],
+                       "figures": {f"{p}.{k}": v.get("value") for p, d in sc.get("probes", {}).items()
+                                   for k, v in (d.get("figures") or {}).items()}}
+        card = run_dir / "evaluate" / "MODEL_CARD.md"
+        return {"data": [{
+            "id": served.version, "labels": served.labels, "base_model": served.manifest.get("base_model"),
+            "method": served.manifest.get("method"), "weights_sha256": served.weights_sha256,
+            "data_inputs": served.manifest.get("data_inputs"), "abstain_threshold": served.threshold,
+            "threshold_source": served.threshold_source, "privacy": served.manifest.get("privacy"),
+            "scorecard": summary, "model_card": "/v1/models/card" if card.is_file() else None}]}
+
+    @app.get("/v1/models/card", tags=["v1"], response_class=PlainTextResponse)
+    async def model_card(key: ApiKey = authorise("models")) -> Any:
+        """The model card (Markdown) written by the evaluate stage."""
+        card = run_dir / "evaluate" / "MODEL_CARD.md"
+        if not card.is_file():
+            raise ApiError(404, "no_model_card", "no model card: run `steward evaluate` for this run")
+        return PlainTextResponse(card.read_text(encoding="utf-8"), media_type="text/markdown")
+
+    @app.get("/v1/monitor", tags=["v1"])
+    async def monitor(key: ApiKey = authorise("monitor")) -> dict[str, Any]:
+        """Drift of live traffic against the evaluation set, audit-log size, batching figures."""
+        status = state["monitor"].status()
+        for k in ("label_psi", "confidence_psi"):
+            if k in status:
+                state["metrics"].drift.labels(k.removesuffix("_psi")).set(status[k])
+        b = state["batcher"]
+        fb = state["feedback"]
+        return {"drift": status, "batches": b.batches, "batched_texts": b.items,
+                "feedback": {**fb, "accuracy": fb["right"] / fb["total"] if fb["total"] else None}}
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def prometheus(key: ApiKey = authorise("metrics")) -> Any:
+        """Prometheus metrics (admin keys)."""
+        return PlainTextResponse(generate_latest(state["metrics"].registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,72 @@
+"""Dynamic batching: requests that arrive together share one forward pass.
+
+A single worker task takes the first waiting text, then gathers more for at most ``max_wait_ms`` or until
+``max_batch_size``, and runs the model once in a worker thread (the event loop stays free for I/O).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class Batcher:
+    def __init__(self, predict: Callable[[Sequence[str]], np.ndarray], max_batch_size: int, max_wait_ms: float) -> None:
+        self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000.0
+        self.queue: asyncio.Queue[tuple[str, asyncio.Future[Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def submit(self, texts: Sequence[str]) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for t in texts:
+            fut: asyncio.Future[Any] = loop.create_future()
+            await self.queue.put((t, fut))
+            futures.append(fut)
+        return np.stack(await asyncio.gather(*futures))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self.queue.get()
+            batch = [first]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch_size:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), timeout))
+                except TimeoutError:
+                    break
+            texts = [t for t, _ in batch]
+            try:
+                proba = await loop.run_in_executor(None, self.predict, texts)
+            except Exception as exc:  # noqa: BLE001 — handed to every waiting request, never lost
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.batches += 1
+            self.items += len(batch)
+            for (_, fut), p in zip(batch, proba, strict=True):
+                if not fut.done():
+                    fut.set_result(p)

@@ -1,0 +1,42 @@
+"""Prometheus metrics, one registry per app (so tests and several apps in one process do not collide)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    guard_hits: Counter
+    abstentions: Counter
+    labels: Counter
+    feedback: Counter
+    feedback_accuracy: Gauge
+    drift: Gauge
+    batch_size: Histogram
+
+
+def create() -> Metrics:
+    r = CollectorRegistry()
+    return Metrics(
+        registry=r,
+        requests=Counter("steward_requests_total", "Requests by route and status", ["route", "status"], registry=r),
+        latency=Histogram("steward_request_latency_seconds", "Request latency by route", ["route"], registry=r,
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)),
+        guard_hits=Counter("steward_guard_hits_total", "Guard findings and blocks", ["guard", "action"], registry=r),
+        abstentions=Counter("steward_abstentions_total", "Decisions routed to human review", registry=r),
+        labels=Counter("steward_predictions_total", "Predicted labels", ["label"], registry=r),
+        feedback=Counter("steward_feedback_total", "Feedback received, by whether the model was right",
+                         ["correct"], registry=r),
+        feedback_accuracy=Gauge("steward_feedback_accuracy", "Share of feedback that confirmed the model",
+                                registry=r),
+        drift=Gauge("steward_drift_psi", "Population stability index of live traffic vs evaluation", ["signal"],
+                    registry=r),
+        batch_size=Histogram("steward_batch_size", "Texts per model forward pass", registry=r,
+                             buckets=(1, 2, 4, 8, 16, 32, 64, 128)),
+    )

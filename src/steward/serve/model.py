@@ -1,0 +1,61 @@
+"""The served model: the run's trained classifier, its hashes checked at start-up, and its release facts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steward.errors import ConfigError
+
+
+@dataclass
+class ServedModel:
+    clf: Any  # steward.inference.TorchClassifier
+    version: str
+    weights_sha256: dict[str, str]
+    threshold: float
+    threshold_source: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+    scorecard: dict[str, Any] | None = None
+    model_dir: Path = Path()
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.clf.labels)
+
+    @property
+    def hash(self) -> str:
+        from steward.hashing import digest
+
+        return digest(self.weights_sha256)
+
+
+def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, batch_size: int = 64) -> ServedModel:
+    """Load RUN_DIR/train/model (safetensors only, hashes must match the manifest) and its scorecard."""
+    from steward.inference import TorchClassifier
+
+    manifest_path = run_dir / "train" / "manifest.json"
+    if not manifest_path.is_file():
+        raise ConfigError(f"serve: no trained model in {run_dir / 'train'}; run `steward train` (and `steward "
+                          f"evaluate`) for this run first")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("task") != "classification":
+        raise ConfigError(f"serve: the model in {run_dir} is a {manifest.get('task')} model; the service serves "
+                          f"sequence classifiers")
+    hashes = manifest.get("model_weights_sha256") or {}
+    clf = TorchClassifier.load(run_dir / "train" / "model", expected_hashes=hashes, max_length=max_length,
+                               batch_size=batch_size)
+    sc_path = run_dir / "evaluate" / "scorecard.json"
+    scorecard = json.loads(sc_path.read_text()) if sc_path.is_file() else None
+    if abstain_threshold is not None:
+        threshold, source = abstain_threshold, "serve.abstain_threshold"
+    else:
+        cal = (((scorecard or {}).get("probes") or {}).get("calibration") or {}).get("details") or {}
+        if cal.get("abstain_threshold") is not None:
+            threshold, source = float(cal["abstain_threshold"]), "evaluate stage recommendation"
+        else:
+            threshold, source = 0.5, "default (no scorecard recommendation)"
+    version = f"{run_dir.resolve().name}@{next(iter(hashes.values()), 'unhashed')[:12]}"
+    return ServedModel(clf, version, hashes, threshold, source, manifest, scorecard, run_dir / "train" / "model")

@@ -1,0 +1,31 @@
+"""Per-key token buckets: ``rate`` requests per minute with bursts up to ``burst``.
+
+In-process: each replica limits on its own (put a shared limiter such as the proxy's in front of several
+replicas). Written here because the well-known libraries (slowapi, limits) need a storage backend or
+decorate routes one by one, while this is a dozen lines keyed by API key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class RateLimiter:
+    def __init__(self, per_minute: int, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, cost: float = 1.0) -> float:
+        """0.0 if allowed; otherwise the seconds to wait before retrying."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= cost:
+                self._buckets[key] = (tokens - cost, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (cost - tokens) / self.rate

@@ -1,0 +1,79 @@
+"""Request and response bodies of the service (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Body):
+    """One ``text`` or a batch of ``texts`` (not both)."""
+
+    text: str | None = Field(None, description="One text to classify.")
+    texts: list[str] | None = Field(None, description="Several texts, classified together.", min_length=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of 'text' (a string) or 'texts' (a non-empty list of strings)")
+        return self
+
+    def items(self) -> list[str]:
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class Decision(BaseModel):
+    decision_id: str
+    label: str | None
+    probabilities: dict[str, float]
+    abstained: bool = Field(description="Confidence below the threshold: route to human review.")
+    model_version: str
+    findings: list[dict[str, Any]] = Field(default_factory=list, description="What the guards found and did.")
+
+
+class PredictResponse(BaseModel):
+    decisions: list[Decision]
+
+
+class ExplainRequest(_Body):
+    text: str
+    method: str = Field("occlusion", pattern="^(occlusion|integrated_gradients)$")
+
+
+class ExplainResponse(BaseModel):
+    decision_id: str
+    label: str
+    method: str
+    tokens: list[str]
+    scores: list[float]
+    model_version: str
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class FeedbackRequest(_Body):
+    decision_id: str = Field(min_length=1, max_length=64)
+    label: str = Field(min_length=1, max_length=200, description="The true label (or the correction).")
+    comment: str | None = Field(None, max_length=2000)
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: str
+    decision_id: str
+    correct: bool | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    guard: str | None = None
+    decision_id: str | None = None
+    items: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
