@@ -94,6 +94,10 @@ def test_resume_with_a_different_config_is_refused_and_keeps_the_checkpoint(run_
     run(train_cfg(run_dir, tiny_model, epochs=1))
     ckpt = run_dir / "train_checkpoints" / "last" / "model.safetensors"
     before = ckpt.read_bytes()
+    # A LoRA checkpoint holds only the trainable tensors (adapters and head), not the frozen base.
+    saved = load_file(ckpt)
+    assert saved and all("lora_" in k or "classifier" in k for k in saved)
+    assert ckpt.stat().st_size < 0.2 * (run_dir / "train" / "model" / "model.safetensors").stat().st_size
     with pytest.raises(ConfigError, match=r"different train config \(changed: learning_rate\)"):
         run(train_cfg(run_dir, tiny_model, epochs=1, learning_rate=0.5), resume=True)
     assert ckpt.read_bytes() == before
