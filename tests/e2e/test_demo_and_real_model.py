@@ -31,3 +31,10 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
         probes["explainability"]["figures"]["comprehensiveness_random"]["value"]
     assert {g["gate"] for g in sc["gates"]} >= {"min_f1", "max_attack_success", "max_mia_auc"}
     assert (tmp_path / "demo" / "evaluate" / "report.html").stat().st_size > 50_000
+    served = out["serve"]
+    plain, pii, injection = served["requests"]
+    assert plain["status"] == 200 and pii["status"] == 200
+    found = {f["type"] for g in pii["body"]["decisions"][0]["findings"] if g["guard"] == "pii" for f in g["findings"]}
+    assert found == {"CREDIT_CARD", "EMAIL_ADDRESS"}
+    assert injection["status"] == 422 and injection["body"]["error"]["code"] == "prompt_injection"
+    assert served["audit"]["ok"] and served["audit"]["records"] == 4  # 2 decisions, 1 refusal, 1 feedback

@@ -1,0 +1,89 @@
+"""Dynamic batching, rate limiting and drift, without HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from steward.config.models import DriftSettings
+from steward.serve.batcher import Batcher
+from steward.serve.monitor import DriftMonitor, psi
+from steward.serve.ratelimit import RateLimiter
+
+
+def test_requests_arriving_together_share_a_forward_pass() -> None:
+    calls: list[int] = []
+
+    def predict(texts):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        time.sleep(0.01)
+        return np.array([[len(t), 1.0] for t in texts])
+
+    async def go() -> list[np.ndarray]:
+        b = Batcher(predict, max_batch_size=8, max_wait_ms=20)
+        b.start()
+        out = await asyncio.gather(*(b.submit([f"t{'x' * i}"]) for i in range(20)))
+        await b.stop()
+        return out
+
+    out = asyncio.run(go())
+    assert [int(o[0][0]) for o in out] == [i + 1 for i in range(20)]  # each caller gets its own row back
+    assert sum(calls) == 20 and max(calls) == 8 and len(calls) <= 4
+
+
+def test_a_failing_model_fails_its_requests_not_the_batcher() -> None:
+    def predict(texts):  # type: ignore[no-untyped-def]
+        if "boom" in texts:
+            raise RuntimeError("model error")
+        return np.ones((len(texts), 2))
+
+    async def go() -> tuple[object, np.ndarray]:
+        b = Batcher(predict, max_batch_size=4, max_wait_ms=1)
+        b.start()
+        bad = await asyncio.gather(b.submit(["boom"]), return_exceptions=True)
+        good = await b.submit(["fine"])
+        await b.stop()
+        return bad[0], good
+
+    bad, good = asyncio.run(go())
+    assert isinstance(bad, RuntimeError) and good.shape == (1, 2)
+
+
+def test_token_bucket() -> None:
+    lim = RateLimiter(per_minute=60, burst=2)
+    assert lim.take("a") == 0 and lim.take("a") == 0
+    wait = lim.take("a")
+    assert 0 < wait <= 1.0
+    assert lim.take("b") == 0  # per key
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift() -> None:
+    ref = np.array([50, 30, 20])
+    assert psi(ref, ref * 3) == pytest.approx(0.0, abs=1e-6)
+    assert psi(ref, np.array([20, 30, 50])) > 0.2 > psi(ref, np.array([45, 33, 22]))
+
+
+def _scorecard() -> dict:  # type: ignore[type-arg]
+    bins = [{"lower": i / 10, "upper": (i + 1) / 10, "n": n} for i, n in enumerate([0, 0, 0, 0, 0, 5, 10, 15, 30, 40])]
+    return {"probes": {"performance": {"details": {"confusion_matrix": [[40, 10], [10, 40]]}},
+                       "calibration": {"details": {"bins": bins}}}}
+
+
+def test_drift_alerts_when_live_traffic_leaves_the_evaluation_mix(caplog: pytest.LogCaptureFixture) -> None:
+    mon = DriftMonitor(DriftSettings(window=200, min_samples=50, psi_threshold=0.2), ["a", "b"], _scorecard())
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # drawn like the evaluation set: labels 50/50, confidence per its histogram
+        b = rng.choice([5, 6, 7, 8, 9], p=[0.05, 0.1, 0.15, 0.3, 0.4])
+        mon.observe(int(rng.random() < 0.5), float(rng.uniform(b / 10, (b + 1) / 10 - 1e-6)))
+    calm = mon.status()
+    assert calm["ready"] and not calm["alerts"]
+    for _ in range(200):
+        mon.observe(0, 0.55)  # everything one label, low confidence (the window keeps the last 200)
+    with caplog.at_level("WARNING", logger="steward.serve.drift"):
+        shifted = mon.status()
+    assert set(shifted["alerts"]) == {"label_psi", "confidence_psi"}
+    assert any("drift alert" in r.message for r in caplog.records)
+    assert not DriftMonitor(DriftSettings(), ["a"], None).status()["enabled"]
