@@ -1,6 +1,7 @@
 import steward
 import steward.data
 import steward.evaluate
+import steward.serve
 import steward.ledger
 
 
@@ -17,6 +18,7 @@ def test_exported_members_are_curated_and_importable() -> None:
     assert callable(steward.ledger.verify)
     assert steward.evaluate.__all__ == ["EvaluateResult", "run"]
     assert issubclass(steward.GateFailed, steward.EvaluateStageError)
+    assert steward.serve.__all__ == ["create_app"]
 
 
 def test_exception_tree_mixes_in_builtins() -> None:

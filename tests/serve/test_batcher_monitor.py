@@ -73,17 +73,20 @@ def _scorecard() -> dict:  # type: ignore[type-arg]
 
 
 def test_drift_alerts_when_live_traffic_leaves_the_evaluation_mix(caplog: pytest.LogCaptureFixture) -> None:
-    mon = DriftMonitor(DriftSettings(window=200, min_samples=50, psi_threshold=0.2), ["a", "b"], _scorecard())
     rng = np.random.default_rng(0)
+    ref_lengths = [int(x) for x in rng.integers(5, 30, 1000)]
+    mon = DriftMonitor(DriftSettings(window=200, min_samples=50, psi_threshold=0.2), ["a", "b"], _scorecard(),
+                       ref_lengths)
     for _ in range(200):  # drawn like the evaluation set: labels 50/50, confidence per its histogram
         b = rng.choice([5, 6, 7, 8, 9], p=[0.05, 0.1, 0.15, 0.3, 0.4])
-        mon.observe(int(rng.random() < 0.5), float(rng.uniform(b / 10, (b + 1) / 10 - 1e-6)))
+        mon.observe(int(rng.random() < 0.5), float(rng.uniform(b / 10, (b + 1) / 10 - 1e-6)),
+                    int(rng.integers(5, 30)))
     calm = mon.status()
     assert calm["ready"] and not calm["alerts"]
-    for _ in range(200):
-        mon.observe(0, 0.55)  # everything one label, low confidence (the window keeps the last 200)
+    for _ in range(200):  # one label, low confidence, long texts (the window keeps the last 200)
+        mon.observe(0, 0.55, 120)
     with caplog.at_level("WARNING", logger="steward.serve.drift"):
         shifted = mon.status()
-    assert set(shifted["alerts"]) == {"label_psi", "confidence_psi"}
+    assert set(shifted["alerts"]) == {"label_psi", "confidence_psi", "input_length_psi"}
     assert any("drift alert" in r.message for r in caplog.records)
     assert not DriftMonitor(DriftSettings(), ["a"], None).status()["enabled"]

@@ -38,6 +38,20 @@ def _service_secret(run_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+def _reference_lengths(run_dir: Path) -> list[int] | None:
+    """Word counts of the held-out texts the evaluate stage scored (its split), for input drift."""
+    import json
+
+    import pandas as pd
+
+    sc = run_dir / "evaluate" / "scorecard.json"
+    split = json.loads(sc.read_text()).get("split", "test") if sc.is_file() else "test"
+    path = run_dir / "data" / f"{split}.parquet"
+    if not path.is_file():
+        return None
+    return [len(str(t).split()) for t in pd.read_parquet(path, columns=["text"])["text"]]
+
+
 def create_app(cfg: RunConfig) -> Any:
     """Build the app. The model, database and guards load at start-up (FastAPI lifespan)."""
     from fastapi import Depends, FastAPI, Request
@@ -79,7 +93,7 @@ def create_app(cfg: RunConfig) -> Any:
         state.update(model=served, audit=audit, keys=KeyStore(audit.engine), inputs=inputs, outputs=outputs,
                      batcher=batcher, metrics=metrics_mod.create(), limiter=RateLimiter(
                          scfg.rate_limit_per_minute, scfg.rate_limit_burst),
-                     monitor=DriftMonitor(scfg.drift, served.labels, served.scorecard),
+                     monitor=DriftMonitor(scfg.drift, served.labels, served.scorecard, _reference_lengths(run_dir)),
                      secret=_service_secret(run_dir), feedback={"right": 0, "total": 0})
         yield
         await batcher.stop()
@@ -250,7 +264,7 @@ def create_app(cfg: RunConfig) -> Any:
             m.labels.labels(label).inc()
             if abstained:
                 m.abstentions.inc()
-            state["monitor"].observe(idx, float(p[idx]))
+            state["monitor"].observe(idx, float(p[idx]), len(text.split()))
         await asyncio.get_running_loop().run_in_executor(None, state["audit"].append_many, records)
         return PredictResponse(decisions=decisions)
 
@@ -338,7 +352,7 @@ def create_app(cfg: RunConfig) -> Any:
     async def monitor(key: ApiKey = authorise("monitor")) -> dict[str, Any]:
         """Drift of live traffic against the evaluation set, audit-log size, batching figures."""
         status = state["monitor"].status()
-        for k in ("label_psi", "confidence_psi"):
+        for k in ("label_psi", "confidence_psi", "input_length_psi"):
             if k in status:
                 state["metrics"].drift.labels(k.removesuffix("_psi")).set(status[k])
         b = state["batcher"]

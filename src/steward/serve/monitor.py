@@ -1,5 +1,5 @@
-"""Drift: the live window's predicted-label mix and confidence histogram against the evaluation set's,
-as population stability indices (PSI). Crossing ``psi_threshold`` logs one alert line (and another when
+"""Drift: the live window's input lengths, predicted-label mix and confidence histogram against the
+evaluation set's, as population stability indices (PSI). Crossing ``psi_threshold`` logs one alert line (and another when
 it recovers); ``GET /v1/monitor`` shows the figures."""
 
 from __future__ import annotations
@@ -26,12 +26,21 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 class DriftMonitor:
-    def __init__(self, cfg: DriftSettings, labels: list[str], scorecard: dict[str, Any] | None) -> None:
+    def __init__(self, cfg: DriftSettings, labels: list[str], scorecard: dict[str, Any] | None,
+                 reference_lengths: list[int] | None = None) -> None:
         self.cfg, self.labels = cfg, labels
-        self.window: deque[tuple[int, float]] = deque(maxlen=cfg.window)
+        self.window: deque[tuple[int, float, int]] = deque(maxlen=cfg.window)
         self.lock = threading.Lock()
         self.alerting: set[str] = set()
         self.reference = self._reference(scorecard)
+        self.length_edges: np.ndarray | None = None
+        if reference_lengths:
+            # Decile edges of the evaluation texts' word counts: each bin holds ~10 % of the reference.
+            edges = np.unique(np.quantile(reference_lengths, np.linspace(0, 1, 11)))
+            if len(edges) >= 3:
+                edges[0], edges[-1] = -np.inf, np.inf
+                self.length_edges = edges
+                self.length_ref = np.histogram(reference_lengths, bins=edges)[0].astype(float)
 
     def _reference(self, sc: dict[str, Any] | None) -> dict[str, Any] | None:
         probes = (sc or {}).get("probes") or {}
@@ -43,9 +52,9 @@ class DriftMonitor:
         return {"labels": cm.sum(0), "edges": [b["lower"] for b in cal["bins"]] + [1.0],
                 "confidence": np.asarray([b["n"] for b in cal["bins"]], float)}
 
-    def observe(self, label_index: int, confidence: float) -> None:
+    def observe(self, label_index: int, confidence: float, words: int = 0) -> None:
         with self.lock:
-            self.window.append((label_index, confidence))
+            self.window.append((label_index, confidence, words))
 
     def status(self) -> dict[str, Any]:
         with self.lock:
@@ -56,10 +65,13 @@ class DriftMonitor:
         if len(items) < self.cfg.min_samples:
             return {**out, "enabled": True, "ready": False,
                     "reason": f"waiting for {self.cfg.min_samples} requests (have {len(items)})"}
-        labels = np.bincount([i for i, _ in items], minlength=len(self.labels))
-        conf, _ = np.histogram([c for _, c in items], bins=self.reference["edges"])
+        labels = np.bincount([i for i, _, _ in items], minlength=len(self.labels))
+        conf, _ = np.histogram([c for _, c, _ in items], bins=self.reference["edges"])
         values = {"label_psi": psi(self.reference["labels"], labels),
                   "confidence_psi": psi(self.reference["confidence"], conf)}
+        if self.length_edges is not None:
+            lengths, _ = np.histogram([w for _, _, w in items], bins=self.length_edges)
+            values["input_length_psi"] = psi(self.length_ref, lengths)
         alerts = sorted(k for k, v in values.items() if v >= self.cfg.psi_threshold)
         for k in set(alerts) - self.alerting:
             log.warning("drift alert: %s = %.3f >= %.3f over the last %d requests", k, values[k],
