@@ -100,3 +100,26 @@ def audit_export(
     """Write the records (all, or those since a time) as JSON lines for auditors."""
     n = _audit(config, run_dir).export(out, since)
     console.print(f"wrote {n} records to {out}")
+
+
+@handle_errors
+def reaudit(config: ConfigOpt = None, run_dir: RunDirOpt = None,
+            json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Recompute performance and group fairness on the feedback collected by the service; judge the
+    evaluate stage's performance and fairness gates on it (exit 1 if one fails). Writes RUN_DIR/reaudit/."""
+    from steward.config.loader import load_config
+    from steward.serve.reaudit import reaudit as do_reaudit
+
+    cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
+    out = do_reaudit(cfg)
+    if json_out:
+        print_json(out)
+    else:
+        console.print(f"feedback cases: {out['feedback_cases']}")
+        for name, p in out.get("probes", {}).items():
+            for fig, v in p.get("figures", {}).items():
+                console.print(f"  {name}.{fig} = {v['value']:.4g}")
+        for g in out["gates"]:
+            console.print(f"[{'green' if g['passed'] else 'red'}]{g['message']}[/]", highlight=False)
+    if not out["passed"]:
+        raise typer.Exit(EXIT_FAILED)

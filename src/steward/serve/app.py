@@ -312,7 +312,8 @@ def create_app(cfg: RunConfig) -> Any:
         state["audit"].append(decision_id=fid, kind="feedback", key_id=key.key_id, model_version=served.version,
                               model_hash=served.hash, input_hash=None, redacted_input=None, findings=[],
                               output={"label": body.label, "predicted": predicted, "correct": correct,
-                                      "comment": body.comment}, latency_ms=0.0, ref=body.decision_id)
+                                      "comment": body.comment, "groups": body.groups or {}},
+                              latency_ms=0.0, ref=body.decision_id)
         fb = state["feedback"]
         fb["total"] += 1
         fb["right"] += int(correct)

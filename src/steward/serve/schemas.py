@@ -59,6 +59,9 @@ class FeedbackRequest(_Body):
     decision_id: str = Field(min_length=1, max_length=64)
     label: str = Field(min_length=1, max_length=200, description="The true label (or the correction).")
     comment: str | None = Field(None, max_length=2000)
+    groups: dict[str, str] | None = Field(None, description="Sensitive attributes of the case, e.g. "
+                                          "{\"gender\": \"female\"}, for re-auditing group fairness.",
+                                          max_length=20)
 
 
 class FeedbackResponse(BaseModel):

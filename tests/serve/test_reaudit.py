@@ -1,0 +1,50 @@
+"""`steward reaudit`: performance and group fairness recomputed on the service's feedback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from steward.cli.app import app
+from steward.serve.audit import AuditLog, database_url
+from tests.train.conftest import copy_run
+
+
+def _feedback(log: AuditLog, i: int, predicted: str, true: str, gender: str) -> None:
+    log.append(decision_id=f"d{i}", kind="predict", key_id="k", model_version="v", model_hash="h", input_hash="x",
+               redacted_input="t", findings=[], output={"label": predicted}, latency_ms=1.0)
+    log.append(decision_id=f"f{i}", kind="feedback", key_id="k", model_version="v", model_hash="h", input_hash=None,
+               redacted_input=None, findings=[], ref=f"d{i}", latency_ms=0.0,
+               output={"label": true, "predicted": predicted, "correct": predicted == true, "groups": {"gender": gender}})
+
+
+def test_reaudit_finds_a_gap_that_feedback_reveals(served_run: Path, tmp_path: Path) -> None:
+    run_dir = copy_run(served_run, tmp_path / "run")
+    labels = json.loads((run_dir / "train" / "manifest.json").read_text())["labels"]
+    a, b = labels[0], labels[1]
+    log = AuditLog(database_url(None, run_dir))
+    for i in range(40):  # right for men; for women it calls every `a` case `b`
+        gender = "female" if i % 2 else "male"
+        true = a if i % 4 < 2 else b
+        _feedback(log, i, b if gender == "female" else true, true, gender)
+    _feedback(log, 99, a, b, "male")
+    log.append(decision_id="f99b", kind="feedback", key_id="k", model_version="v", model_hash="h", input_hash=None,
+               redacted_input=None, findings=[], ref="d99", latency_ms=0.0,
+               output={"label": a, "predicted": a, "correct": True, "groups": {"gender": "male"}})  # a correction
+    cfg = tmp_path / "steward.yaml"
+    cfg.write_text(json.dumps({"run_dir": str(run_dir), "evaluate": {
+        "min_group_size": 5, "bootstrap": 50, "gates": {"min_accuracy": 0.5, "max_eo_difference": 0.2}}}))
+    res = CliRunner().invoke(app, ["reaudit", "-c", str(cfg), "--json"])
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.stdout[: res.stdout.rindex("}") + 1])
+    assert out["feedback_cases"] == 41  # the correction replaced the earlier feedback on d99
+    acc = out["probes"]["performance"]["figures"]["accuracy"]["value"]
+    assert acc == (41 - 10) / 41  # ten female `a` cases were wrong
+    assert out["probes"]["fairness"]["figures"]["eo_difference"]["value"] > 0.2
+    failed = {g["gate"] for g in out["gates"] if not g["passed"]}
+    assert failed == {"max_eo_difference"}
+    assert (run_dir / "reaudit" / "reaudit.json").is_file()
+    events = [json.loads(x) for x in (run_dir / "ledger.jsonl").read_text().splitlines()]
+    assert events[-1]["stage"] == "reaudit" and events[-1]["summary"]["feedback_cases"] == 41
