@@ -13,7 +13,7 @@ from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
 from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
-from steward.cli.serve_admin_cmd import audit_app, keys_app, reaudit
+from steward.cli.serve_admin_cmd import audit_app, keys_app, reaudit, retrain
 from steward.cli.serve_cmd import serve
 from steward.cli.train_cmd import train
 
@@ -29,6 +29,7 @@ app.command(name="train")(train)
 app.command(name="evaluate")(evaluate)
 app.command(name="serve")(serve)
 app.command(name="reaudit")(reaudit)
+app.command(name="retrain")(retrain)
 app.command(name="demo")(demo)
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(keys_app, name="keys")

@@ -123,3 +123,31 @@ def reaudit(config: ConfigOpt = None, run_dir: RunDirOpt = None,
             console.print(f"[{'green' if g['passed'] else 'red'}]{g['message']}[/]", highlight=False)
     if not out["passed"]:
         raise typer.Exit(EXIT_FAILED)
+
+
+@handle_errors
+def retrain(
+    new_run_dir: Annotated[Path, typer.Option("--new-run-dir", help="Where the new run is written.")],
+    config: ConfigOpt = None, run_dir: RunDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train a new run from the original data plus the service's labelled feedback, then evaluate it with the
+    same gates (exit 1 if one fails). The original run is not touched."""
+    from steward.config.loader import load_config
+    from steward.serve.retrain import retrain as do_retrain
+
+    cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
+    res = do_retrain(cfg, new_run_dir, progress=not json_out)
+    summary = {"run_dir": str(res.run_dir), "feedback_rows": res.feedback_rows, "passed": res.passed,
+               "best_metric": res.train_manifest["best_metric"],
+               "gates": res.scorecard["gates"], "composite": res.scorecard["composite"]["value"]}
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(f"new run {res.run_dir}: {res.feedback_rows} feedback rows added to train; best "
+                      f"{summary['best_metric']['name']} {summary['best_metric']['value']:.4f}; composite "
+                      f"{summary['composite']:.4g}", highlight=False)
+        for g in res.scorecard["gates"]:
+            console.print(f"[{'green' if g['passed'] else 'red'}]{g['message']}[/]", highlight=False)
+    if not res.passed:
+        raise typer.Exit(EXIT_FAILED)
