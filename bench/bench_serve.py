@@ -86,9 +86,10 @@ def main() -> None:
                "guard_p50_overhead": base["p50"] / off["p50"] - 1}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
-    md = ["| configuration | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+    md = ["| configuration | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors | blocked by a guard |",
+          "|---|---|---|---|---|---|---|---|"]
     md += [f"| {r['config']} | {r['concurrency']} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-           f"{r['p99']:.1f} | {r['errors']} |" for r in rows]
+           f"{r['p99']:.1f} | {r['errors']} | {r['blocked']} |" for r in rows]
     md += ["", f"- throughput at concurrency 32 (batched) vs one at a time: {summary['throughput_c32_vs_c1']:.2f}x",
            f"- batched vs unbatched at concurrency 32: {summary['throughput_c32_batched_vs_unbatched']:.2f}x",
            f"- guards on vs off, p50 at concurrency 1: {summary['guard_p50_overhead'] * 100:+.1f} %"]

@@ -90,3 +90,22 @@ def test_drift_alerts_when_live_traffic_leaves_the_evaluation_mix(caplog: pytest
     assert set(shifted["alerts"]) == {"label_psi", "confidence_psi", "input_length_psi"}
     assert any("drift alert" in r.message for r in caplog.records)
     assert not DriftMonitor(DriftSettings(), ["a"], None).status()["enabled"]
+
+
+def test_audit_writer_groups_concurrent_records_into_few_transactions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from steward.serve.audit import AuditLog, database_url
+    from steward.serve.batcher import AuditWriter
+
+    log = AuditLog(database_url(None, tmp_path))
+
+    async def go() -> int:
+        w = AuditWriter(log.append_many)
+        w.start()
+        await asyncio.gather(*(w.write([{"decision_id": f"d{i}", "kind": "predict", "output": {"i": i},
+                                          "latency_ms": 1.0}]) for i in range(50)))
+        await w.stop()
+        return w.transactions
+
+    transactions = asyncio.run(go())
+    assert log.count() == 50 and log.verify().ok
+    assert transactions < 50  # one fsync covered several decisions

@@ -64,7 +64,7 @@ def create_app(cfg: RunConfig) -> Any:
     from steward.serve import metrics as metrics_mod
     from steward.serve import model as model_mod
     from steward.serve.audit import AuditLog, database_url
-    from steward.serve.batcher import Batcher
+    from steward.serve.batcher import AuditWriter, Batcher
     from steward.serve.guards import GuardContext, build, run_chain
     from steward.serve.keys import ApiKey, KeyStore
     from steward.serve.monitor import DriftMonitor
@@ -90,13 +90,17 @@ def create_app(cfg: RunConfig) -> Any:
             g.scan("warm up", ctx=GuardContext(labels=served.labels, proba=[1.0], threshold=0.0))
         batcher = Batcher(served.clf.predict_proba, scfg.batching.max_batch_size, scfg.batching.max_wait_ms)
         batcher.start()
-        state.update(model=served, audit=audit, keys=KeyStore(audit.engine), inputs=inputs, outputs=outputs,
+        writer = AuditWriter(audit.append_many)
+        writer.start()
+        state.update(model=served, audit=audit, writer=writer, keys=KeyStore(audit.engine), inputs=inputs,
+                     outputs=outputs,
                      batcher=batcher, metrics=metrics_mod.create(), limiter=RateLimiter(
                          scfg.rate_limit_per_minute, scfg.rate_limit_burst),
                      monitor=DriftMonitor(scfg.drift, served.labels, served.scorecard, _reference_lengths(run_dir)),
                      secret=_service_secret(run_dir), feedback={"right": 0, "total": 0})
         yield
         await batcher.stop()
+        await writer.stop()
         audit.close()
 
     app = FastAPI(title="Steward guarded inference service", version=__version__, lifespan=lifespan,
@@ -178,11 +182,13 @@ def create_app(cfg: RunConfig) -> Any:
     def input_hash(text: str) -> str:
         return hmac.new(state["secret"], text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
-    def guard_inputs(texts: list[str], key: ApiKey) -> list[tuple[str, list[dict[str, Any]]]]:
-        """Run the input chain on every text; raise 422 (after auditing the refusal) if any is blocked."""
+    async def guard_inputs(texts: list[str], key: ApiKey) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Run the input chain on every text (in a worker thread, beside the model); raise 422 (after
+        auditing the refusal) if any is blocked."""
         served, m = state["model"], state["metrics"]
         ctx = GuardContext(key_id=key.key_id, labels=served.labels)
-        chains = [run_chain(state["inputs"], t, ctx) for t in texts]
+        chains = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [run_chain(state["inputs"], t, ctx) for t in texts])
         for ch in chains:
             for r in ch.results:
                 if r.findings or not r.valid:
@@ -190,7 +196,7 @@ def create_app(cfg: RunConfig) -> Any:
         blocked = [(i, ch.blocked) for i, ch in enumerate(chains) if ch.blocked is not None]
         if blocked:
             decision_id = new_id()
-            state["audit"].append_many([{
+            await state["writer"].write([{
                 "decision_id": decision_id if len(texts) == 1 else f"{decision_id}-{i}", "kind": "blocked",
                 "key_id": key.key_id, "model_version": served.version, "model_hash": served.hash,
                 "input_hash": input_hash(texts[i]), "redacted_input": None, "findings": ch.findings(),
@@ -229,7 +235,7 @@ def create_app(cfg: RunConfig) -> Any:
             raise ApiError(422, "batch_too_large", f"{len(texts)} texts; the limit is {scfg.max_batch_texts}")
         t0 = time.perf_counter()
         served, m = state["model"], state["metrics"]
-        guarded = guard_inputs(texts, key)
+        guarded = await guard_inputs(texts, key)
         proba = await state["batcher"].submit([t for t, _ in guarded])
         m.batch_size.observe(len(texts))
         decisions, records = [], []
@@ -247,7 +253,7 @@ def create_app(cfg: RunConfig) -> Any:
                                 "input_hash": input_hash(raw), "redacted_input": text,
                                 "findings": findings + out.findings(), "output": {"blocked": out.blocked.code},
                                 "latency_ms": latency})
-                state["audit"].append_many(records)
+                await state["writer"].write(records)
                 raise ApiError(422, out.blocked.code, out.blocked.message, guard=out.blocked.guard,
                                decision_id=records[-1]["decision_id"])
             abstained = any(f.get("type") == "low_confidence" for r in out.results for f in r.findings)
@@ -265,7 +271,7 @@ def create_app(cfg: RunConfig) -> Any:
             if abstained:
                 m.abstentions.inc()
             state["monitor"].observe(idx, float(p[idx]), len(text.split()))
-        await asyncio.get_running_loop().run_in_executor(None, state["audit"].append_many, records)
+        await state["writer"].write(records)  # committed before the answer leaves
         return PredictResponse(decisions=decisions)
 
     @app.post("/v1/explain", response_model=ExplainResponse, tags=["v1"])
@@ -275,7 +281,7 @@ def create_app(cfg: RunConfig) -> Any:
 
         served = state["model"]
         t0 = time.perf_counter()
-        ((text, findings),) = guard_inputs([body.text], key)
+        ((text, findings),) = await guard_inputs([body.text], key)
         clf = served.clf
 
         def run() -> Any:
@@ -286,10 +292,10 @@ def create_app(cfg: RunConfig) -> Any:
         attr = await asyncio.get_running_loop().run_in_executor(None, run)
         decision_id = new_id()
         label = served.labels[attr.target]
-        state["audit"].append(decision_id=decision_id, kind="explain", key_id=key.key_id,
-                              model_version=served.version, model_hash=served.hash, input_hash=input_hash(body.text),
-                              redacted_input=text, findings=findings, output={"label": label, "method": body.method},
-                              latency_ms=(time.perf_counter() - t0) * 1000)
+        await state["writer"].write([dict(
+            decision_id=decision_id, kind="explain", key_id=key.key_id, model_version=served.version,
+            model_hash=served.hash, input_hash=input_hash(body.text), redacted_input=text, findings=findings,
+            output={"label": label, "method": body.method}, latency_ms=(time.perf_counter() - t0) * 1000)])
         return ExplainResponse(decision_id=decision_id, label=label, method=body.method, tokens=attr.tokens,
                                scores=[round(s, 6) for s in attr.scores], model_version=served.version,
                                findings=findings)
@@ -309,11 +315,11 @@ def create_app(cfg: RunConfig) -> Any:
         predicted = _json.loads(original["output"]).get("label")
         correct = predicted == body.label
         fid = new_id()
-        state["audit"].append(decision_id=fid, kind="feedback", key_id=key.key_id, model_version=served.version,
-                              model_hash=served.hash, input_hash=None, redacted_input=None, findings=[],
-                              output={"label": body.label, "predicted": predicted, "correct": correct,
-                                      "comment": body.comment, "groups": body.groups or {}},
-                              latency_ms=0.0, ref=body.decision_id)
+        await state["writer"].write([dict(
+            decision_id=fid, kind="feedback", key_id=key.key_id, model_version=served.version,
+            model_hash=served.hash, input_hash=None, redacted_input=None, findings=[],
+            output={"label": body.label, "predicted": predicted, "correct": correct, "comment": body.comment,
+                    "groups": body.groups or {}}, latency_ms=0.0, ref=body.decision_id)])
         fb = state["feedback"]
         fb["total"] += 1
         fb["right"] += int(correct)
@@ -359,6 +365,7 @@ def create_app(cfg: RunConfig) -> Any:
         b = state["batcher"]
         fb = state["feedback"]
         return {"drift": status, "batches": b.batches, "batched_texts": b.items,
+                "audit_transactions": state["writer"].transactions,
                 "feedback": {**fb, "accuracy": fb["right"] / fb["total"] if fb["total"] else None}}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
