@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from steward.config.models import GuardSettings
-from steward.serve.guards import INPUT_GUARDS, OUTPUT_GUARDS, GuardContext, GuardResult, build, run_chain
+from steward.serve.guards import (
+    INPUT_GUARDS,
+    OUTPUT_GUARDS,
+    GuardContext,
+    GuardResult,
+    build,
+    run_chain,
+)
 
 CFG = GuardSettings(blocked_topics=["crypto investment", "weapons"])
 CTX = GuardContext(labels=["billing", "refund"])

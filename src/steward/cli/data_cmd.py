@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -65,19 +65,19 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 @handle_errors
 def data(
-    input_path: Annotated[Optional[Path], typer.Argument(help="Input file (CSV, TSV, JSONL, Parquet, CoNLL).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Column holding the text.")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Column holding the label.")] = None,
-    group_column: Annotated[Optional[list[str]], typer.Option(help="Sensitive-attribute column (repeatable).")] = None,
-    labels: Annotated[Optional[str], typer.Option(help="Declared label set, comma-separated.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="classification or ner.")] = None,
-    format: Annotated[Optional[str], typer.Option(help="auto, csv, tsv, jsonl, parquet or conll.")] = None,
-    split_column: Annotated[Optional[str], typer.Option(help="Use this column's train/validation/test split.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Split seed.")] = None,
+    input_path: Annotated[Path | None, typer.Argument(help="Input file (CSV, TSV, JSONL, Parquet, CoNLL).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Column holding the text.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Column holding the label.")] = None,
+    group_column: Annotated[list[str] | None, typer.Option(help="Sensitive-attribute column (repeatable).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Declared label set, comma-separated.")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or ner.")] = None,
+    format: Annotated[str | None, typer.Option(help="auto, csv, tsv, jsonl, parquet or conll.")] = None,
+    split_column: Annotated[str | None, typer.Option(help="Use this column's train/validation/test split.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Split seed.")] = None,
     regex_only: Annotated[bool, typer.Option("--regex-only", help="PII: patterns only, no NER (fast).")] = False,
     no_pii: Annotated[bool, typer.Option("--no-pii", help="Skip PII detection (not recommended).")] = False,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="Run folder.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Clean, de-duplicate, de-identify, screen, balance and split a labelled text dataset.

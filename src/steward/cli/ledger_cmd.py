@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from steward.cli.common import EXIT_FAILED, console, err_console, handle_errors, print_json
+from steward.cli.common import (
+    EXIT_FAILED,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
 
 app = typer.Typer(help="Inspect and verify a run's ledger.", no_args_is_help=True)
 

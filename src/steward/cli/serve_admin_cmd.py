@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from steward.cli.common import EXIT_FAILED, console, err_console, handle_errors, print_json
+from steward.cli.common import (
+    EXIT_FAILED,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
 
 keys_app = typer.Typer(help="Create, list and revoke the service's API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify and export the service's hash-chained audit log.", no_args_is_help=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (for serve.database_url).")]
-RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="The served run folder.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (for serve.database_url).")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", "-r", help="The served run folder.")]
 
 
 def _audit(config: Path | None, run_dir: Path | None):  # type: ignore[no-untyped-def]
@@ -30,7 +36,7 @@ def _audit(config: Path | None, run_dir: Path | None):  # type: ignore[no-untype
 def keys_create(
     role: Annotated[str, typer.Option(help="predict, feedback or admin.")],
     config: ConfigOpt = None, run_dir: RunDirOpt = None,
-    name: Annotated[Optional[str], typer.Option(help="A label for the key (who or what uses it).")] = None,
+    name: Annotated[str | None, typer.Option(help="A label for the key (who or what uses it).")] = None,
 ) -> None:
     """Create a key. The key is printed once, on the last line, and never stored (only its hash is)."""
     from steward.serve.keys import KeyStore
@@ -95,7 +101,7 @@ def audit_verify(config: ConfigOpt = None, run_dir: RunDirOpt = None,
 def audit_export(
     out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.")],
     config: ConfigOpt = None, run_dir: RunDirOpt = None,
-    since: Annotated[Optional[str], typer.Option(help="ISO time (UTC), e.g. 2026-11-01T00:00:00.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time (UTC), e.g. 2026-11-01T00:00:00.")] = None,
 ) -> None:
     """Write the records (all, or those since a time) as JSON lines for auditors."""
     n = _audit(config, run_dir).export(out, since)

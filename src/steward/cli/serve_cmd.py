@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -13,11 +13,11 @@ from steward.config.loader import load_config
 
 @handle_errors
 def serve(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="The run whose model is served.")] = None,
-    host: Annotated[Optional[str], typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
-    database_url: Annotated[Optional[str], typer.Option(help="Audit database (default SQLite in the run).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="The run whose model is served.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Audit database (default SQLite in the run).")] = None,
 ) -> None:
     """Serve RUN_DIR/train/model over HTTP: /v1/predict, /v1/explain, /v1/feedback, /v1/models, /v1/monitor,
     /metrics, /healthz, /readyz. Needs API keys: `steward keys create --role predict --run-dir DIR`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -53,16 +53,16 @@ def summary_table(m: dict[str, Any]) -> Table:
 
 @handle_errors
 def train(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="Run folder (with data/).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="'default', a local model directory or a hub id.")] = None,
-    method: Annotated[Optional[str], typer.Option(help="lora, full or head.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
-    max_train_samples: Annotated[Optional[int], typer.Option(help="Train on a random subset.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed (data order, head init, dropout).")] = None,
-    dp_epsilon: Annotated[Optional[float], typer.Option(help="Train with DP-SGD to this ε.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/).")] = None,
+    model: Annotated[str | None, typer.Option(help="'default', a local model directory or a hub id.")] = None,
+    method: Annotated[str | None, typer.Option(help="lora, full or head.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    max_train_samples: Annotated[int | None, typer.Option(help="Train on a random subset.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (data order, head init, dropout).")] = None,
+    dp_epsilon: Annotated[float | None, typer.Option(help="Train with DP-SGD to this ε.")] = None,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle weights.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not track to RUN_DIR/mlruns.")] = False,

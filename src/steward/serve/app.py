@@ -69,8 +69,16 @@ def create_app(cfg: RunConfig) -> Any:
     from steward.serve.keys import ApiKey, KeyStore
     from steward.serve.monitor import DriftMonitor
     from steward.serve.ratelimit import RateLimiter
-    from steward.serve.schemas import (Decision, ErrorResponse, ExplainRequest, ExplainResponse, FeedbackRequest,
-                                       FeedbackResponse, PredictRequest, PredictResponse)
+    from steward.serve.schemas import (
+        Decision,
+        ErrorResponse,
+        ExplainRequest,
+        ExplainResponse,
+        FeedbackRequest,
+        FeedbackResponse,
+        PredictRequest,
+        PredictResponse,
+    )
 
     scfg = cfg.serve
     run_dir = Path(cfg.run_dir)

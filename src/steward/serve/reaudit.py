@@ -32,7 +32,12 @@ def reaudit(cfg: RunConfig) -> dict[str, Any]:
     from steward.atomic import write_json
     from steward.config.loader import config_digest
     from steward.evaluate.gates import judge
-    from steward.evaluate.metrics import accuracy, bootstrap_ci, group_fairness, macro_f1
+    from steward.evaluate.metrics import (
+        accuracy,
+        bootstrap_ci,
+        group_fairness,
+        macro_f1,
+    )
     from steward.ledger.store import Ledger, artifact, now_iso
     from steward.serve.audit import AuditLog, database_url
 
@@ -50,7 +55,7 @@ def reaudit(cfg: RunConfig) -> dict[str, Any]:
         y = np.array([index[c["label"]] for c in cases])
         p = np.array([index[c["predicted"]] for c in cases])
         ci = {"n": ecfg.bootstrap, "confidence": ecfg.confidence, "random_state": ecfg.seed}
-        f1 = lambda a, b: macro_f1(a, b, len(labels))  # noqa: E731
+        f1 = lambda a, b: macro_f1(a, b, len(labels))
         probes["performance"] = {"figures": {
             "accuracy": {"value": accuracy(y, p), "unit": "fraction", "ci": bootstrap_ci(accuracy, y, p, **ci)},
             "macro_f1": {"value": f1(y, p), "unit": "fraction", "ci": bootstrap_ci(f1, y, p, **ci)}}}
