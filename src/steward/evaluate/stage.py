@@ -94,6 +94,7 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
         "passed": all(g.passed for g in gates),
         "composite": composite(results, ctx.task, ecfg.gates.max_latency_ms_p95),
         "timing": {"seconds": round(total, 2),
+                   "setup_seconds": round(total - sum(v["seconds"] for v in results.values()), 2),  # loading
                    "share": {k: round(v["seconds"] / total, 4) for k, v in results.items()}},
         "config": ecfg.model_dump(mode="json"), "config_digest": config_digest(ecfg), "provenance": stamp(),
     }
