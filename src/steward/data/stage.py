@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from steward.data.quarantine import Quarantine
 from steward.errors import DataStageError
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
+from steward.progress import progress_bar
 from steward.provenance import stamp
 from steward.types import ArtifactRef, DatasetManifest
 
@@ -207,7 +207,7 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
     timings: dict[str, float] = {}
     q = Quarantine()
 
-    bar = _progress_bar() if progress else nullcontext(None)
+    bar = progress_bar(progress, counts=False)
     with bar as pbar:
         task = pbar.add_task("data", total=9) if pbar else None
 
@@ -309,10 +309,3 @@ def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Qua
         summary={k: summary[k] for k in ("rows_in", "rows_kept", "rows_quarantined", "invariant_ok")},
     )
     return DataResult(summary, manifest, out_dir)
-
-
-def _progress_bar():  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True)
-

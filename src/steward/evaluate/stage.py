@@ -21,6 +21,7 @@ from steward.evaluate.probes import PROBES, EvalContext, ProbeResult
 from steward.evaluate.scorecard import composite
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
+from steward.progress import progress_bar
 from steward.provenance import stamp
 from steward.types import ArtifactRef
 
@@ -69,7 +70,7 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
     train_manifest, data_manifest = _manifests(run_dir)
     ctx, inputs = _context(run_dir, cfg, train_manifest, data_manifest)
     results: dict[str, dict[str, Any]] = {}
-    with _bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task_id = bar.add_task("evaluate", total=len(ecfg.probes)) if bar else None
         for name in ecfg.probes:
             if bar:
@@ -201,20 +202,3 @@ def _write(run_dir: Path, cfg: RunConfig, scorecard: dict[str, Any]) -> Path:
 
             (gen / "MODEL_CARD.md").write_text(render_card(scorecard, run_dir), encoding="utf-8")
     return run_dir / STAGE
-
-
-def _bar(enabled: bool):  # type: ignore[no-untyped-def]
-    from contextlib import nullcontext
-
-    if not enabled:
-        return nullcontext(None)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True)

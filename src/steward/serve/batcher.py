@@ -13,13 +13,10 @@ from typing import Any
 import numpy as np
 
 
-class Batcher:
-    def __init__(self, predict: Callable[[Sequence[str]], np.ndarray], max_batch_size: int, max_wait_ms: float) -> None:
-        self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000.0
-        self.queue: asyncio.Queue[tuple[str, asyncio.Future[Any]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.items = 0
+class _Worker:
+    """A background task on the running event loop, started and stopped with the app."""
+
+    _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -33,6 +30,17 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Batcher(_Worker):
+    def __init__(self, predict: Callable[[Sequence[str]], np.ndarray], max_batch_size: int, max_wait_ms: float) -> None:
+        self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000.0
+        self.queue: asyncio.Queue[tuple[str, asyncio.Future[Any]]] = asyncio.Queue()
+        self.batches = 0
+        self.items = 0
 
     async def submit(self, texts: Sequence[str]) -> np.ndarray:
         loop = asyncio.get_running_loop()
@@ -72,7 +80,7 @@ class Batcher:
                     fut.set_result(p)
 
 
-class AuditWriter:
+class AuditWriter(_Worker):
     """Group commit for the audit log: records from requests that finish together go into one transaction.
 
     While one transaction is being written (in a worker thread), new records queue up; the next
@@ -83,21 +91,7 @@ class AuditWriter:
     def __init__(self, append_many: Callable[[list[dict[str, Any]]], Any], max_records: int = 512) -> None:
         self.append_many, self.max_records = append_many, max_records
         self.queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[Any]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
         self.transactions = 0
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def write(self, records: list[dict[str, Any]]) -> None:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -18,6 +18,7 @@ from steward.config.loader import config_digest
 from steward.config.models import TrainConfig
 from steward.errors import ConfigError, TrainStageError
 from steward.metrics import classification_metrics, multilabel_metrics, ner_metrics
+from steward.progress import progress_bar
 from steward.train import checkpoint
 from steward.train.data import IGNORE_INDEX, TrainData, collate
 from steward.train.tracking import Tracker
@@ -278,7 +279,7 @@ def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[st
                                   "privacy_history": [list(h) for h in privacy_state.engine.accountant.history]
                                   if privacy_state else []})
 
-    bar = _bar(progress and accelerator.is_main_process)
+    bar = progress_bar(progress and accelerator.is_main_process, remaining=True)
     seen = 0
     t0 = time.perf_counter()
     model.train()
@@ -383,20 +384,3 @@ def _private_step(model: Any, optimizer: Any, batch: dict[str, Any], model_input
         optimizer.zero_grad()
         total += loss.item() * len(part["weight"])
     return total / len(batch["weight"])
-
-
-def _bar(enabled: bool):  # type: ignore[no-untyped-def]
-    from contextlib import nullcontext
-
-    if not enabled:
-        return nullcontext(None)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=True)
