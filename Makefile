@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install demo test bench bench-train clean
+.PHONY: install demo test bench bench-train bench-train-speed bench-evaluate bench-serve clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,6 +29,15 @@ bench: $(STAMP)
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/bench_train.py
+
+bench-train-speed: $(STAMP)
+	$(BIN)/python bench/bench_train_speed.py
+
+bench-evaluate: $(STAMP)
+	$(BIN)/python bench/bench_evaluate.py
+
+bench-serve: $(STAMP)
+	$(BIN)/python bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
