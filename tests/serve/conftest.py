@@ -92,6 +92,21 @@ def served_run(demo_data_run: Path, tiny_model: Path, tmp_path_factory: pytest.T
     return run_dir
 
 
+def wait_ready(url: str, timeout: float = 90) -> bool:
+    """Poll ``/readyz`` until the service answers 200 (True) or ``timeout`` seconds pass (False)."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class LiveServer:
     """A real uvicorn server for the app on a loopback port, in a background thread."""
 
@@ -106,18 +121,10 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
-        import httpx
-
         self.thread.start()
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the service did not become ready")
+        if not wait_ready(self.url, 60):
+            raise RuntimeError("the service did not become ready")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

@@ -15,7 +15,7 @@ import httpx
 
 from steward.serve.audit import AuditLog, database_url
 from steward.serve.keys import KeyStore
-from tests.serve.conftest import _free_port, live
+from tests.serve.conftest import _free_port, live, wait_ready
 from tests.train.conftest import copy_run
 
 
@@ -60,13 +60,8 @@ def test_kill_9_mid_load_loses_no_committed_decision_and_the_chain_verifies(serv
 
     def start() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    return proc
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        if wait_ready(url):
+            return proc
         proc.kill()
         raise RuntimeError("service did not start")
 
