@@ -28,18 +28,19 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 console = Console(width=150)
 
 
-def sst2_run(root: Path, train_rows: int, val_rows: int, seed: int) -> Path:
-    """A run folder whose data stage holds an SST-2 subset with the official split kept."""
-    run_dir = root / "sst2"
+def sst2_run(root: Path, train_rows: int | None, val_rows: int, seed: int) -> Path:
+    """A run folder whose data stage holds an SST-2 subset (None: all of train.tsv) with the official split kept."""
+    run_dir = root / ("sst2" if train_rows == 20_000 else f"sst2_{train_rows or 'all'}")
     if (run_dir / "data" / "manifest.json").exists():
         return run_dir
     read = lambda name: pd.read_csv(SHARED / "sst2" / name, sep="\t", quoting=3, dtype=str)  # noqa: E731
-    train = read("train.tsv").sample(n=train_rows, random_state=seed)
+    train = read("train.tsv")
+    train = train.sample(n=train_rows, random_state=seed) if train_rows else train
     val = read("dev.tsv").sample(n=val_rows, random_state=seed)
     test = read("test.tsv")
     frame = pd.concat([train.assign(part="train"), val.assign(part="validation"), test.assign(part="test")])
     root.mkdir(parents=True, exist_ok=True)
-    src = root / "sst2_subset.tsv"
+    src = root / f"{run_dir.name}_subset.tsv"
     frame.to_csv(src, sep="\t", index=False)
     run_data(parse_config({"run_dir": str(run_dir), "data": {
         "input": {"path": str(src), "text_column": "sentence", "labels": ["0", "1"]},
@@ -79,7 +80,8 @@ def train(run_dir: Path, **train_cfg: object) -> dict:  # type: ignore[type-arg]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", default="lora,dp,ner")
-    ap.add_argument("--train-rows", type=int, default=20_000)
+    ap.add_argument("--train-rows", type=int, default=20_000, help="SST-2 training rows; 0 = all of train.tsv")
+    ap.add_argument("--lora-epochs", type=int, default=3)
     ap.add_argument("--val-rows", type=int, default=1_000)
     ap.add_argument("--ner-sentences", type=int, default=4_000)
     ap.add_argument("--dp-lr", type=float, default=1e-2)
@@ -96,16 +98,17 @@ def main() -> None:
     args = ap.parse_args()
     only = set(args.only.split(","))
     results: dict[str, dict] = json.loads(args.out.read_text()) if args.out.exists() else {}  # type: ignore[type-arg]
-    base = sst2_run(args.work, args.train_rows, args.val_rows, seed=13)
-    lora = {"method": "lora", "epochs": 3, "batch_size": 32, "max_length": 64, "learning_rate": 1e-3,
+    base = sst2_run(args.work, args.train_rows or None, args.val_rows, seed=13)
+    tag = "" if args.train_rows == 20_000 else f"_{args.train_rows or 'all'}rows"
+    lora = {"method": "lora", "epochs": args.lora_epochs, "batch_size": 32, "max_length": 64, "learning_rate": 1e-3,
             "lora": {"r": 16, "alpha": 32, "target_modules": ["query", "key", "value", "dense"]},
             "early_stopping": {"metric": "accuracy", "patience": 2}}
     if "lora" in only:
         m = train(base, **lora)
-        results["sst2_lora"] = _row(m, test_accuracy(base), args.train_rows)
+        results[f"sst2_lora{tag}" + (f"_e{args.lora_epochs}" if args.lora_epochs != 3 else "")] = _row(m, test_accuracy(base), args.train_rows)
         _save(args.out, results)
     if "dp" in only:
-        dp_run = args.work / "sst2_dp"
+        dp_run = args.work / f"{base.name}_dp"
         if not dp_run.exists():
             import shutil
 
@@ -122,7 +125,7 @@ def main() -> None:
             dp["max_grad_norm"] = args.dp_clip  # ordinary clipping at the same bound
         m = train(dp_run, **dp)
         name = (f"sst2_{'nodp_same_config' if args.dp_off else 'dp'}_lora_eps8_lr{args.dp_lr:g}_b{args.dp_batch}"
-                f"_e{args.dp_epochs}_c{args.dp_clip:g}_r{args.dp_r}_{args.dp_targets.replace(',', '+')}")
+                f"_e{args.dp_epochs}_c{args.dp_clip:g}_r{args.dp_r}_{args.dp_targets.replace(',', '+')}{tag}")
         results[name] = _row(m, test_accuracy(dp_run), args.train_rows)
         _save(args.out, results)
     if "ner" in only:

@@ -137,3 +137,33 @@ def test_ner_stage_on_real_conll(tmp_path: Path, shared_data: Path) -> None:
     assert all(len(t) == len(g) for t, g in zip(train["tokens"], train["tags"]))
     assert set(s["balance"]["entity_types"]["counts"]) == {"PER", "ORG", "LOC", "MISC"}
     assert set(result.manifest.labels) >= {"B-PER", "I-PER", "O"}
+
+
+def test_canaries_are_planted_in_train_only_and_recorded(tmp_path: Path, small_csv: Path) -> None:
+    result = run(_cfg(tmp_path, small_csv, canaries={"count": 3, "repeats": 2, "digits": 8}))
+    s, out = result.summary, result.out_dir
+    assert s["invariant_ok"] and s["canaries"]["rows_added"] == 6
+    planted = json.loads((out / "canaries.json").read_text())
+    texts = {c["text"] for c in planted["canaries"]}
+    assert len(texts) == 3 and all(t.startswith("my account number is ") and len(t.split()[-1]) == 8 for t in texts)
+    train = pd.read_parquet(out / "train.parquet")
+    held = pd.concat([pd.read_parquet(out / f"{n}.parquet") for n in ("validation", "test")])
+    assert train["text"].isin(texts).sum() == 6 and not held["text"].isin(texts).any()
+    assert train["row_id"].is_unique and train.loc[train["text"].isin(texts), "row_id"].min() >= 15
+    assert set(train.loc[train["text"].isin(texts), "label"]) <= {"refund", "delivery", "billing", "technical", "cancel"}
+    assert s["splits"]["train"] == len(train)
+    assert "## Planted canaries" in (out / "data_card.md").read_text()
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"canaries": {"count": 2, "template": "no placeholder here"}}, "template"),
+    ({"canaries": {"count": 2}, "input": {"task": "ner"}}, "canaries.count"),
+])
+def test_bad_canary_settings_are_refused_up_front(tmp_path: Path, small_csv: Path, data: dict, field: str) -> None:
+    from steward.errors import ConfigError
+
+    raw = {"run_dir": str(tmp_path / "run"), "data": {"input": {"path": str(small_csv)}}}
+    raw["data"] = {**raw["data"], **data, "input": {"path": str(small_csv), **data.get("input", {})}}
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        parse_config(raw)
+    assert not (tmp_path / "run").exists()

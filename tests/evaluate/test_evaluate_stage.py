@@ -175,3 +175,24 @@ def _minimal_scorecard() -> dict:  # type: ignore[type-arg]
             "timing": {"seconds": 1.0, "share": {}}, "config": {"confidence": 0.95}, "passed": True, "gates": [],
             "composite": {"value": 1.0, "formula": "f", "factors": {}},
             "probes": {"robustness": {"figures": {}, "details": {"attacks": {}}, "examples": [], "seconds": 0.1}}}
+
+
+def test_canaries_planted_by_the_data_stage_are_scored_after_training(tiny_model: Path, tmp_path: Path) -> None:
+    from steward.data import run as run_data
+    from steward.demo import generate_support_dataset
+
+    run_dir = tmp_path / "run"
+    generate_support_dataset(tmp_path / "raw.csv", n=300, seed=5)
+    run_data(parse_config({"run_dir": str(run_dir), "data": {
+        "input": {"path": str(tmp_path / "raw.csv")}, "pii": {"ner": False},
+        "canaries": {"count": 4, "repeats": 5, "digits": 6}}}))
+    run_train(train_cfg(run_dir, tiny_model, method="full", epochs=1, learning_rate=1e-3))
+    res = run_eval(_cfg(run_dir, probes=["privacy"], privacy={"rows": 20, "canary_candidates": 63},
+                        gates={"max_canary_exposure": 6.0}))
+    privacy = res.scorecard["probes"]["privacy"]
+    can = privacy["details"]["canaries"]
+    assert can["scored"] == 4 and can["candidates"] == 63 and can["max_possible"] == pytest.approx(6.0)
+    assert 0.0 <= privacy["figures"]["canary_exposure_mean"]["value"] <= privacy["figures"]["canary_exposure_max"]["value"] <= 6.0
+    assert res.passed  # exposure can never exceed log2(64) = 6 bits
+    ev = json.loads((run_dir / "ledger.jsonl").read_text().splitlines()[-1])
+    assert "canaries" in {a["role"] for a in ev["inputs"]}

@@ -190,3 +190,38 @@ def test_multiclass_fairness_is_judged_one_vs_rest_and_names_the_worst_label() -
     only = PROBES.create("fairness", make_ctx(ThreeWay(), frame, EvaluateConfig(bootstrap=0,
                                                                                favourable_label="delivery")))
     assert only.figures["eo_difference"].value == 0.0 and list(only.details["columns"]["gender"]) == ["delivery"]
+
+
+def _planted(secrets: list[str], label: str = "1") -> dict:
+    template = "my account number is {secret}"
+    return {"template": template, "digits": 6,
+            "canaries": [{"secret": s, "text": template.format(secret=s), "label": label, "row_ids": [0]}
+                         for s in secrets]}
+
+
+def test_canary_exposure_separates_a_memorising_model_from_one_that_is_not() -> None:
+    from steward.data.canaries import exposure
+
+    planted = _planted(["482913", "100734"])
+    cfg = EvaluateConfig(bootstrap=50, privacy={"canary_candidates": 255})
+    rows = sentiment_rows(60)
+    canary_rows = pd.DataFrame([{"text": c["text"], "label": "1"} for c in planted["canaries"]])
+    memoriser = _run("privacy", make_ctx(Memoriser(canary_rows), rows, cfg=cfg, train=rows, canaries=planted))
+    assert memoriser.figures["canary_exposure_max"].value == pytest.approx(8.0)  # log2(256): ranked first
+    assert memoriser.details["canaries"]["ranked_first"] == 2
+    blind = _run("privacy", make_ctx(KeywordSentiment(), rows, cfg=cfg, train=rows, canaries=planted))
+    # every secret scores the same: rank is the middle, exposure log2(256) - log2(128.5) ~ 1 bit
+    assert blind.figures["canary_exposure_max"].value == pytest.approx(1.0, abs=0.01)
+    gate = GateSettings(max_canary_exposure=3.0)
+    assert judge(gate, {"privacy": blind.to_dict()}, "classification")[0].passed
+    assert not judge(gate, {"privacy": memoriser.to_dict()}, "classification")[0].passed
+    bits, rank = exposure(0.5, np.array([0.1, 0.2, 0.9, 1.0]))
+    assert rank == 3.0 and bits == pytest.approx(np.log2(5) - np.log2(3))
+
+
+def test_without_canaries_the_exposure_gate_fails_as_unmeasured() -> None:
+    rows = sentiment_rows(60)
+    res = _run("privacy", make_ctx(KeywordSentiment(), rows, train=rows))
+    assert "canary_exposure_max" not in res.figures and "none planted" in res.details["canaries"]
+    (g,) = judge(GateSettings(max_canary_exposure=3.0), {"privacy": res.to_dict()}, "classification")
+    assert not g.passed and g.measured is None

@@ -1,8 +1,14 @@
 """Pydantic configuration, one model per stage, composed by :class:`RunConfig` and loaded from YAML."""
 
-from steward.config.loader import config_digest, load_config, parse_config, template_text
+from steward.config.loader import (
+    config_digest,
+    load_config,
+    parse_config,
+    template_text,
+)
 from steward.config.models import (
     BalanceConfig,
+    CanaryConfig,
     DataConfig,
     DedupConfig,
     EvaluateConfig,
@@ -19,6 +25,7 @@ from steward.config.models import (
 
 __all__ = [
     "BalanceConfig",
+    "CanaryConfig",
     "DataConfig",
     "DedupConfig",
     "EvaluateConfig",

@@ -139,6 +139,24 @@ class SplitConfig(_Config):
         return self
 
 
+class CanaryConfig(_Config):
+    """Secrets planted in the training split so the evaluate stage can measure memorisation (exposure,
+    Carlini et al. 2019). Off by default: canaries are extra, synthetic training rows."""
+
+    count: int = Field(0, ge=0, le=1000)  # distinct canaries; 0 = none
+    repeats: int = Field(1, ge=1, le=100)  # copies of each in the training split
+    template: str = "my account number is {secret}"
+    digits: int = Field(9, ge=4, le=30)  # the secret is this many random digits
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _template(self) -> CanaryConfig:
+        if self.template.count("{secret}") != 1 or "{" in self.template.replace("{secret}", ""):
+            raise ValueError(f"template must contain {{secret}} exactly once and no other braces "
+                             f"(got {self.template!r}); e.g. 'my account number is {{secret}}'")
+        return self
+
+
 class DataConfig(_Config):
     input: InputConfig = Field(default_factory=InputConfig)
     normalise: NormaliseConfig = Field(default_factory=NormaliseConfig)
@@ -148,6 +166,14 @@ class DataConfig(_Config):
     screen: ScreenConfig = Field(default_factory=ScreenConfig)
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    canaries: CanaryConfig = Field(default_factory=CanaryConfig)
+
+    @model_validator(mode="after")
+    def _canaries_need_classification(self) -> DataConfig:
+        if self.canaries.count and self.input.task == "ner":
+            raise ValueError(f"canaries.count: got {self.canaries.count}, but canaries are planted for text "
+                             "classification only and input.task is 'ner'. Fix: set canaries.count to 0")
+        return self
 
 
 class LoRASettings(_Config):
@@ -250,6 +276,7 @@ class GateSettings(_Config):
     max_ece: float | None = Field(None, ge=0.0, le=1.0)
     min_comprehensiveness: float | None = Field(None, ge=-1.0, le=1.0)
     max_mia_auc: float | None = Field(None, ge=0.0, le=1.0)
+    max_canary_exposure: float | None = Field(None, ge=0.0)  # bits; needs data.canaries
     max_latency_ms_p95: float | None = Field(None, gt=0.0)  # batch 1
 
 
@@ -287,6 +314,7 @@ class ExplainSettings(_Config):
 
 class PrivacyProbeSettings(_Config):
     rows: int = Field(1000, ge=20)  # members (train) and as many non-members (test)
+    canary_candidates: int = Field(1000, ge=10)  # random secrets each planted canary is ranked against
 
 
 class ResourceSettings(_Config):

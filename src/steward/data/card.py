@@ -80,6 +80,12 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
                 f"{scr['threshold']} ({'quarantined' if scr['action'] == 'quarantine' else 'kept and flagged in the toxicity column'})"]
     else:
         out += ["- Screening was disabled."]
+    can = s.get("canaries")
+    if can:
+        out += ["", "## Planted canaries",
+                f"- {can['count']} synthetic secrets (template `{can['template']}`, {can['digits']} random digits), "
+                f"each {can['repeats']}× in the training split ({can['rows_added']} rows added; listed in "
+                "`canaries.json`). They measure memorisation in the evaluate stage; they are not user data."]
     b = s["balance"]
     out += ["", "## Balance"]
     dist = b.get("labels") or b.get("entity_types") or {}

@@ -21,10 +21,15 @@ from steward.atomic import atomic_dir, write_json, write_text
 from steward.config.loader import config_digest
 from steward.config.models import DataConfig, RunConfig
 from steward.data import balance as bal
-from steward.data import card, dedup, normalise, quality, screen, splits
+from steward.data import canaries, card, dedup, normalise, quality, screen, splits
 from steward.data import io as data_io
 from steward.data.pii.engine import PIIEngine
-from steward.data.pii.operators import OperatorContext, PIIKey, apply_operators, apply_to_tokens
+from steward.data.pii.operators import (
+    OperatorContext,
+    PIIKey,
+    apply_operators,
+    apply_to_tokens,
+)
 from steward.data.quarantine import Quarantine
 from steward.errors import DataStageError
 from steward.hashing import sha256_file
@@ -240,6 +245,12 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
         balance_info = step("balance", lambda: bal.report(frame, groups, dcfg.balance, dcfg.input.task))
         frame, leak_info = step("split", lambda: _split(frame, dcfg, q))
         parts = step("weights", lambda: _weighted_splits(frame, dcfg))
+        canary_info: dict[str, Any] = {}
+        if dcfg.canaries.count:
+            first_id = int(max([int(frame["row_id"].max()), *q.dropped_ids])) + 1
+            labels = sorted({str(v) for v in parts["train"]["label"]}) if "label" in parts["train"] else []
+            parts["train"], canary_info = canaries.plant(parts["train"], dcfg.canaries, labels, dcfg.input.task,
+                                                         first_id)
 
     dropped = q.dropped_ids
     rows_kept = int(frame["row_id"].nunique())
@@ -261,6 +272,8 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
         "balance": balance_info,
         "leakage": leak_info,
         "splits": {k: int(len(v)) for k, v in parts.items()},
+        "canaries": ({k: v for k, v in canary_info.items() if k != "canaries"} | {"file": "canaries.json"}
+                     if canary_info else None),
         "resample": dcfg.balance.resample,
         "seconds": round(time.perf_counter() - t_start, 3),
         "timings": timings,
@@ -271,11 +284,11 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
             f"row accounting failed: rows_in {rows_in} != kept {rows_kept} + quarantined {len(dropped)}; "
             "this is a bug in Steward, please report it with the input"
         )
-    return _write(cfg, run_dir, parts, q, summary, started_at)
+    return _write(cfg, run_dir, parts, q, summary, started_at, canary_info)
 
 
 def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Quarantine, summary: dict[str, Any],
-           started_at: str) -> DataResult:
+           started_at: str, canary_info: dict[str, Any] | None = None) -> DataResult:
     dcfg = cfg.data
     digest = config_digest(dcfg)
     input_path = Path(dcfg.input.path).resolve()  # type: ignore[arg-type]
@@ -285,6 +298,8 @@ def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Qua
             part.to_parquet(gen / f"{name}.parquet", index=False)
         q.to_frame().to_parquet(gen / "quarantine.parquet", index=False)
         write_json(gen / "summary.json", summary)
+        if canary_info:
+            write_json(gen / "canaries.json", canary_info)
         write_text(gen / "config.json", dcfg.model_dump_json(indent=2))
         refs = {name: ArtifactRef(f"{STAGE}/{name}.parquet", sha256_file(gen / f"{name}.parquet"), name)
                 for name in parts}

@@ -19,6 +19,7 @@ GATES: dict[str, tuple[str, str, str]] = {
     "max_ece": ("calibration", "ece", "<="),
     "min_comprehensiveness": ("explainability", "comprehensiveness", ">="),
     "max_mia_auc": ("privacy", "mia_auc", "<="),
+    "max_canary_exposure": ("privacy", "canary_exposure_max", "<="),
     "max_latency_ms_p95": ("resources", "latency_ms_p95", "<="),
 }
 

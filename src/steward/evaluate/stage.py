@@ -178,15 +178,22 @@ def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, An
                                  f"(model labels: {labels}); retrain on data that includes them")
     train_texts: list[str] = []
     train_y = np.zeros(0, dtype=int)
+    planted = None
     if "privacy" in ecfg.probes and task == "classification":
         train_frame, train_ref = _load_split(run_dir, dm, "train")
-        keep = train_frame["label"].astype(str).isin(index)
+        canary_file = run_dir / "data" / "canaries.json"
+        if canary_file.exists():
+            planted = json.loads(canary_file.read_text())
+            inputs.append(artifact(canary_file, run_dir, "canaries"))
+        canary_texts = {c["text"] for c in (planted or {}).get("canaries", [])}
+        # The membership attack is judged on real rows; canaries are scored on their own (exposure).
+        keep = train_frame["label"].astype(str).isin(index) & ~train_frame["text"].isin(canary_texts)
         train_texts = train_frame.loc[keep, "text"].astype(str).tolist()
         train_y = np.array([index[str(v)] for v in train_frame.loc[keep, "label"]])
         inputs.append(train_ref)
     ctx = EvalContext(predictor=clf, task=task, labels=labels, texts=frame["text"].astype(str).tolist(), y=y,
                       frame=frame, sensitive_columns=columns, cfg=ecfg, train_texts=train_texts, train_y=train_y,
-                      train_manifest=tm, model_dir=model_dir)
+                      train_manifest=tm, model_dir=model_dir, canaries=planted)
     return ctx, inputs
 
 

@@ -74,6 +74,7 @@ class EvalContext:
     model_dir: Path | None = None
     tokens: list[list[str]] = field(default_factory=list)  # NER rows
     tags: list[list[str]] = field(default_factory=list)
+    canaries: dict[str, Any] | None = None  # RUN_DIR/data/canaries.json when the data stage planted some
     _proba: np.ndarray | None = None
 
     def proba(self) -> np.ndarray:
