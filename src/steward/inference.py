@@ -71,25 +71,43 @@ class TorchClassifier:
                               return_tensors="pt")
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self._forward(texts, embeddings=False)[0]
+
+    def _forward(self, texts: Sequence[str], embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and, when asked, each text's mean-pooled last hidden state (the model's own view of it)."""
         import torch
 
         texts = list(texts)
         self.calls += len(texts)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        emb = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32) if embeddings else None
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode():
             for k in range(0, len(order), self.batch_size):
                 idx = order[k:k + self.batch_size]
-                out[idx] = self.model(**self.encode([texts[i] for i in idx])).logits.float().numpy()
-        return out
+                enc = self.encode([texts[i] for i in idx])
+                res = self.model(**enc, output_hidden_states=embeddings)
+                out[idx] = res.logits.float().numpy()
+                if emb is not None:
+                    mask = enc["attention_mask"].unsqueeze(-1).to(res.hidden_states[-1].dtype)
+                    emb[idx] = ((res.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)).float().numpy()
+        return out, emb
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        z = self.logits(texts)
+    def _proba(self, z: np.ndarray) -> np.ndarray:
         if self.multi_label:
             return 1.0 / (1.0 + np.exp(-z))
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self._proba(self.logits(texts))
+
+    def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and embeddings from one forward pass (the service's drift monitor uses both)."""
+        z, emb = self._forward(texts, embeddings=True)
+        assert emb is not None
+        return self._proba(z), emb
 
 
 def per_example_loss(proba: np.ndarray, y: np.ndarray) -> np.ndarray:

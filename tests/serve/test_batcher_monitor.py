@@ -10,7 +10,7 @@ import pytest
 
 from steward.config.models import DriftSettings
 from steward.serve.batcher import Batcher
-from steward.serve.monitor import DriftMonitor, psi
+from steward.serve.monitor import DriftMonitor, mmd_test, psi
 from steward.serve.ratelimit import RateLimiter
 
 
@@ -49,7 +49,7 @@ def test_a_failing_model_fails_its_requests_not_the_batcher() -> None:
         return bad[0], good
 
     bad, good = asyncio.run(go())
-    assert isinstance(bad, RuntimeError) and good.shape == (1, 2)
+    assert isinstance(bad, RuntimeError) and np.stack(good).shape == (1, 2)
 
 
 def test_token_bucket() -> None:
@@ -90,6 +90,49 @@ def test_drift_alerts_when_live_traffic_leaves_the_evaluation_mix(caplog: pytest
     assert set(shifted["alerts"]) == {"label_psi", "confidence_psi", "input_length_psi"}
     assert any("drift alert" in r.message for r in caplog.records)
     assert not DriftMonitor(DriftSettings(), ["a"], None).status()["enabled"]
+
+
+def test_mmd_matches_its_definition_and_its_p_value_separates_shifted_samples() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 8)), rng.normal(0.3, 1.0, size=(30, 8))
+    z = np.concatenate([x, y])
+    d2 = ((z[:, None] - z[None]) ** 2).sum(-1)
+    k = np.exp(-d2 / np.median(d2[np.triu_indices(len(z), 1)]))
+    naive = ((k[:40, :40].sum() - 40) / (40 * 39) + (k[40:, 40:].sum() - 30) / (30 * 29) - 2 * k[:40, 40:].mean())
+    assert mmd_test(x, y, 50)[0] == pytest.approx(naive)
+    # Under no drift the p-value is ~uniform (few false alarms); a small shift is caught every time.
+    same = np.array([mmd_test(rng.normal(size=(200, 16)), rng.normal(size=(100, 16)), 100, seed=i)[1]
+                     for i in range(40)])
+    assert (same < 0.05).mean() <= 0.15 and 0.3 < np.median(same) < 0.7
+    shifted = [mmd_test(rng.normal(size=(200, 16)), rng.normal(0.3, 1.0, size=(100, 16)), 100, seed=i)[1]
+               for i in range(10)]
+    assert max(shifted) < 0.01
+
+
+def test_embedding_drift_alerts_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(4)
+    cfg = DriftSettings(window=100, min_samples=50, permutations=200)
+    mon = DriftMonitor(cfg, ["a", "b"], _scorecard(), None, rng.normal(1.0, 1.0, size=(200, 16)))
+    assert mon.status()["embedding"]["ready"] is False
+    for e in rng.normal(1.0, 1.0, size=(100, 16)):
+        mon.observe(int(rng.random() < 0.5), 0.9, 10, e)
+    calm = mon.status()
+    assert "embedding_mmd" not in calm["alerts"] and calm["embedding"]["p_value"] > 0.01
+    for e in rng.normal(1.0, 1.0, size=(100, 16)) + np.r_[np.ones(8), -np.ones(8)] * 0.5:  # unlike the evaluation set
+        mon.observe(int(rng.random() < 0.5), 0.9, 10, e)
+    with caplog.at_level("WARNING", logger="steward.serve.drift"):
+        shifted = mon.status()
+        assert "embedding_mmd" in shifted["alerts"] and shifted["embedding"]["p_value"] < 0.01
+        assert shifted["embedding"]["centroid_cosine_distance"] > calm["embedding"]["centroid_cosine_distance"]
+        for e in rng.normal(1.0, 1.0, size=(100, 16)):
+            mon.observe(int(rng.random() < 0.5), 0.9, 10, e)
+        assert "embedding_mmd" not in mon.status()["alerts"]
+    messages = [r.message for r in caplog.records]
+    assert any("embedding MMD" in m for m in messages) and any("recovered: embedding_mmd" in m for m in messages)
+    with pytest.raises(ValueError, match="permutations"):
+        DriftSettings(permutations=50, embedding_p_value=0.01)  # p could never go below 1/51
+    off = DriftMonitor(DriftSettings(embedding=False), ["a", "b"], _scorecard(), None, rng.normal(size=(50, 4)))
+    assert off.reference_embeddings is None
 
 
 def test_audit_writer_groups_concurrent_records_into_few_transactions(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -137,6 +137,39 @@ def test_models_metrics_and_monitor(service) -> None:  # type: ignore[no-untyped
     assert mon["drift"]["enabled"] and mon["batches"] >= 1
 
 
+def test_embedding_drift_on_the_live_service(served_run: Path, tmp_path: Path) -> None:
+    """Traffic like the evaluation set raises no embedding alert; unlike it, it does — by the background check
+    too, which fills the Prometheus gauges without anyone calling /v1/monitor."""
+    import pandas as pd
+
+    run_dir = copy_run(served_run, tmp_path / "run")
+    store = KeyStore(AuditLog(database_url(None, run_dir)).engine)
+    pkey, akey = store.create("predict")[1], store.create("admin")[1]
+    test_texts = pd.read_parquet(run_dir / "data" / "test.parquet")["text"].tolist()
+    drift = {"window": 60, "min_samples": 40, "reference_rows": 80, "check_seconds": 0.2}
+    guards = {"input": ["size", "pii"], "output": []}  # drift is measured on what reaches the model
+    with live(run_dir, rate_limit_per_minute=60000, rate_limit_burst=1000, drift=drift, guards=guards) as srv:
+        h = {"X-API-Key": akey}
+        for i in range(0, 60, 20):
+            r = _post(srv, "/v1/predict", pkey, {"texts": test_texts[i:i + 20]})
+            assert r.status_code == 200, r.text
+        calm = httpx.get(srv.url + "/v1/monitor", headers=h).json()["drift"]
+        assert calm["embedding"]["reference_rows"] == 80 and "embedding_mmd" not in calm["alerts"]
+        odd = [f"zqx {i} vlor kwep {i * 7} ptang zorbl" for i in range(60)]
+        for i in range(0, 60, 20):
+            assert _post(srv, "/v1/predict", pkey, {"texts": odd[i:i + 20]}).status_code == 200
+        shifted = httpx.get(srv.url + "/v1/monitor", headers=h).json()["drift"]
+        assert "embedding_mmd" in shifted["alerts"] and shifted["embedding"]["p_value"] < 0.01
+        import time
+
+        time.sleep(0.6)  # the background check runs every 0.2 s
+        metrics = httpx.get(srv.url + "/metrics", headers=h).text
+        assert "steward_drift_embedding_p_value" in metrics and "steward_drift_alerts" in metrics
+        gauge = [ln for ln in metrics.splitlines() if ln.startswith("steward_drift_alerts ")]
+        assert gauge and float(gauge[0].split()[1]) >= 1
+    assert list((run_dir / "serve").glob("drift_reference_*.npy"))  # cached for the next start
+
+
 def test_rate_limit_answers_429_with_retry_after(served_run: Path, tmp_path: Path) -> None:
     run_dir = copy_run(served_run, tmp_path / "run")
     key = KeyStore(AuditLog(database_url(None, run_dir)).engine).create("predict")[1]

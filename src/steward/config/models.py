@@ -377,7 +377,22 @@ class DriftSettings(_Config):
     window: int = Field(500, ge=10)  # live requests compared with the evaluation set
     min_samples: int = Field(100, ge=10)
     psi_threshold: float = Field(0.2, gt=0.0)  # population stability index that raises an alert
-    embedding_threshold: float = Field(0.1, gt=0.0)  # cosine distance between mean embeddings
+    # Embedding drift: the window's mean-pooled model embeddings against the evaluation set's, by a kernel
+    # two-sample test (MMD with a permutation p-value); an alert when p < embedding_p_value.
+    embedding: bool = True
+    embedding_p_value: float = Field(0.01, gt=0.0, lt=1.0)
+    reference_rows: int = Field(500, ge=20)  # evaluation rows embedded at start-up (cached per model)
+    permutations: int = Field(200, ge=20)
+    check_seconds: float = Field(30.0, ge=0.0)  # background check (alerts, Prometheus); 0 = only on GET /v1/monitor
+
+    @model_validator(mode="after")
+    def _enough_permutations(self) -> DriftSettings:
+        if self.embedding and (1 + self.permutations) * self.embedding_p_value < 1:
+            raise ValueError(f"permutations: got {self.permutations}; the smallest p-value it can give is "
+                             f"1/{self.permutations + 1}, above embedding_p_value {self.embedding_p_value}, so "
+                             f"no embedding alert could ever fire. Fix: permutations >= "
+                             f"{int(1 / self.embedding_p_value)}")
+        return self
 
 
 class ServeConfig(_Config):

@@ -38,20 +38,6 @@ def _service_secret(run_dir: Path) -> bytes:
     return path.read_bytes()
 
 
-def _reference_lengths(run_dir: Path) -> list[int] | None:
-    """Word counts of the held-out texts the evaluate stage scored (its split), for input drift."""
-    import json
-
-    import pandas as pd
-
-    sc = run_dir / "evaluate" / "scorecard.json"
-    split = json.loads(sc.read_text()).get("split", "test") if sc.is_file() else "test"
-    path = run_dir / "data" / f"{split}.parquet"
-    if not path.is_file():
-        return None
-    return [len(str(t).split()) for t in pd.read_parquet(path, columns=["text"])["text"]]
-
-
 def create_app(cfg: RunConfig) -> Any:
     """Build the app. The model, database and guards load at start-up (FastAPI lifespan)."""
     from fastapi import Depends, FastAPI, Request
@@ -62,12 +48,13 @@ def create_app(cfg: RunConfig) -> Any:
 
     from steward import __version__
     from steward.serve import metrics as metrics_mod
+    from steward.serve.metrics import publish_drift
     from steward.serve import model as model_mod
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.batcher import AuditWriter, Batcher
     from steward.serve.guards import GuardContext, build, run_chain
     from steward.serve.keys import ApiKey, KeyStore
-    from steward.serve.monitor import DriftMonitor
+    from steward.serve.monitor import DriftChecker, DriftMonitor, reference_embeddings, reference_texts
     from steward.serve.ratelimit import RateLimiter
     from steward.serve.schemas import (
         Decision,
@@ -96,17 +83,26 @@ def create_app(cfg: RunConfig) -> Any:
         inputs, outputs = build(scfg.guards, scfg.max_text_chars)
         for g in inputs + outputs:  # load models behind the guards now, not on the first request
             g.scan("warm up", ctx=GuardContext(labels=served.labels, proba=[1.0], threshold=0.0))
-        batcher = Batcher(served.clf.predict_proba, scfg.batching.max_batch_size, scfg.batching.max_wait_ms)
+        ref_texts = reference_texts(run_dir)
+        embed = scfg.drift.embedding and ref_texts is not None
+        ref_emb = reference_embeddings(run_dir, served, ref_texts, scfg.drift) if embed else None
+        # With embedding drift on, one forward pass yields both the probabilities and the embeddings.
+        batcher = Batcher(served.clf.predict_with_embeddings if embed else served.clf.predict_proba,
+                          scfg.batching.max_batch_size, scfg.batching.max_wait_ms)
         batcher.start()
         writer = AuditWriter(audit.append_many)
         writer.start()
+        monitor = DriftMonitor(scfg.drift, served.labels, served.scorecard,
+                               [len(t.split()) for t in ref_texts] if ref_texts else None, ref_emb)
+        metrics = metrics_mod.create()
+        checker = DriftChecker(monitor, metrics, scfg.drift.check_seconds)
+        checker.start()
         state.update(model=served, audit=audit, writer=writer, keys=KeyStore(audit.engine), inputs=inputs,
-                     outputs=outputs,
-                     batcher=batcher, metrics=metrics_mod.create(), limiter=RateLimiter(
-                         scfg.rate_limit_per_minute, scfg.rate_limit_burst),
-                     monitor=DriftMonitor(scfg.drift, served.labels, served.scorecard, _reference_lengths(run_dir)),
+                     outputs=outputs, batcher=batcher, metrics=metrics, limiter=RateLimiter(
+                         scfg.rate_limit_per_minute, scfg.rate_limit_burst), monitor=monitor,
                      secret=_service_secret(run_dir), feedback={"right": 0, "total": 0})
         yield
+        await checker.stop()
         await batcher.stop()
         await writer.stop()
         audit.close()
@@ -244,11 +240,13 @@ def create_app(cfg: RunConfig) -> Any:
         t0 = time.perf_counter()
         served, m = state["model"], state["metrics"]
         guarded = await guard_inputs(texts, key)
-        proba = await state["batcher"].submit([t for t, _ in guarded])
+        scored = await state["batcher"].submit([t for t, _ in guarded])
+        proba = [r[0] if isinstance(r, tuple) else r for r in scored]
+        embeddings = [r[1] if isinstance(r, tuple) else None for r in scored]
         m.batch_size.observe(len(texts))
         decisions, records = [], []
         latency = (time.perf_counter() - t0) * 1000
-        for (text, findings), p, raw in zip(guarded, proba, texts, strict=True):
+        for (text, findings), p, emb, raw in zip(guarded, proba, embeddings, texts, strict=True):
             idx = int(p.argmax())
             label = served.labels[idx]
             octx = GuardContext(key_id=key.key_id, labels=served.labels, proba=[float(x) for x in p],
@@ -278,7 +276,7 @@ def create_app(cfg: RunConfig) -> Any:
             m.labels.labels(label).inc()
             if abstained:
                 m.abstentions.inc()
-            state["monitor"].observe(idx, float(p[idx]), len(text.split()))
+            state["monitor"].observe(idx, float(p[idx]), len(text.split()), emb)
         await state["writer"].write(records)  # committed before the answer leaves
         return PredictResponse(decisions=decisions)
 
@@ -366,10 +364,8 @@ def create_app(cfg: RunConfig) -> Any:
     @app.get("/v1/monitor", tags=["v1"])
     async def monitor(key: ApiKey = authorise("monitor")) -> dict[str, Any]:
         """Drift of live traffic against the evaluation set, audit-log size, batching figures."""
-        status = state["monitor"].status()
-        for k in ("label_psi", "confidence_psi", "input_length_psi"):
-            if k in status:
-                state["metrics"].drift.labels(k.removesuffix("_psi")).set(status[k])
+        status = await asyncio.get_running_loop().run_in_executor(None, state["monitor"].status)
+        publish_drift(state["metrics"], status)
         b = state["batcher"]
         fb = state["feedback"]
         return {"drift": status, "batches": b.batches, "batched_texts": b.items,

@@ -36,20 +36,24 @@ class _Worker:
 
 
 class Batcher(_Worker):
-    def __init__(self, predict: Callable[[Sequence[str]], np.ndarray], max_batch_size: int, max_wait_ms: float) -> None:
+    """``predict`` returns one array with a row per text, or a tuple of such arrays (e.g. probabilities and
+    embeddings); each request gets its rows back (a tuple per text in the second case)."""
+
+    def __init__(self, predict: Callable[[Sequence[str]], np.ndarray | tuple[np.ndarray, ...]], max_batch_size: int,
+                 max_wait_ms: float) -> None:
         self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000.0
         self.queue: asyncio.Queue[tuple[str, asyncio.Future[Any]]] = asyncio.Queue()
         self.batches = 0
         self.items = 0
 
-    async def submit(self, texts: Sequence[str]) -> np.ndarray:
+    async def submit(self, texts: Sequence[str]) -> list[Any]:
         loop = asyncio.get_running_loop()
         futures = []
         for t in texts:
             fut: asyncio.Future[Any] = loop.create_future()
             await self.queue.put((t, fut))
             futures.append(fut)
-        return np.stack(await asyncio.gather(*futures))
+        return list(await asyncio.gather(*futures))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -67,7 +71,8 @@ class Batcher(_Worker):
                     break
             texts = [t for t, _ in batch]
             try:
-                proba = await loop.run_in_executor(None, self.predict, texts)
+                out = await loop.run_in_executor(None, self.predict, texts)
+                rows = list(zip(*out, strict=True)) if isinstance(out, tuple) else list(out)
             except Exception as exc:  # noqa: BLE001 — handed to every waiting request, never lost
                 for _, fut in batch:
                     if not fut.done():
@@ -75,7 +80,7 @@ class Batcher(_Worker):
                 continue
             self.batches += 1
             self.items += len(batch)
-            for (_, fut), p in zip(batch, proba, strict=True):
+            for (_, fut), p in zip(batch, rows, strict=True):
                 if not fut.done():
                     fut.set_result(p)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -18,6 +19,8 @@ class Metrics:
     feedback: Counter
     feedback_accuracy: Gauge
     drift: Gauge
+    drift_embedding_p: Gauge
+    drift_alerts: Gauge
     batch_size: Histogram
 
 
@@ -37,6 +40,21 @@ def create() -> Metrics:
                                 registry=r),
         drift=Gauge("steward_drift_psi", "Population stability index of live traffic vs evaluation", ["signal"],
                     registry=r),
+        drift_embedding_p=Gauge("steward_drift_embedding_p_value",
+                                "Permutation p-value of the MMD test, live embeddings vs evaluation", registry=r),
+        drift_alerts=Gauge("steward_drift_alerts", "Drift signals currently over their threshold", registry=r),
         batch_size=Histogram("steward_batch_size", "Texts per model forward pass", registry=r,
                              buckets=(1, 2, 4, 8, 16, 32, 64, 128)),
     )
+
+
+def publish_drift(m: Metrics, status: dict[str, Any]) -> None:
+    """Copy a drift status (``DriftMonitor.status()``) into the gauges."""
+    for k in ("label_psi", "confidence_psi", "input_length_psi"):
+        if k in status:
+            m.drift.labels(k.removesuffix("_psi")).set(status[k])
+    emb = status.get("embedding") or {}
+    if emb.get("p_value") is not None:
+        m.drift_embedding_p.set(emb["p_value"])
+    if status.get("ready"):
+        m.drift_alerts.set(len(status.get("alerts", [])))
