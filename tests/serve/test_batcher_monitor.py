@@ -34,6 +34,27 @@ def test_requests_arriving_together_share_a_forward_pass() -> None:
     assert sum(calls) == 20 and max(calls) == 8 and len(calls) <= 4
 
 
+def test_sparse_requests_do_not_wait_for_company() -> None:
+    def predict(texts):  # type: ignore[no-untyped-def]
+        return np.ones((len(texts), 2))
+
+    async def go() -> tuple[list[float], int]:
+        b = Batcher(predict, max_batch_size=8, max_wait_ms=100)
+        b.start()
+        took = []
+        for _ in range(5):  # one request every 150 ms: nobody to share a batch with
+            t0 = time.perf_counter()
+            await b.submit(["alone"])
+            took.append(time.perf_counter() - t0)
+            await asyncio.sleep(0.15)
+        waits = b.waits
+        await b.stop()
+        return took, waits
+
+    took, waits = asyncio.run(go())
+    assert waits <= 1 and sorted(took)[2] < 0.05  # would be >= 0.1 s each if every batch waited
+
+
 def test_a_failing_model_fails_its_requests_not_the_batcher() -> None:
     def predict(texts):  # type: ignore[no-untyped-def]
         if "boom" in texts:

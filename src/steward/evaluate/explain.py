@@ -27,23 +27,11 @@ def _ids(clf: Any, text: str) -> list[int]:
 
 
 def _proba_ids(clf: Any, rows: Sequence[Sequence[int]]) -> np.ndarray:
-    """Class probabilities for token-id rows (padded per batch)."""
-    import torch
-
-    pad = clf.tokenizer.pad_token_id or 0
-    out = []
-    with torch.inference_mode():
-        for k in range(0, len(rows), clf.batch_size):
-            part = rows[k:k + clf.batch_size]
-            width = max(len(r) for r in part)
-            ids = torch.full((len(part), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for i, r in enumerate(part):
-                ids[i, :len(r)] = torch.tensor(r)
-                mask[i, :len(r)] = 1
-            out.append(torch.softmax(clf.model(input_ids=ids, attention_mask=mask).logits.float(), -1).numpy())
-    clf.calls += len(rows)
-    return np.concatenate(out) if out else np.zeros((0, len(clf.labels)))
+    """Class probabilities for token-id rows (padded per batch), from any classifier that scores ids."""
+    z = clf.logits_from_ids(rows)
+    z = z - z.max(axis=1, keepdims=True) if len(z) else z
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True) if len(z) else z
 
 
 def _inner(ids: list[int], clf: Any) -> list[int]:

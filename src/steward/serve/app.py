@@ -77,7 +77,7 @@ def create_app(cfg: RunConfig) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
-        served = model_mod.load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.max_batch_size)
+        served = model_mod.load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.physical_batch_size)
         audit = AuditLog(database_url(scfg.database_url, run_dir))
         audit.verify()  # opens the database (and creates the tables) before the first request
         inputs, outputs = build(scfg.guards, scfg.max_text_chars)

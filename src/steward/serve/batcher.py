@@ -1,7 +1,9 @@
 """Dynamic batching: requests that arrive together share one forward pass.
 
-A single worker task takes the first waiting text, then gathers more for at most ``max_wait_ms`` or until
-``max_batch_size``, and runs the model once in a worker thread (the event loop stays free for I/O).
+A single worker task takes the first waiting text plus whatever else is queued, then — only while requests
+are arriving closer together than ``max_wait_ms`` — waits up to ``max_wait_ms`` for more, until
+``max_batch_size``; it runs the model once in a worker thread (the event loop stays free for I/O). Under
+sparse traffic nobody pays the wait: there is no one to share a batch with.
 """
 
 from __future__ import annotations
@@ -45,9 +47,19 @@ class Batcher(_Worker):
         self.queue: asyncio.Queue[tuple[str, asyncio.Future[Any]]] = asyncio.Queue()
         self.batches = 0
         self.items = 0
+        self.waits = 0  # batches that waited for company
+        self._last_arrival: float | None = None
+        self._gap = float("inf")  # moving average of the time between requests, seconds
+
+    def _arrived(self, now: float) -> None:
+        if self._last_arrival is not None:
+            gap = now - self._last_arrival
+            self._gap = gap if self._gap == float("inf") else 0.8 * self._gap + 0.2 * gap
+        self._last_arrival = now
 
     async def submit(self, texts: Sequence[str]) -> list[Any]:
         loop = asyncio.get_running_loop()
+        self._arrived(loop.time())
         futures = []
         for t in texts:
             fut: asyncio.Future[Any] = loop.create_future()
@@ -60,7 +72,11 @@ class Batcher(_Worker):
         while True:
             first = await self.queue.get()
             batch = [first]
-            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            wait = self.max_wait if self._gap < self.max_wait else 0.0
+            self.waits += wait > 0 and len(batch) < self.max_batch_size
+            deadline = loop.time() + wait
             while len(batch) < self.max_batch_size:
                 timeout = deadline - loop.time()
                 if timeout <= 0:

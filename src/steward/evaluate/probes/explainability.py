@@ -16,15 +16,22 @@ def explainability(ctx: EvalContext) -> ProbeResult:
     if ctx.task != "classification":
         return ProbeResult("explainability", skipped=f"attributions are measured for single-label classification; this model is {ctx.task}")
     clf = ctx.predictor
-    if not hasattr(clf, "model") or not hasattr(clf, "tokenizer"):
-        return ProbeResult("explainability", skipped="the predictor exposes no PyTorch model to attribute through")
+    if not hasattr(clf, "tokenizer") or not hasattr(clf, "logits_from_ids"):
+        return ProbeResult("explainability", skipped="the predictor exposes no tokenizer to attribute through")
     cfg = ctx.cfg.explain
+    methods = list(cfg.methods)
+    notes = []
+    if "integrated_gradients" in methods and not getattr(clf, "differentiable", False):
+        # int8 and ONNX models have no autograd: occlusion (model calls only) still explains them.
+        methods = [m for m in methods if m != "integrated_gradients"] or ["occlusion"]
+        notes.append("Integrated Gradients needs gradients, which this model (int8 or ONNX) does not have; "
+                     "occlusion only")
     rng = np.random.default_rng(ctx.cfg.seed)
     rows = np.sort(rng.choice(len(ctx.texts), size=min(cfg.rows, len(ctx.texts)), replace=False))
     texts = [ctx.texts[i] for i in rows]
     targets = [int(t) for t in ctx.pred()[rows]]
     attributions: dict[str, list[Any]] = {}
-    for method in cfg.methods:
+    for method in methods:
         if method == "integrated_gradients":
             attributions[method] = [integrated_gradients(clf, t, y, cfg.ig_steps) for t, y in zip(texts, targets, strict=True)]
         else:
@@ -34,7 +41,7 @@ def explainability(ctx: EvalContext) -> ProbeResult:
     lengths = [len(a.tokens) for a in next(iter(attributions.values()))]
     rankings["random"] = [list(rng.permutation(n)) for n in lengths]
     figures: dict[str, Figure] = {}
-    details: dict[str, Any] = {"rows": len(rows), "top_k": cfg.top_k, "methods": {}}
+    details: dict[str, Any] = {"rows": len(rows), "top_k": cfg.top_k, "methods": {}, "notes": notes}
     for method, rank in rankings.items():
         comp, suff = faithfulness(clf, texts, rank, targets, cfg.top_k)
         details["methods"][method] = {"comprehensiveness": float(comp.mean()), "sufficiency": float(suff.mean())}
