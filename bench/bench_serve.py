@@ -41,9 +41,10 @@ def serve(run_dir: Path, port: int, cfg: dict) -> subprocess.Popen[bytes]:  # ty
     raise RuntimeError("service did not start")
 
 
-def load(port: int, key: str, texts: Path, n: int, c: int) -> dict:  # type: ignore[type-arg]
+def load(port: int, key: str, texts: Path, n: int, c: int, client: str) -> dict:  # type: ignore[type-arg]
     out = subprocess.run([sys.executable, str(HERE / "loadgen.py"), "--url", f"http://127.0.0.1:{port}",
-                          "--key", key, "--texts", str(texts), "--requests", str(n), "--concurrency", str(c)],
+                          "--key", key, "--texts", str(texts), "--requests", str(n), "--concurrency", str(c),
+                          "--client", client],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -52,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
     ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="load generator's client")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "serve_bench.json")
     args = ap.parse_args()
     run_dir = args.work / "sst2"
@@ -63,7 +65,8 @@ def main() -> None:
     texts.write_text(json.dumps(pd.read_parquet(run_dir / "data" / "test.parquet")["text"].tolist()))
     rows = []
     configs = [
-        ("guards on, batching (32, 5 ms)", {}, [1, 32]),
+        ("guards on, batching (32, 5 ms, passes of 8)", {}, [1, 32]),
+        ("guards on, batching, one padded pass of 32", {"batching": {"physical_batch_size": 32}}, [32]),
         ("guards on, no batching", {"batching": {"max_batch_size": 1, "max_wait_ms": 0}}, [32]),
         ("guards off, batching", {"guards": {"input": [], "output": []}}, [1]),
     ]
@@ -71,19 +74,35 @@ def main() -> None:
         proc = serve(run_dir, port, cfg)
         try:
             for c in conc:
-                r = load(port, key, texts, args.requests, c)
+                r = load(port, key, texts, args.requests, c, args.client)
                 rows.append({"config": name, **r})
                 print(name, json.dumps(r))
         finally:
+            proc.terminate()
+            proc.wait()
+    # Guard overhead as a paired comparison: both services up, requests alternating between them one at a
+    # time, so a change in machine load hits both equally (two runs one after the other differ by ±10 %).
+    on, off = serve(run_dir, 8921, {}), serve(run_dir, 8922, {"guards": {"input": [], "output": []}})
+    try:
+        out = subprocess.run([sys.executable, str(HERE / "loadgen.py"), "--url", "http://127.0.0.1:8921", "--key", key,
+                              "--compare-url", "http://127.0.0.1:8922", "--texts", str(texts),
+                              "--requests", str(args.requests)], check=True, capture_output=True, text=True)
+        paired = json.loads(out.stdout)
+        print("guards on vs off, paired", json.dumps(paired))
+    finally:
+        for proc in (on, off):
             proc.terminate()
             proc.wait()
     base = next(r for r in rows if r["config"].startswith("guards on, batching") and r["concurrency"] == 1)
     batched = next(r for r in rows if r["config"].startswith("guards on, batching") and r["concurrency"] == 32)
     unbatched = next(r for r in rows if r["config"] == "guards on, no batching")
     off = next(r for r in rows if r["config"].startswith("guards off"))
+    padded = next(r for r in rows if "one padded pass" in r["config"])
     summary = {"throughput_c32_vs_c1": batched["rps"] / base["rps"],
+               "throughput_passes_of_8_vs_one_padded_pass": batched["rps"] / padded["rps"], "client": args.client,
                "throughput_c32_batched_vs_unbatched": batched["rps"] / unbatched["rps"],
-               "guard_p50_overhead": base["p50"] / off["p50"] - 1}
+               "guard_p50_overhead_separate_runs": base["p50"] / off["p50"] - 1,
+               "guard_p50_overhead": paired["p50_ratio"] - 1, "guard_paired": paired}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
     md = ["| configuration | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors | blocked by a guard |",
@@ -92,7 +111,14 @@ def main() -> None:
            f"{r['p99']:.1f} | {r['errors']} | {r['blocked']} |" for r in rows]
     md += ["", f"- throughput at concurrency 32 (batched) vs one at a time: {summary['throughput_c32_vs_c1']:.2f}x",
            f"- batched vs unbatched at concurrency 32: {summary['throughput_c32_batched_vs_unbatched']:.2f}x",
-           f"- guards on vs off, p50 at concurrency 1: {summary['guard_p50_overhead'] * 100:+.1f} %"]
+           f"- length-sorted passes of 8 vs one padded pass of 32, concurrency 32: "
+           f"{summary['throughput_passes_of_8_vs_one_padded_pass']:.2f}x",
+           f"- load generator client: {args.client}",
+           f"- guards on vs off, p50 at concurrency 1, paired (requests alternating between the two services): "
+           f"{summary['guard_p50_overhead'] * 100:+.1f} % ({paired['p50']:.1f} vs {paired['compare_p50']:.1f} ms; "
+           f"median paired difference {paired['median_paired_difference_ms']:+.2f} ms)",
+           f"- the same from the two separate concurrency-1 runs above: "
+           f"{summary['guard_p50_overhead_separate_runs'] * 100:+.1f} %"]
     args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

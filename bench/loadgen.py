@@ -24,7 +24,14 @@ async def main() -> None:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp")
+    ap.add_argument("--compare-url", default=None,
+                    help="a second service with its own --compare-key: requests alternate between the two, one at a "
+                         "time, and each gets its own figures (a paired comparison, immune to drift in machine load)")
+    ap.add_argument("--compare-key", default=None)
+    ap.add_argument("--warmup", type=int, default=50, help="untimed requests first (lazy initialisation, caches)")
     args = ap.parse_args()
+    if args.compare_url:
+        return await _paired(args)
     if args.client == "aiohttp":
         return await _aiohttp(args)
     texts = json.loads(Path(args.texts).read_text())
@@ -34,7 +41,8 @@ async def main() -> None:
     counter = iter(range(args.requests))
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     async with httpx.AsyncClient(base_url=args.url, headers={"X-API-Key": args.key}, timeout=60, limits=limits) as c:
-        await c.post("/v1/predict", json={"text": texts[0]})  # warm-up
+        for i in range(max(1, args.warmup)):  # warm-up, not timed
+            await c.post("/v1/predict", json={"text": texts[-1 - i % len(texts)]})
 
         async def worker() -> None:
             nonlocal errors, blocked
@@ -62,8 +70,9 @@ async def _aiohttp(args: argparse.Namespace) -> None:
     headers = {"X-API-Key": args.key}
     async with aiohttp.ClientSession(base_url=args.url, connector=conn, headers=headers,
                                      timeout=aiohttp.ClientTimeout(total=60)) as s:
-        async with s.post("/v1/predict", json={"text": texts[0]}) as r:  # warm-up
-            await r.read()
+        for i in range(max(1, args.warmup)):  # warm-up, not timed
+            async with s.post("/v1/predict", json={"text": texts[-1 - i % len(texts)]}) as r:
+                await r.read()
 
         async def worker() -> None:
             nonlocal errors, blocked
@@ -80,6 +89,34 @@ async def _aiohttp(args: argparse.Namespace) -> None:
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         wall = time.perf_counter() - t0
     _report(latencies, errors, blocked, args.concurrency, wall)
+
+
+async def _paired(args: argparse.Namespace) -> None:
+    import aiohttp
+
+    texts = json.loads(Path(args.texts).read_text())
+    targets = [(args.url, args.key), (args.compare_url, args.compare_key or args.key)]
+    lat: list[list[float]] = [[], []]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+        async def call(k: int, text: str) -> float:
+            url, key = targets[k]
+            t0 = time.perf_counter()
+            async with s.post(f"{url}/v1/predict", json={"text": text}, headers={"X-API-Key": key}) as r:
+                await r.read()
+            return (time.perf_counter() - t0) * 1000
+
+        for i in range(max(1, args.warmup)):
+            for k in (0, 1):
+                await call(k, texts[-1 - i % len(texts)])
+        for i in range(args.requests):
+            order = (0, 1) if i % 2 == 0 else (1, 0)  # who goes first alternates too
+            for k in order:
+                lat[k].append(await call(k, texts[i % len(texts)]))
+    a, b = np.array(lat[0]), np.array(lat[1])
+    print(json.dumps({"requests": args.requests, "p50": float(np.median(a)), "compare_p50": float(np.median(b)),
+                      "p95": float(np.percentile(a, 95)), "compare_p95": float(np.percentile(b, 95)),
+                      "p50_ratio": float(np.median(a) / np.median(b)),
+                      "median_paired_difference_ms": float(np.median(a - b))}))
 
 
 def _report(latencies: list[float], errors: int, blocked: int, concurrency: int, wall: float) -> None:

@@ -76,6 +76,10 @@ class EvaluateStageError(StewardError):
     """The evaluate stage cannot run: no trained model, data that changed since training, bad columns."""
 
 
+class CompressStageError(StewardError):
+    """The compress stage cannot run (no scorecard to judge against, an unsupported model)."""
+
+
 class GateFailed(EvaluateStageError):
     """One or more release gates failed. The scorecard and report are written; ``failed`` names the gates."""
 

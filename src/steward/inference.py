@@ -163,9 +163,15 @@ class TorchClassifier(_TextClassifier):
 def quantize_dynamic(model: Any) -> Any:
     """The model with its ``nn.Linear`` layers in dynamic int8 (weights int8, activations quantised per batch):
     torch's own CPU int8 path, no calibration data needed."""
+    import warnings
+
     import torch
 
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        # torch.ao eager quantisation is deprecated in favour of torchao, whose int8 kernels target GPUs; on
+        # CPU torch.ao's fbgemm path is still the one that runs. ONNX Runtime's int8 is the other path offered.
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 @dataclass

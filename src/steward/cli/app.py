@@ -10,6 +10,7 @@ import typer
 from steward import __version__
 from steward.cli import ledger_cmd
 from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
+from steward.cli.compress_cmd import compress
 from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command(name="data")(data)
 app.command(name="train")(train)
 app.command(name="evaluate")(evaluate)
+app.command(name="compress")(compress)
 app.command(name="serve")(serve)
 app.command(name="reaudit")(reaudit)
 app.command(name="retrain")(retrain)

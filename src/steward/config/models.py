@@ -401,6 +401,10 @@ class DriftSettings(_Config):
 class ServeConfig(_Config):
     """The guarded inference service (``steward serve``)."""
 
+    # auto: the compress stage's chosen artifact when there is one, else the trained model;
+    # train: always RUN_DIR/train/model; compress: the chosen artifact (an error if there is none).
+    model: Literal["auto", "train", "compress"] = "auto"
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     # null: SQLite in WAL mode at RUN_DIR/serve/audit.db; several replicas: postgresql+psycopg://user@host/db
@@ -417,6 +421,48 @@ class ServeConfig(_Config):
     drift: DriftSettings = Field(default_factory=DriftSettings)
 
 
+COMPRESS_METHODS = ("dynamic_int8", "onnx", "onnx_int8", "prune_magnitude", "prune_heads", "prune_ffn", "distill")
+CompressMethod = Literal["dynamic_int8", "onnx", "onnx_int8", "prune_magnitude", "prune_heads", "prune_ffn",
+                         "distill"]
+
+
+class PruneSettings(_Config):
+    # Share of weights (magnitude: smallest |w| of every encoder linear layer, globally), attention heads or
+    # FFN neurons (per layer, least important first) removed.
+    sparsity: float = Field(0.3, gt=0.0, lt=1.0)
+    recovery_epochs: float = Field(1.0, ge=0.0)  # short fine-tuning after pruning; 0 = none
+
+
+class DistillSettings(_Config):
+    layers: int = Field(3, ge=1)  # student encoder layers, initialised from evenly spaced teacher layers
+    epochs: float = Field(2.0, gt=0.0)
+    temperature: float = Field(2.0, gt=0.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of the soft (teacher) loss; 1 - alpha on the labels
+
+
+class FineTuneSettings(_Config):
+    """Shared by pruning recovery and distillation: a short plain fine-tuning on the training split."""
+
+    learning_rate: float = Field(5e-5, gt=0.0)
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(128, ge=8)
+    max_rows: int | None = Field(20_000, ge=1)  # a seeded sample of the training split; null = all
+    seed: int = 0
+
+
+class CompressConfig(_Config):
+    """Smaller, faster models, each re-scored by the evaluate stage; the fastest that passes every gate the
+    original passed is chosen."""
+
+    methods: list[CompressMethod] = Field(
+        default_factory=lambda: ["dynamic_int8", "onnx", "onnx_int8", "prune_magnitude", "prune_heads", "distill"])
+    prune: PruneSettings = Field(default_factory=PruneSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
+    finetune: FineTuneSettings = Field(default_factory=FineTuneSettings)
+    choose_by: Literal["latency", "size"] = "latency"  # among passing candidates: lowest batch-1 p95, or smallest
+    threads: int | None = Field(None, ge=1)  # torch/ONNX Runtime threads; null = library default
+
+
 class RunConfig(_Config):
     """The whole run: one folder, one config per stage."""
 
@@ -424,4 +470,5 @@ class RunConfig(_Config):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)

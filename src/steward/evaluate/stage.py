@@ -51,6 +51,29 @@ class EvaluateResult:
 
 def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
     """Score ``RUN_DIR/train/model`` on ``RUN_DIR/data/<split>.parquet``; write ``RUN_DIR/evaluate/``."""
+    run_dir = Path(cfg.run_dir)
+    started_at = now_iso()
+    result, inputs = _score(cfg, progress=progress)
+    scorecard = result.scorecard
+    out_dir = _write(run_dir, cfg, scorecard)
+    Ledger(run_dir).append(
+        stage=STAGE, started_at=started_at, config_digest=config_digest(cfg.evaluate), inputs=inputs,
+        outputs=[artifact(p, run_dir, p.name) for p in sorted(out_dir.iterdir()) if p.is_file()],
+        summary={"passed": scorecard["passed"], "failed_gates": [g.gate for g in result.gates if not g.passed],
+                 "composite": scorecard["composite"]["value"], "seconds": scorecard["timing"]["seconds"]},
+    )
+    return EvaluateResult(scorecard, result.gates, out_dir)
+
+
+def score(cfg: RunConfig, predictor: Any, model_dir: Path, *, progress: bool = False,
+          description: str = "evaluate") -> EvaluateResult:
+    """The same scorecard and gates for another predictor of this run's task (a compressed candidate):
+    same split, rows, seeds and probes. Writes nothing."""
+    return _score(cfg, predictor=predictor, model_dir=model_dir, progress=progress, description=description)[0]
+
+
+def _score(cfg: RunConfig, *, predictor: Any = None, model_dir: Path | None = None, progress: bool = False,
+           description: str = "evaluate") -> tuple[EvaluateResult, list[ArtifactRef]]:
     try:
         import torch
     except ImportError as exc:
@@ -62,19 +85,18 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
     hf_logging.set_verbosity_error()
     ecfg = cfg.evaluate
     run_dir = Path(cfg.run_dir)
-    started_at = now_iso()
     t0 = time.perf_counter()
     if ecfg.threads:
         torch.set_num_threads(ecfg.threads)
     torch.manual_seed(ecfg.seed)
     train_manifest, data_manifest = _manifests(run_dir)
-    ctx, inputs = _context(run_dir, cfg, train_manifest, data_manifest)
+    ctx, inputs = _context(run_dir, cfg, train_manifest, data_manifest, predictor, model_dir)
     results: dict[str, dict[str, Any]] = {}
     with progress_bar(progress) as bar:
-        task_id = bar.add_task("evaluate", total=len(ecfg.probes)) if bar else None
+        task_id = bar.add_task(description, total=len(ecfg.probes)) if bar else None
         for name in ecfg.probes:
             if bar:
-                bar.update(task_id, description=f"probe: {name}")
+                bar.update(task_id, description=f"{description}: {name}")
             p0 = time.perf_counter()
             res: ProbeResult = PROBES.create(name, ctx)
             res.seconds = time.perf_counter() - p0
@@ -85,9 +107,9 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
     total = time.perf_counter() - t0
     scorecard: dict[str, Any] = {
         "task": ctx.task, "labels": ctx.labels, "split": ecfg.split, "rows": len(ctx.texts or ctx.tokens),
-        "model": {"path": str(Path(train_manifest["_dir"]) / "model"), "base_model": train_manifest["base_model"],
+        "model": {"path": str(ctx.model_dir), "base_model": train_manifest["base_model"],
                   "method": train_manifest.get("method"),
-                  "weights_sha256": train_manifest.get("model_weights_sha256", {})},
+                  "weights_sha256": train_manifest.get("model_weights_sha256", {}) if predictor is None else None},
         "data": {"split_sha256": inputs[0].sha256, "data_config_digest": data_manifest.get("config_digest")},
         "sensitive_columns": ctx.sensitive_columns,
         "probes": results,
@@ -99,14 +121,7 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
                    "share": {k: round(v["seconds"] / total, 4) for k, v in results.items()}},
         "config": ecfg.model_dump(mode="json"), "config_digest": config_digest(ecfg), "provenance": stamp(),
     }
-    out_dir = _write(run_dir, cfg, scorecard)
-    Ledger(run_dir).append(
-        stage=STAGE, started_at=started_at, config_digest=config_digest(ecfg), inputs=inputs,
-        outputs=[artifact(p, run_dir, p.name) for p in sorted(out_dir.iterdir()) if p.is_file()],
-        summary={"passed": scorecard["passed"], "failed_gates": [g.gate for g in gates if not g.passed],
-                 "composite": scorecard["composite"]["value"], "seconds": round(total, 2)},
-    )
-    return EvaluateResult(scorecard, gates, out_dir)
+    return EvaluateResult(scorecard, gates), inputs
 
 
 def _manifests(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -133,8 +148,8 @@ def _load_split(run_dir: Path, data_manifest: dict[str, Any], split: str) -> tup
     return pd.read_parquet(path), ArtifactRef(ref["path"], digest, split)
 
 
-def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, Any]
-             ) -> tuple[EvalContext, list[ArtifactRef]]:
+def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, Any], given: Any = None,
+             given_dir: Path | None = None) -> tuple[EvalContext, list[ArtifactRef]]:
     from steward.inference import TorchClassifier, TorchTagger
 
     ecfg = cfg.evaluate
@@ -150,18 +165,19 @@ def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, An
         raise ConfigError(f"evaluate.sensitive_columns: got {missing}: not columns of the {ecfg.split} split "
                           f"(its columns: {sorted(frame.columns)}). Fix: name columns the data stage kept "
                           f"(data.input.group_columns)")
-    model_dir = Path(tm["_dir"]) / "model"
+    model_dir = given_dir if given_dir is not None else Path(tm["_dir"]) / "model"
     hashes = tm.get("model_weights_sha256")
     labels = list(tm["labels"])
-    inputs = [ref] + [artifact(w, run_dir, "model") for w in sorted(model_dir.glob("*.safetensors"))]
+    inputs = [ref] + ([artifact(w, run_dir, "model") for w in sorted(model_dir.glob("*.safetensors"))]
+                      if given is None else [])
     if tm["task"] == "ner":
         tagger = TorchTagger.load(model_dir, expected_hashes=hashes, max_length=ecfg.max_length)
         ctx = EvalContext(predictor=tagger, task="ner", labels=labels, texts=[], y=np.zeros(0, dtype=int),  # type: ignore[arg-type]
                           frame=frame, sensitive_columns=[], cfg=ecfg, train_manifest=tm, model_dir=model_dir,
                           tokens=[list(t) for t in frame["tokens"]], tags=[list(t) for t in frame["tags"]])
         return ctx, inputs
-    clf = TorchClassifier.load(model_dir, expected_hashes=hashes, max_length=ecfg.max_length,
-                               batch_size=ecfg.batch_size)
+    clf = given if given is not None else TorchClassifier.load(model_dir, expected_hashes=hashes,
+                                                               max_length=ecfg.max_length, batch_size=ecfg.batch_size)
     if clf.labels != labels:
         raise EvaluateStageError(f"the model's labels {clf.labels} differ from the train manifest's {labels}; "
                                  f"the model folder was replaced — rerun `steward train`")

@@ -77,7 +77,8 @@ def create_app(cfg: RunConfig) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
-        served = model_mod.load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.physical_batch_size)
+        served = model_mod.load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.physical_batch_size,
+                                mode=scfg.model)
         audit = AuditLog(database_url(scfg.database_url, run_dir))
         audit.verify()  # opens the database (and creates the tables) before the first request
         inputs, outputs = build(scfg.guards, scfg.max_text_chars)
@@ -290,6 +291,10 @@ def create_app(cfg: RunConfig) -> Any:
         ((text, findings),) = await guard_inputs([body.text], key)
         clf = served.clf
 
+        if body.method == "integrated_gradients" and not getattr(clf, "differentiable", False):
+            raise ApiError(422, "method_unavailable", "integrated_gradients needs gradients, which the served model "
+                           "(int8 or ONNX) does not have; use method: occlusion")
+
         def run() -> Any:
             target = int(clf.predict_proba([text])[0].argmax())
             return (integrated_gradients(clf, text, target, 32) if body.method == "integrated_gradients"
@@ -349,6 +354,8 @@ def create_app(cfg: RunConfig) -> Any:
         return {"data": [{
             "id": served.version, "labels": served.labels, "base_model": served.manifest.get("base_model"),
             "method": served.manifest.get("method"), "weights_sha256": served.weights_sha256,
+            "artifact": served.model_dir.relative_to(run_dir).as_posix()
+            if served.model_dir.is_relative_to(run_dir) else str(served.model_dir),
             "data_inputs": served.manifest.get("data_inputs"), "abstain_threshold": served.threshold,
             "threshold_source": served.threshold_source, "privacy": served.manifest.get("privacy"),
             "scorecard": summary, "model_card": "/v1/models/card" if card.is_file() else None}]}

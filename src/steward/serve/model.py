@@ -32,8 +32,27 @@ class ServedModel:
         return digest(self.weights_sha256)
 
 
-def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, batch_size: int = 64) -> ServedModel:
-    """Load RUN_DIR/train/model (safetensors only, hashes must match the manifest) and its scorecard."""
+def _compressed(run_dir: Path, mode: str) -> tuple[Path, dict[str, Any]] | None:
+    """The compress stage's chosen artifact to serve, if any (and if ``mode`` allows it)."""
+    chosen = run_dir / "compress" / "chosen.json"
+    if mode == "train":
+        return None
+    if not chosen.is_file():
+        if mode == "compress":
+            raise ConfigError(f"serve.model: got 'compress', but {run_dir / 'compress'} holds no chosen artifact. "
+                              f"Fix: run `steward compress`, or set serve.model to auto or train")
+        return None
+    info = json.loads(chosen.read_text())
+    if info["name"] == "original":
+        return None  # no candidate beat the original: serve the trained model
+    return run_dir / info["path"], info
+
+
+def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, batch_size: int = 64,
+         mode: str = "auto") -> ServedModel:
+    """Load the model to serve: the compress stage's chosen artifact when there is one (``mode`` auto or
+    compress), else RUN_DIR/train/model (safetensors only, hashes must match the manifest); and the
+    scorecard that judged it."""
     from steward.inference import TorchClassifier
 
     manifest_path = run_dir / "train" / "manifest.json"
@@ -45,9 +64,24 @@ def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, 
         raise ConfigError(f"serve: the model in {run_dir} is a {manifest.get('task')} model; the service serves "
                           f"sequence classifiers")
     hashes = manifest.get("model_weights_sha256") or {}
-    clf = TorchClassifier.load(run_dir / "train" / "model", expected_hashes=hashes, max_length=max_length,
-                               batch_size=batch_size)
-    sc_path = run_dir / "evaluate" / "scorecard.json"
+    compressed = _compressed(run_dir, mode)
+    if compressed is not None:
+        from steward.compress.artifact import load_predictor
+        from steward.hashing import sha256_tree
+
+        folder, info = compressed
+        if sha256_tree(folder) != info["sha256"]:
+            raise ConfigError(f"{folder} differs from the artifact the compress stage chose (sha256 mismatch): it "
+                              f"was modified afterwards. Re-run `steward compress`, or serve.model: train")
+        clf = load_predictor(folder, max_length=max_length, batch_size=batch_size)
+        hashes = {"artifact": info["sha256"]}
+        sc_path = folder / "scorecard.json"
+        model_dir, kind = folder, f"{info['name']}-"
+    else:
+        clf = TorchClassifier.load(run_dir / "train" / "model", expected_hashes=hashes, max_length=max_length,
+                                   batch_size=batch_size)
+        sc_path = run_dir / "evaluate" / "scorecard.json"
+        model_dir, kind = run_dir / "train" / "model", ""
     scorecard = json.loads(sc_path.read_text()) if sc_path.is_file() else None
     if abstain_threshold is not None:
         threshold, source = abstain_threshold, "serve.abstain_threshold"
@@ -57,5 +91,5 @@ def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, 
             threshold, source = float(cal["abstain_threshold"]), "evaluate stage recommendation"
         else:
             threshold, source = 0.5, "default (no scorecard recommendation)"
-    version = f"{run_dir.resolve().name}@{next(iter(hashes.values()), 'unhashed')[:12]}"
-    return ServedModel(clf, version, hashes, threshold, source, manifest, scorecard, run_dir / "train" / "model")
+    version = f"{run_dir.resolve().name}@{kind}{next(iter(hashes.values()), 'unhashed')[:12]}"
+    return ServedModel(clf, version, hashes, threshold, source, manifest, scorecard, model_dir)

@@ -1,0 +1,197 @@
+"""The compress stage: candidates from the trained model, each re-scored by the evaluate stage's full
+scorecard and gates (same split, rows and seeds), a Pareto table, and the choice: the fastest (or smallest)
+candidate that passes every gate the original passed. The original is re-scored in the same run, so
+latency is compared on equal terms."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from steward.atomic import atomic_dir, write_json
+from steward.compress import artifact
+from steward.compress.methods import COMPRESSORS, Job
+from steward.config.loader import config_digest
+from steward.config.models import RunConfig
+from steward.errors import CompressStageError, ConfigError
+from steward.hashing import sha256_tree
+from steward.ledger.store import Ledger, artifact as ledger_artifact, now_iso
+from steward.provenance import stamp
+
+STAGE = "compress"
+ORIGINAL = "original"
+# The figures the Pareto table and the report compare (probe, figure).
+FIGURES = {"accuracy": ("performance", "accuracy"), "dp_difference": ("fairness", "dp_difference"),
+           "eo_difference": ("fairness", "eo_difference"), "cf_flip_rate": ("counterfactual", "flip_rate"),
+           "attack_success": ("robustness", "attack_success"), "ece": ("calibration", "ece"),
+           "latency_ms_p95": ("resources", "latency_ms_p95"), "throughput_per_s": ("resources", "throughput_per_s")}
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    candidates: list[dict[str, Any]]
+    chosen: str
+    out_dir: Path
+
+    @property
+    def chosen_entry(self) -> dict[str, Any]:
+        return next(c for c in self.candidates if c["name"] == self.chosen)
+
+
+def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
+    """Compress ``RUN_DIR/train/model`` by every method in ``compress.methods``; write ``RUN_DIR/compress/``."""
+    from steward.evaluate.stage import score
+    from steward.inference import TorchClassifier
+
+    ccfg = cfg.compress
+    run_dir = Path(cfg.run_dir)
+    started_at = now_iso()
+    t_start = time.perf_counter()
+    parent_dir = run_dir / "train" / "model"
+    manifest_path, sc_path = run_dir / "train" / "manifest.json", run_dir / "evaluate" / "scorecard.json"
+    if not manifest_path.is_file():
+        raise CompressStageError(f"no trained model in {run_dir / 'train'}; run `steward train` first")
+    if not sc_path.is_file():
+        raise CompressStageError(f"no scorecard in {run_dir / 'evaluate'}: a compressed model is judged against the "
+                                 f"original's scorecard. Run `steward evaluate` for this run first")
+    manifest = json.loads(manifest_path.read_text())
+    parent_sc = json.loads(sc_path.read_text())
+    if manifest.get("task") != "classification" or manifest.get("multi_label"):
+        raise CompressStageError(f"compress: the model is a {'multi-label ' if manifest.get('multi_label') else ''}"
+                                 f"{manifest.get('task')} model; the compress stage handles single-label sequence "
+                                 f"classification")
+    if not ccfg.methods:
+        raise ConfigError("compress.methods: got []: nothing to compress. Fix: name at least one of "
+                          + ", ".join(COMPRESSORS.names()))
+    if ccfg.threads:
+        import torch
+
+        torch.set_num_threads(ccfg.threads)
+    parent_hash = sha256_tree(parent_dir)
+    ecfg = cfg.evaluate
+    parent = TorchClassifier.load(parent_dir, expected_hashes=manifest.get("model_weights_sha256"),
+                                  max_length=ecfg.max_length, batch_size=ecfg.batch_size)
+    _check_architecture(parent, ccfg.methods)
+    texts, labels = _training_rows(run_dir, parent.labels, ccfg.finetune.max_rows, ccfg.finetune.seed)
+    job = Job(parent_dir, parent, texts, labels, ccfg, progress)
+    # Gates the original passed in its own evaluation: a candidate must pass each of them.
+    required = {g["gate"] for g in parent_sc.get("gates", []) if g.get("passed")}
+
+    entries: list[dict[str, Any]] = []
+    with atomic_dir(run_dir / STAGE) as gen:
+        cand_root = gen / "candidates"
+        cand_root.mkdir()
+        original = score(cfg, parent, parent_dir, progress=progress, description="re-score original")
+        entries.append(_entry(ORIGINAL, "none", parent_dir, {"format": "hf"}, original.scorecard, required, 0.0,
+                              artifact.size_bytes(parent_dir)))
+        for method in ccfg.methods:
+            out = cand_root / method
+            out.mkdir()
+            t0 = time.perf_counter()
+            info = COMPRESSORS.create(method, job, out)
+            build_seconds = time.perf_counter() - t0
+            meta = artifact.write_meta(out, method=method, parent={"path": "train/model", "sha256": parent_hash},
+                                       config=ccfg.model_dump(mode="json"), **info)
+            predictor = artifact.load_predictor(out, max_length=ecfg.max_length, batch_size=ecfg.batch_size,
+                                                threads=ccfg.threads)
+            res = score(cfg, predictor, out, progress=progress, description=f"score {method}")
+            write_json(out / "scorecard.json", res.scorecard)
+            entries.append(_entry(method, method, out, meta, res.scorecard, required, build_seconds,
+                                  artifact.size_bytes(out)))
+        _pareto(entries)
+        chosen = _choose(entries, ccfg.choose_by)
+        for e in entries:
+            e["chosen"] = e["name"] == chosen["name"]
+            if e["name"] != ORIGINAL:
+                e["sha256"] = sha256_tree(cand_root / e["name"])
+        if sha256_tree(parent_dir) != parent_hash:
+            raise CompressStageError(f"{parent_dir} changed while compressing; this is a bug in Steward, please report it")
+        summary = {"parent": {"path": "train/model", "sha256": parent_hash}, "required_gates": sorted(required),
+                   "choose_by": ccfg.choose_by, "chosen": chosen["name"], "candidates": entries,
+                   "seconds": round(time.perf_counter() - t_start, 2), "config_digest": config_digest(ccfg),
+                   "provenance": stamp()}
+        write_json(gen / "pareto.json", summary)
+        write_json(gen / "chosen.json", {"name": chosen["name"], "path": chosen["path"],
+                                          "format": chosen["format"], "sha256": chosen.get("sha256", parent_hash),
+                                          "parent_sha256": parent_hash})
+        from steward.compress.report import render
+
+        (gen / "report.html").write_text(render(summary), encoding="utf-8")
+    out_dir = run_dir / STAGE
+    chosen_dir = run_dir / chosen["path"]
+    outputs = [ledger_artifact(out_dir / n, run_dir, n.removesuffix(".json")) for n in ("pareto.json", "chosen.json")]
+    outputs.append(ledger_artifact(chosen_dir, run_dir, "chosen_model"))
+    if chosen["name"] != ORIGINAL:
+        outputs.append(ledger_artifact(chosen_dir / "scorecard.json", run_dir, "chosen_scorecard"))
+    Ledger(run_dir).append(
+        stage=STAGE, started_at=started_at, config_digest=config_digest(ccfg),
+        inputs=[ledger_artifact(parent_dir, run_dir, "parent_model"), ledger_artifact(sc_path, run_dir, "parent_scorecard")],
+        outputs=outputs,
+        summary={"chosen": chosen["name"], "parent_sha256": parent_hash,
+                 "rejected": {e["name"]: e["rejected"] for e in entries if e["rejected"]},
+                 "seconds": summary["seconds"]})
+    return CompressResult(entries, chosen["name"], out_dir)
+
+
+def _check_architecture(parent: Any, methods: list[str]) -> None:
+    """Refuse a method the architecture cannot take before any work is done."""
+    from steward.compress.structure import encoder_layers
+
+    for m in methods:
+        if m in ("prune_heads", "prune_ffn", "distill"):
+            encoder_layers(parent.model, m)
+
+
+def _training_rows(run_dir: Path, labels: list[str], max_rows: int | None, seed: int) -> tuple[list[str], np.ndarray]:
+    path = run_dir / "data" / "train.parquet"
+    if not path.is_file():
+        raise CompressStageError(f"no {path}; run `steward data` (recovery fine-tuning and distillation train on it)")
+    frame = pd.read_parquet(path, columns=["text", "label"])
+    frame = frame[frame["label"].astype(str).isin(labels)]
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=seed)
+    index = {lbl: i for i, lbl in enumerate(labels)}
+    return frame["text"].astype(str).tolist(), np.array([index[str(v)] for v in frame["label"]])
+
+
+def _figure(sc: dict[str, Any], probe: str, name: str) -> float | None:
+    v = (((sc.get("probes") or {}).get(probe) or {}).get("figures") or {}).get(name)
+    return None if not v or v.get("value") is None else float(v["value"])
+
+
+def _entry(name: str, method: str, path: Path, meta: dict[str, Any], sc: dict[str, Any], required: set[str],
+           build_seconds: float, size: int) -> dict[str, Any]:
+    gates = {g["gate"]: g for g in sc.get("gates", [])}
+    broken = [gates[g]["message"] if g in gates else f"{g}: not measured" for g in sorted(required)
+              if not gates.get(g, {}).get("passed")]
+    rel = "train/model" if name == ORIGINAL else f"{STAGE}/candidates/{path.name}"  # relative to RUN_DIR
+    return {"name": name, "method": method, "path": rel, "format": meta.get("format"),
+            "size_bytes": size, "build_seconds": round(build_seconds, 2),
+            **{k: _figure(sc, p, f) for k, (p, f) in FIGURES.items()},
+            "gates_passed": sc.get("passed"), "rejected": "; ".join(broken) or None,
+            "details": {k: v for k, v in meta.items() if k not in ("config", "parent")}}
+
+
+def _pareto(entries: list[dict[str, Any]]) -> None:
+    """Mark candidates no other one beats on accuracy, latency and size at once."""
+    def better(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        keys = (("accuracy", 1), ("latency_ms_p95", -1), ("size_bytes", -1))
+        vals = [(a[k], b[k], s) for k, s in keys if a[k] is not None and b[k] is not None]
+        return bool(vals) and all(s * x >= s * y for x, y, s in vals) and any(s * x > s * y for x, y, s in vals)
+
+    for e in entries:
+        e["pareto_optimal"] = not any(better(o, e) for o in entries if o is not e)
+
+
+def _choose(entries: list[dict[str, Any]], by: str) -> dict[str, Any]:
+    ok = [e for e in entries if not e["rejected"]]
+    if not ok:  # the original broke a gate it passed before (noise in latency): keep it, never a worse copy
+        return entries[0]
+    key = "latency_ms_p95" if by == "latency" else "size_bytes"
+    return min(ok, key=lambda e: (e[key] if e[key] is not None else float("inf"), e["name"] != ORIGINAL))
