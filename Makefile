@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install demo test bench bench-train bench-train-speed bench-evaluate bench-serve clean
+.PHONY: install demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-evaluate: $(BENCH_STAMP)
 
 bench-serve: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_serve.py
+
+bench-compress: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_compress.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -138,9 +138,12 @@ def test_bad_inputs_are_clear_errors_and_leave_the_parent_alone(demo_data_run: P
     with pytest.raises(CompressStageError, match="no scorecard.*steward evaluate"):
         run_compress(_cfg(trained))
     assert not (trained / "compress").exists() and sha256_tree(trained / "train" / "model") == before
+    run_dir = copy_run(evaluated_run, tmp_path / "changed_settings")
+    with pytest.raises(CompressStageError, match="evaluate settings differ"):
+        run_compress(_cfg(run_dir, {"min_accuracy": 0.5}))  # not the gates the scorecard was made with
     run_dir = copy_run(evaluated_run, tmp_path / "too_many_layers")
     with pytest.raises(ConfigError, match=r"compress\.distill\.layers: got 2"):
-        run_compress(_cfg(run_dir, methods=["distill"], distill={"layers": 2}))
+        run_compress(_cfg(run_dir, {"min_accuracy": 0.0}, methods=["distill"], distill={"layers": 2}))
     assert not (run_dir / "compress").exists()
 
 
@@ -212,7 +215,8 @@ def test_cli_json_and_a_bad_sparsity(evaluated_run: Path, tmp_path: Path) -> Non
 
     run_dir = copy_run(evaluated_run, tmp_path / "run")
     cfg = tmp_path / "steward.yaml"
-    cfg.write_text(yaml.safe_dump({"run_dir": str(run_dir), "evaluate": FAST_EVAL, "compress": FAST}))
+    cfg.write_text(yaml.safe_dump({"run_dir": str(run_dir), "evaluate": {**FAST_EVAL, "gates": {"min_accuracy": 0.0}},
+                                   "compress": FAST}))
     res = CliRunner().invoke(app, ["compress", "-c", str(cfg), "--methods", "onnx_int8", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)

@@ -18,7 +18,7 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     assert len(m["labels"]) == 8
     # 8 intents from ~600 messages in 2 epochs: far above the 1/8 chance level
     assert m["best_metric"]["value"] > 0.5, m["history"]
-    assert out["ledger"]["ok"] and out["ledger"]["events"] == 3
+    assert out["ledger"]["ok"] and out["ledger"]["events"] == 4  # data, train, evaluate, compress
     assert (tmp_path / "demo" / "train" / "model" / "model.safetensors").is_file()
     sc = out["evaluate"]
     probes = sc["probes"]
@@ -31,6 +31,11 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
         probes["explainability"]["figures"]["comprehensiveness_random"]["value"]
     assert {g["gate"] for g in sc["gates"]} >= {"min_f1", "max_attack_success", "max_mia_auc"}
     assert (tmp_path / "demo" / "evaluate" / "report.html").stat().st_size > 50_000
+    comp = out["compress"]
+    assert [c["name"] for c in comp["candidates"]] == ["original", "dynamic_int8", "onnx_int8"]
+    by = {c["name"]: c for c in comp["candidates"]}
+    assert by["onnx_int8"]["size_bytes"] < 0.4 * by["original"]["size_bytes"]  # int8 weights and embeddings
+    assert all(c["accuracy"] is not None for c in comp["candidates"])
     served = out["serve"]
     plain, pii, injection = served["requests"]
     assert plain["status"] == 200 and pii["status"] == 200
@@ -38,3 +43,6 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     assert found == {"CREDIT_CARD", "EMAIL_ADDRESS"}
     assert injection["status"] == 422 and injection["body"]["error"]["code"] == "prompt_injection"
     assert served["audit"]["ok"] and served["audit"]["records"] == 4  # 2 decisions, 1 refusal, 1 feedback
+    chosen = json.loads((tmp_path / "demo" / "compress" / "chosen.json").read_text())
+    version = plain["body"]["decisions"][0]["model_version"]
+    assert (chosen["name"] in version) if chosen["name"] != "original" else ("-" not in version.split("@")[1])

@@ -45,6 +45,8 @@ evaluate:
     max_ece: 0.10
     max_mia_auc: 0.60
     max_latency_ms_p95: 100
+compress:
+  methods: [dynamic_int8, onnx_int8]   # quick ones; add prune_heads, prune_ffn, distill for smaller models
 """
 
 
@@ -55,6 +57,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
     skip_train: Annotated[bool, typer.Option("--skip-train", help="Stop after the data stage.")] = False,
     skip_evaluate: Annotated[bool, typer.Option("--skip-evaluate", help="Stop after the train stage.")] = False,
+    skip_compress: Annotated[bool, typer.Option("--skip-compress", help="Serve the trained model uncompressed.")] = False,
     skip_serve: Annotated[bool, typer.Option("--skip-serve", help="Do not start the service at the end.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
@@ -107,6 +110,18 @@ def demo(
             # The demo shows the verdict; `steward evaluate` is what exits 1 on a failed gate in a pipeline.
             console.print(f"report: {evaluated.out_dir / 'report.html'}   model card: "
                           f"{evaluated.out_dir / 'MODEL_CARD.md'}")
+    compressed = None
+    if scorecard is not None and not skip_compress:
+        from steward.cli.compress_cmd import summary_table as compress_table
+        from steward.compress import run as run_compress
+
+        if not json_out:
+            console.rule("[bold]Steward demo: compress stage (int8 candidates, each re-scored)")
+        result_c = run_compress(cfg, progress=not json_out)
+        compressed = {"chosen": result_c.chosen, "candidates": result_c.candidates}
+        if not json_out:
+            console.print(compress_table(result_c.candidates))
+            console.print(f"chosen: {result_c.chosen} — the service below serves it")
     served = None
     if scorecard is not None and not skip_serve:
         if not json_out:
@@ -115,7 +130,7 @@ def demo(
     report = verify(run_dir)
     if json_out:
         print_json({"plan": plan.__dict__, "data": result.summary, "train": trained, "evaluate": scorecard,
-                    "serve": served, "ledger": report.to_dict()})
+                    "compress": compressed, "serve": served, "ledger": report.to_dict()})
     else:
         console.print(f"ledger: {'[green]intact[/]' if report.ok else '[red]' + str(report.error) + '[/]'} "
                       f"({report.events} events)")

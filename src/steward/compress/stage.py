@@ -66,6 +66,10 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
         raise CompressStageError(f"compress: the model is a {'multi-label ' if manifest.get('multi_label') else ''}"
                                  f"{manifest.get('task')} model; the compress stage handles single-label sequence "
                                  f"classification")
+    if parent_sc.get("config_digest") != config_digest(cfg.evaluate):
+        raise CompressStageError("the evaluate settings differ from the ones the original's scorecard was made with "
+                                 f"({sc_path}); candidates must be judged on equal terms. Fix: re-run `steward "
+                                 "evaluate` with this config, then `steward compress`")
     if not ccfg.methods:
         raise ConfigError("compress.methods: got []: nothing to compress. Fix: name at least one of "
                           + ", ".join(COMPRESSORS.names()))
@@ -77,7 +81,7 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
     ecfg = cfg.evaluate
     parent = TorchClassifier.load(parent_dir, expected_hashes=manifest.get("model_weights_sha256"),
                                   max_length=ecfg.max_length, batch_size=ecfg.batch_size)
-    _check_architecture(parent, ccfg.methods)
+    _check_architecture(parent, ccfg)
     texts, labels = _training_rows(run_dir, parent.labels, ccfg.finetune.max_rows, ccfg.finetune.seed)
     job = Job(parent_dir, parent, texts, labels, ccfg, progress)
     # Gates the original passed in its own evaluation: a candidate must pass each of them.
@@ -87,8 +91,8 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
     with atomic_dir(run_dir / STAGE) as gen:
         cand_root = gen / "candidates"
         cand_root.mkdir()
-        original = score(cfg, parent, parent_dir, progress=progress, description="re-score original")
-        entries.append(_entry(ORIGINAL, "none", parent_dir, {"format": "hf"}, original.scorecard, required, 0.0,
+        original = _rescore_original(cfg, parent, parent_dir, parent_sc, progress)
+        entries.append(_entry(ORIGINAL, "none", parent_dir, {"format": "hf"}, original, required, 0.0,
                               artifact.size_bytes(parent_dir)))
         for method in ccfg.methods:
             out = cand_root / method
@@ -139,13 +143,33 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
     return CompressResult(entries, chosen["name"], out_dir)
 
 
-def _check_architecture(parent: Any, methods: list[str]) -> None:
-    """Refuse a method the architecture cannot take before any work is done."""
+def _rescore_original(cfg: RunConfig, parent: Any, parent_dir: Path, parent_sc: dict[str, Any],
+                      progress: bool) -> dict[str, Any]:
+    """The original's scorecard with its timing-sensitive figures (the resources probe) measured again now,
+    beside the candidates; every other figure is deterministic and is taken from the evaluate stage."""
+    from steward.evaluate.gates import judge
+    from steward.evaluate.stage import score
+
+    if "resources" not in cfg.evaluate.probes:
+        return parent_sc
+    only = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"probes": ["resources"]})})
+    fresh = score(only, parent, parent_dir, progress=progress, description="re-time original").scorecard
+    probes = {**parent_sc["probes"], "resources": fresh["probes"]["resources"]}
+    gates = judge(cfg.evaluate.gates, probes, parent_sc["task"])
+    return {**parent_sc, "probes": probes, "gates": [g.to_dict() for g in gates],
+            "passed": all(g.passed for g in gates)}
+
+
+def _check_architecture(parent: Any, ccfg: Any) -> None:
+    """Refuse a method the architecture (or its size) cannot take before any work is done."""
     from steward.compress.structure import encoder_layers
 
-    for m in methods:
+    for m in ccfg.methods:
         if m in ("prune_heads", "prune_ffn", "distill"):
-            encoder_layers(parent.model, m)
+            layers = encoder_layers(parent.model, m)
+            if m == "distill" and ccfg.distill.layers >= len(layers):
+                raise ConfigError(f"compress.distill.layers: got {ccfg.distill.layers}; the teacher has {len(layers)} "
+                                  f"layers, so the student must have fewer. Fix: 1 to {len(layers) - 1}")
 
 
 def _training_rows(run_dir: Path, labels: list[str], max_rows: int | None, seed: int) -> tuple[list[str], np.ndarray]:
