@@ -49,6 +49,7 @@ def throughput(clf: object, texts: list[str], batch: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
+    ap.add_argument("--source", default="sst2", help="the trained run under --work (sst2: 20k rows; sst2_all: all)")
     ap.add_argument("--eval-rows", type=int, default=500, help="rows of the test split each scorecard uses")
     ap.add_argument("--finetune-rows", type=int, default=4000, help="training rows for recovery and distillation")
     ap.add_argument("--speed-texts", type=int, default=256)
@@ -56,13 +57,14 @@ def main() -> None:
     ap.add_argument("--methods", default="dynamic_int8,onnx,onnx_int8,prune_magnitude,prune_heads,prune_ffn,distill")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "compress_bench.json")
     args = ap.parse_args()
-    src = args.work / "sst2"
+    src = args.work / args.source
     if not (src / "train" / "model").is_dir():
         raise SystemExit(f"{src} has no trained model: run bench/bench_train.py --only lora first")
     run_dir = args.work / "sst2_compress"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    shutil.copytree(src, run_dir, symlinks=True, ignore=shutil.ignore_patterns("serve", "compress", ".compress.*"))
+    shutil.copytree(src, run_dir, symlinks=True, ignore=shutil.ignore_patterns(
+        "serve", "compress", ".compress.*", "evaluate", ".evaluate.*", "bench_serve_*"))
     evaluate = {"max_rows": args.eval_rows, "gates": {"min_accuracy": 0.85, "max_attack_success": 0.9,
                                                        "max_cf_flip_rate": 0.05, "max_ece": 0.1}}
     cfg = parse_config({"run_dir": str(run_dir), "evaluate": evaluate, "compress": {
@@ -104,7 +106,7 @@ def main() -> None:
                 "accuracy_drop_points": (base["val_accuracy"] - acc) * 100}
         rows.append(row)
     pareto = json.loads((run_dir / "compress" / "pareto.json").read_text())
-    out = {"speed": rows, "pareto": pareto, "stage_minutes": stage_minutes, "validation_rows": len(texts),
+    out = {"source": args.source, "speed": rows, "pareto": pareto, "stage_minutes": stage_minutes, "validation_rows": len(texts),
            "eval_rows": args.eval_rows, "finetune_rows": args.finetune_rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=str))
@@ -114,7 +116,8 @@ def main() -> None:
 
 
 def markdown(out: dict) -> str:  # type: ignore[type-arg]
-    lines = [f"Side by side on SST-2's validation split ({out['validation_rows']} rows), default model after LoRA, "
+    lines = [f"Side by side on SST-2's validation split ({out['validation_rows']} rows), default model after LoRA "
+             f"(run `{out.get('source', 'sst2')}`), "
              "2 CPU cores, medians of interleaved rounds:", "",
              "| model | val. accuracy | drop (points) | batch 1 texts/s | ratio | batch 32 texts/s | ratio | size MiB | "
              "size ratio | EEC DP diff. | EEC EO diff. | EEC female − male |",

@@ -49,14 +49,19 @@ def load(port: int, key: str, texts: Path, n: int, c: int, client: str) -> dict:
     return json.loads(out.stdout)
 
 
+def base_rps(rows: list[dict]) -> float:  # type: ignore[type-arg]
+    return next(r for r in rows if r["config"].startswith("guards on, batching (") and r["concurrency"] == 1)["rps"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
+    ap.add_argument("--source", default="sst2", help="the trained run under --work (sst2: 20k rows; sst2_all: all)")
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="load generator's client")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "serve_bench.json")
     args = ap.parse_args()
-    run_dir = args.work / "sst2"
+    run_dir = args.work / args.source
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.keys import KeyStore
 
@@ -70,11 +75,19 @@ def main() -> None:
         ("guards on, no batching", {"batching": {"max_batch_size": 1, "max_wait_ms": 0}}, [32]),
         ("guards off, batching", {"guards": {"input": [], "output": []}}, [1]),
     ]
+    compressed = args.work / "sst2_compress"
+    if (compressed / "compress" / "chosen.json").is_file():  # after bench/bench_compress.py
+        chosen = json.loads((compressed / "compress" / "chosen.json").read_text())["name"]
+        configs.append((f"compressed artifact ({chosen}), guards on, batching", {"_run_dir": compressed}, [1, 32]))
     for port, (name, cfg, conc) in enumerate(configs, start=8911):
-        proc = serve(run_dir, port, cfg)
+        rd = cfg.pop("_run_dir", run_dir)
+        if rd != run_dir:
+            KeyStore(AuditLog(database_url(None, rd)).engine).create("predict", "bench")
+        proc = serve(rd, port, cfg)
         try:
+            k = key if rd == run_dir else KeyStore(AuditLog(database_url(None, rd)).engine).create("predict", "bench")[1]
             for c in conc:
-                r = load(port, key, texts, args.requests, c, args.client)
+                r = load(port, k, texts, args.requests, c, args.client)
                 rows.append({"config": name, **r})
                 print(name, json.dumps(r))
         finally:
@@ -98,11 +111,19 @@ def main() -> None:
     unbatched = next(r for r in rows if r["config"] == "guards on, no batching")
     off = next(r for r in rows if r["config"].startswith("guards off"))
     padded = next(r for r in rows if "one padded pass" in r["config"])
+    comp = [r for r in rows if r["config"].startswith("compressed")]
+    comp_ratio = {}
+    if comp:
+        c1 = next(r for r in comp if r["concurrency"] == 1)
+        c32 = next(r for r in comp if r["concurrency"] == 32)
+        comp_ratio = {"compressed_c32_vs_c1": c32["rps"] / c1["rps"], "compressed_c32_vs_fp32_c1": c32["rps"] / base_rps(rows),
+                      "compressed_c32_vs_fp32_c32": c32["rps"] / next(
+                          r for r in rows if r["config"].startswith("guards on, batching (") and r["concurrency"] == 32)["rps"]}
     summary = {"throughput_c32_vs_c1": batched["rps"] / base["rps"],
                "throughput_passes_of_8_vs_one_padded_pass": batched["rps"] / padded["rps"], "client": args.client,
                "throughput_c32_batched_vs_unbatched": batched["rps"] / unbatched["rps"],
                "guard_p50_overhead_separate_runs": base["p50"] / off["p50"] - 1,
-               "guard_p50_overhead": paired["p50_ratio"] - 1, "guard_paired": paired}
+               "guard_p50_overhead": paired["p50_ratio"] - 1, "guard_paired": paired, **comp_ratio}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
     md = ["| configuration | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors | blocked by a guard |",
@@ -119,6 +140,10 @@ def main() -> None:
            f"median paired difference {paired['median_paired_difference_ms']:+.2f} ms)",
            f"- the same from the two separate concurrency-1 runs above: "
            f"{summary['guard_p50_overhead_separate_runs'] * 100:+.1f} %"]
+    if comp_ratio:
+        md += [f"- compressed artifact: concurrency 32 vs its own one-at-a-time {comp_ratio['compressed_c32_vs_c1']:.2f}x; "
+               f"vs the fp32 model one-at-a-time {comp_ratio['compressed_c32_vs_fp32_c1']:.2f}x; vs fp32 at "
+               f"concurrency 32 {comp_ratio['compressed_c32_vs_fp32_c32']:.2f}x"]
     args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

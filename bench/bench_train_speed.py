@@ -79,7 +79,16 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_speed.json")
     args = ap.parse_args()
-    run_dir = sst2_run(args.work, 20_000, 1_000, seed=13)
+    # Its own copy of the SST-2 data stage: the short runs below must not replace the LoRA model in sst2/ that
+    # the evaluate, compress and serve benchmarks read.
+    base = sst2_run(args.work, 20_000, 1_000, seed=13)
+    run_dir = args.work / "sst2_speed"
+    if not run_dir.exists():
+        import shutil
+
+        shutil.copytree(base, run_dir, symlinks=True, ignore=lambda d, names: {
+            n for n in names if n in ("train", "train_checkpoints", "mlruns", "evaluate", "serve", "compress")
+            or n.startswith((".train.", ".evaluate.", ".compress."))})
     speed: dict[str, float] = {}
     # Warm-up (allocator, thread pool, file cache) so that the first measured run is not penalised.
     steward_loop(run_dir, 256, batch_size=args.batch, group_by_length=False)
