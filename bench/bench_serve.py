@@ -41,10 +41,9 @@ def serve(run_dir: Path, port: int, cfg: dict) -> subprocess.Popen[bytes]:  # ty
     raise RuntimeError("service did not start")
 
 
-def load(port: int, key: str, texts: Path, n: int, c: int, client: str) -> dict:  # type: ignore[type-arg]
+def load(port: int, key: str, texts: Path, n: int, c: int) -> dict:  # type: ignore[type-arg]
     out = subprocess.run([sys.executable, str(HERE / "loadgen.py"), "--url", f"http://127.0.0.1:{port}",
-                          "--key", key, "--texts", str(texts), "--requests", str(n), "--concurrency", str(c),
-                          "--client", client],
+                          "--key", key, "--texts", str(texts), "--requests", str(n), "--concurrency", str(c)],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -58,7 +57,6 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_train"))
     ap.add_argument("--source", default="sst2", help="the trained run under --work (sst2: 20k rows; sst2_all: all)")
     ap.add_argument("--requests", type=int, default=400)
-    ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="load generator's client")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "serve_bench.json")
     args = ap.parse_args()
     run_dir = args.work / args.source
@@ -87,7 +85,7 @@ def main() -> None:
         try:
             k = key if rd == run_dir else KeyStore(AuditLog(database_url(None, rd)).engine).create("predict", "bench")[1]
             for c in conc:
-                r = load(port, k, texts, args.requests, c, args.client)
+                r = load(port, k, texts, args.requests, c)
                 rows.append({"config": name, **r})
                 print(name, json.dumps(r))
         finally:
@@ -120,7 +118,7 @@ def main() -> None:
                       "compressed_c32_vs_fp32_c32": c32["rps"] / next(
                           r for r in rows if r["config"].startswith("guards on, batching (") and r["concurrency"] == 32)["rps"]}
     summary = {"throughput_c32_vs_c1": batched["rps"] / base["rps"],
-               "throughput_passes_of_8_vs_one_padded_pass": batched["rps"] / padded["rps"], "client": args.client,
+               "throughput_passes_of_8_vs_one_padded_pass": batched["rps"] / padded["rps"],
                "throughput_c32_batched_vs_unbatched": batched["rps"] / unbatched["rps"],
                "guard_p50_overhead_separate_runs": base["p50"] / off["p50"] - 1,
                "guard_p50_overhead": paired["p50_ratio"] - 1, "guard_paired": paired, **comp_ratio}
@@ -134,7 +132,6 @@ def main() -> None:
            f"- batched vs unbatched at concurrency 32: {summary['throughput_c32_batched_vs_unbatched']:.2f}x",
            f"- length-sorted passes of 8 vs one padded pass of 32, concurrency 32: "
            f"{summary['throughput_passes_of_8_vs_one_padded_pass']:.2f}x",
-           f"- load generator client: {args.client}",
            f"- guards on vs off, p50 at concurrency 1, paired (requests alternating between the two services): "
            f"{summary['guard_p50_overhead'] * 100:+.1f} % ({paired['p50']:.1f} vs {paired['compare_p50']:.1f} ms; "
            f"median paired difference {paired['median_paired_difference_ms']:+.2f} ms)",

@@ -1,7 +1,7 @@
 """A load generator run as its own process: N requests at concurrency C to /v1/predict; prints JSON stats.
 
 It shares the machine's 2 cores with the server, so its own CPU cost per request counts against the
-server's throughput: aiohttp (C HTTP parser) costs less than httpx (pure-Python h11). ``--client`` picks one.
+server's throughput: aiohttp (C HTTP parser) costs it less than httpx (pure-Python h11), which it replaced.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 
@@ -23,7 +22,6 @@ async def main() -> None:
     ap.add_argument("--texts", required=True, help="JSON file with a list of texts")
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp")
     ap.add_argument("--compare-url", default=None,
                     help="a second service with its own --compare-key: requests alternate between the two, one at a "
                          "time, and each gets its own figures (a paired comparison, immune to drift in machine load)")
@@ -32,31 +30,7 @@ async def main() -> None:
     args = ap.parse_args()
     if args.compare_url:
         return await _paired(args)
-    if args.client == "aiohttp":
-        return await _aiohttp(args)
-    texts = json.loads(Path(args.texts).read_text())
-    latencies: list[float] = []
-    errors = 0
-    blocked = 0
-    counter = iter(range(args.requests))
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=args.url, headers={"X-API-Key": args.key}, timeout=60, limits=limits) as c:
-        for i in range(max(1, args.warmup)):  # warm-up, not timed
-            await c.post("/v1/predict", json={"text": texts[-1 - i % len(texts)]})
-
-        async def worker() -> None:
-            nonlocal errors, blocked
-            for i in counter:
-                t0 = time.perf_counter()
-                r = await c.post("/v1/predict", json={"text": texts[i % len(texts)]})
-                latencies.append((time.perf_counter() - t0) * 1000)
-                blocked += r.status_code == 422  # a guard refused the text: an answer, not an error
-                errors += r.status_code not in (200, 422)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-        wall = time.perf_counter() - t0
-    _report(latencies, errors, blocked, args.concurrency, wall)
+    await _aiohttp(args)
 
 
 async def _aiohttp(args: argparse.Namespace) -> None:
