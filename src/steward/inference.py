@@ -56,7 +56,7 @@ class _TextClassifier:
 
     def encode(self, texts: Sequence[str]) -> Any:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="np" if not self.differentiable else "pt")
+                              return_tensors="np")
 
     def _outputs(self, input_ids: Any, attention_mask: Any, embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
@@ -128,7 +128,7 @@ class TorchClassifier(_TextClassifier):
 
     @classmethod
     def load(cls, model_dir: Path, *, expected_hashes: dict[str, str] | None = None, max_length: int = 128,
-             batch_size: int = 64, quantize: bool = False) -> TorchClassifier:
+             batch_size: int = 64) -> TorchClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         check_weights(model_dir, expected_hashes)
@@ -137,9 +137,7 @@ class TorchClassifier(_TextClassifier):
         id2label = model.config.id2label
         labels = [str(id2label[i]) for i in range(len(id2label))]
         multi = model.config.problem_type == "multi_label_classification"
-        if quantize:
-            model = quantize_dynamic(model)
-        return cls(tok, labels, multi, max_length, batch_size, model=model, quantized=quantize)
+        return cls(tok, labels, multi, max_length, batch_size, model=model)
 
     def encode(self, texts: Sequence[str]) -> Any:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,

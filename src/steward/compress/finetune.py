@@ -73,11 +73,6 @@ def fit(model: Any, tokenizer: Any, texts: Sequence[str], labels: np.ndarray, cf
     return {"steps": step, "epochs": epochs, "rows": n, "last_epoch_loss": float(np.mean(losses)) if losses else None}
 
 
-def teacher_logits(clf: Any, texts: Sequence[str]) -> np.ndarray:
-    """The teacher's logits over the training texts, computed once."""
-    return clf.logits(texts)
-
-
 def head_importance(model: Any, layers: list[Any], tokenizer: Any, texts: Sequence[str], labels: np.ndarray,
                     batch_size: int, max_length: int) -> np.ndarray:
     """|∂loss/∂gate| per attention head (Michel et al. 2019): a gate of 1.0 multiplies each head's output, and

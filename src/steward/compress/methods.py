@@ -116,10 +116,6 @@ def onnx_int8(job: Job, out: Path) -> dict[str, Any]:
     return {"format": "onnx", "file": "model.onnx", "note": "ONNX Runtime dynamic int8 (MatMul weights int8)"}
 
 
-def _training_rows(job: Job) -> tuple[list[str], np.ndarray]:
-    return job.texts, job.labels
-
-
 @COMPRESSORS.register("prune_magnitude")
 def prune_magnitude(job: Job, out: Path) -> dict[str, Any]:
     """Unstructured: the smallest-magnitude share of all encoder linear weights set to zero (one global
@@ -133,7 +129,7 @@ def prune_magnitude(job: Job, out: Path) -> dict[str, Any]:
     prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=job.cfg.prune.sparsity)
     info: dict[str, Any] = {}
     if job.cfg.prune.recovery_epochs > 0:
-        texts, labels = _training_rows(job)
+        texts, labels = job.texts, job.labels
         info = fit(model, job.parent.tokenizer, texts, labels, job.cfg.finetune, job.cfg.prune.recovery_epochs,
                    progress=job.progress, description="prune_magnitude: recovery")
     for m, name in targets:
@@ -159,7 +155,7 @@ def prune_heads(job: Job, out: Path) -> dict[str, Any]:
 
         raise ConfigError(f"compress.prune.sparsity: got {job.cfg.prune.sparsity}: with {n} heads per layer that "
                           f"removes none. Fix: a sparsity of at least {0.5 / n:.2f}")
-    texts, labels = _training_rows(job)
+    texts, labels = job.texts, job.labels
     score = head_importance(model, layers, job.parent.tokenizer, texts[:512], labels[:512],
                             job.cfg.finetune.batch_size, job.cfg.finetune.max_length)
     pruned = {i: sorted(int(h) for h in np.argsort(score[i], kind="stable")[:k]) for i in range(len(layers))}
@@ -190,7 +186,7 @@ def prune_ffn(job: Job, out: Path) -> dict[str, Any]:
     shrink_ffn(model, keep)
     info: dict[str, Any] = {}
     if job.cfg.prune.recovery_epochs > 0:
-        texts, labels = _training_rows(job)
+        texts, labels = job.texts, job.labels
         info = fit(model, job.parent.tokenizer, texts, labels, job.cfg.finetune, job.cfg.prune.recovery_epochs,
                    progress=job.progress, description="prune_ffn: recovery")
     _tokenizer_and_config(job, out)
@@ -219,7 +215,7 @@ def distill(job: Job, out: Path) -> dict[str, Any]:
 
     base.encoder.layer = torch.nn.ModuleList([base.encoder.layer[i] for i in picked])
     student.config.num_hidden_layers = len(picked)
-    texts, labels = _training_rows(job)
+    texts, labels = job.texts, job.labels
     soft = job.parent.logits(texts)
     info = fit(student, job.parent.tokenizer, texts, labels, job.cfg.finetune, job.cfg.distill.epochs,
                teacher_logits=soft, temperature=job.cfg.distill.temperature, alpha=job.cfg.distill.alpha,
