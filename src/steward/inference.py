@@ -6,6 +6,7 @@ pickle weights and, given the manifest's hashes, weights that changed since trai
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ class _TextClassifier:
     batch_size: int = 64
     calls: int = field(default=0, init=False)  # texts scored so far (attack query budgets count these)
     differentiable: bool = field(default=False, init=False)  # Integrated Gradients needs autograd
+    # A fast tokenizer re-applies its padding settings on every call, which fails ("Already borrowed") while
+    # another thread is encoding with it; the service scores batches in several threads at once.
+    _tokenizer_lock: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def encode(self, texts: Sequence[str]) -> Any:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
@@ -60,6 +64,11 @@ class _TextClassifier:
 
     def _outputs(self, input_ids: Any, attention_mask: Any, embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
+
+    def token_ids(self, text: str) -> list[int]:
+        """The text's token ids, special tokens included (explanations work on these)."""
+        with self._tokenizer_lock:
+            return list(self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"])
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         return self._forward(texts, embeddings=False)[0]
@@ -73,7 +82,8 @@ class _TextClassifier:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for k in range(0, len(order), self.batch_size):
             idx = order[k:k + self.batch_size]
-            enc = self.encode([texts[i] for i in idx])
+            with self._tokenizer_lock:
+                enc = self.encode([texts[i] for i in idx])
             z, e = self._outputs(enc["input_ids"], enc["attention_mask"], embeddings)
             out[idx] = z
             if embeddings and e is not None:

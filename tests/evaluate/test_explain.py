@@ -91,3 +91,22 @@ def test_probe_ranks_attributions_above_random(clf: TorchClassifier) -> None:
     assert methods["random"]["comprehensiveness"] < 0.2
     assert res.figures["comprehensiveness"].value > res.figures["comprehensiveness_random"].value
     assert res.examples and {"integrated_gradients", "occlusion"} <= set(res.examples[0])
+
+
+def test_one_classifier_scores_and_explains_from_many_threads_at_once(clf: TorchClassifier) -> None:
+    """The service scores batches and explains texts in worker threads at once; a shared fast tokenizer
+    refuses concurrent use ("Already borrowed") unless the classifier serialises it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"a {'good ' * (i % 7)}film with {'bad ' * (i % 5)}acting number {i}" for i in range(64)]
+    expected = clf.predict_proba(texts)
+
+    def work(i: int) -> tuple[np.ndarray, list[int]]:
+        return clf.predict_proba(texts[i:i + 8]), clf.token_ids(texts[i])
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(work, [i % 56 for i in range(400)]))
+    for k, (proba, ids) in enumerate(results):
+        i = k % 56
+        np.testing.assert_allclose(proba, expected[i:i + 8], atol=1e-5)
+        assert ids == clf.tokenizer(texts[i])["input_ids"]

@@ -23,7 +23,9 @@ class Attribution:
 
 
 def _ids(clf: Any, text: str) -> list[int]:
-    return clf.tokenizer(text, truncation=True, max_length=clf.max_length)["input_ids"]
+    if hasattr(clf, "token_ids"):  # thread-safe: the service encodes in several threads at once
+        return list(clf.token_ids(text))
+    return list(clf.tokenizer(text, truncation=True, max_length=clf.max_length)["input_ids"])
 
 
 def _proba_ids(clf: Any, rows: Sequence[Sequence[int]]) -> np.ndarray:
