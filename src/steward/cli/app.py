@@ -14,6 +14,7 @@ from steward.cli.compress_cmd import compress
 from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
+from steward.cli.gateway_cmd import gateway
 from steward.cli.serve_admin_cmd import audit_app, keys_app, reaudit, retrain
 from steward.cli.serve_cmd import serve
 from steward.cli.train_cmd import train
@@ -30,6 +31,7 @@ app.command(name="train")(train)
 app.command(name="evaluate")(evaluate)
 app.command(name="compress")(compress)
 app.command(name="serve")(serve)
+app.command(name="gateway")(gateway)
 app.command(name="reaudit")(reaudit)
 app.command(name="retrain")(retrain)
 app.command(name="demo")(demo)

@@ -16,12 +16,14 @@ from typing import Any
 
 from steward.errors import ConfigError
 
-ROLES = ("predict", "feedback", "admin")
-# What each role may do. Admin may do everything, including reading metrics and the drift monitor.
+ROLES = ("predict", "feedback", "chat", "admin")
+# What each role may do. Admin may do everything, including reading metrics and the drift monitor. "chat" is
+# the chat gateway's role (`steward gateway`), which shares this key table.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "predict": frozenset({"predict", "explain", "models"}),
     "feedback": frozenset({"feedback", "models"}),
-    "admin": frozenset({"predict", "explain", "models", "feedback", "monitor", "metrics"}),
+    "chat": frozenset({"chat", "models"}),
+    "admin": frozenset({"predict", "explain", "models", "feedback", "monitor", "metrics", "chat"}),
 }
 _DUMMY = hashlib.sha256(b"steward-no-such-key").hexdigest()
 

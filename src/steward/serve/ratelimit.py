@@ -29,3 +29,11 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (cost - tokens) / self.rate
+
+    def give_back(self, key: str, amount: float) -> None:
+        """Return part of a reservation that was not used (the gateway reserves max_tokens up front)."""
+        if amount <= 0:
+            return
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, time.monotonic()))
+            self._buckets[key] = (min(self.burst, tokens + amount), last)

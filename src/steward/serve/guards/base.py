@@ -47,6 +47,11 @@ class GuardContext:
     labels: list[str] = field(default_factory=list)
     proba: list[float] | None = None  # output guards: the model's probabilities
     threshold: float | None = None  # output guards: the abstention threshold
+    # Filled by the PII input guard, kept in memory for this request only (never logged): the PII values the
+    # caller supplied (casefolded) and, when pseudonymising, each pseudonym's original value.
+    supplied_pii: set[str] = field(default_factory=set)
+    pseudonyms: dict[str, str] = field(default_factory=dict)
+    history: str = ""  # chat output guards: the part of the answer already let through
 
 
 class Guard(Protocol):

