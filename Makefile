@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress clean
+.PHONY: install demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-serve: $(BENCH_STAMP)
 
 bench-compress: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_compress.py
+
+bench-injection: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_injection.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

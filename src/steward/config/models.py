@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PII_ENTITIES = (
     "PERSON",
@@ -526,6 +526,16 @@ class GatewayConfig(_Config):
     threads: int | None = Field(None, ge=1)  # torch threads for the local model; null: library default
     seed: int = 0  # sampling seed (temperature > 0) for reproducible answers
     guards: ChatGuardSettings = Field(default_factory=ChatGuardSettings)
+    # Per API-key role, changes to `guards` (which guards run, thresholds, actions), e.g.
+    # {"admin": {"output_pii_action": "warn"}}. Roles not listed get `guards` as it is.
+    policies: dict[Literal["predict", "feedback", "chat", "admin"], dict[str, Any]] = Field(default_factory=dict)
+
+    def guards_for(self, role: str) -> ChatGuardSettings:
+        """The guard settings a key of this role gets: `guards` with the role's policy applied."""
+        override = self.policies.get(role)  # type: ignore[call-overload]
+        if not override:
+            return self.guards
+        return ChatGuardSettings.model_validate({**self.guards.model_dump(), **override})
 
     @model_validator(mode="after")
     def _backend_needs(self) -> GatewayConfig:
@@ -535,6 +545,14 @@ class GatewayConfig(_Config):
         if self.backend == "upstream" and not self.upstream_url:
             raise ValueError("upstream_url: backend 'upstream' needs the base URL of an OpenAI-compatible server "
                              "(e.g. http://127.0.0.1:8001/v1). Fix: set gateway.upstream_url")
+        for role, override in self.policies.items():
+            try:
+                self.guards_for(role)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(x) for x in first.get("loc", ()))
+                raise ValueError(f"policies.{role}.{where}: {first.get('msg')} (got {first.get('input')!r}). Fix: "
+                                 f"use the fields and values of gateway.guards") from None
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError(f"default_max_tokens: {self.default_max_tokens} is above max_tokens_limit "
                              f"{self.max_tokens_limit}. Fix: lower it or raise the limit")

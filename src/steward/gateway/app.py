@@ -80,7 +80,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.batcher import AuditWriter
     from steward.serve.guards import GuardContext, run_chain
-    from steward.serve.keys import ApiKey, KeyStore
+    from steward.serve.keys import ROLES, ApiKey, KeyStore
     from steward.serve.ratelimit import RateLimiter
 
     gcfg = cfg.gateway
@@ -95,13 +95,21 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         audit = AuditLog(database_url(gcfg.database_url, run_dir))
         audit.verify()  # opens the database (and creates the tables) before the first request
         system, canary = with_canary(gcfg.system_prompt) if gcfg.canary else (gcfg.system_prompt, None)
-        inputs, outputs = build(gcfg.guards, gcfg.max_message_chars, OutputGuardContext(system, canary))
-        for g in inputs + outputs:  # load the models behind the guards now, not on the first request
-            g.scan("warm up", ctx=GuardContext())
+        # One pair of chains per role (its policy applied); roles with the same settings share one.
+        built: dict[str, tuple[list[Any], list[Any]]] = {}
+        chains: dict[str, tuple[list[Any], list[Any]]] = {}
+        for role in ROLES:
+            settings = gcfg.guards_for(role)
+            fingerprint = settings.model_dump_json()
+            if fingerprint not in built:
+                built[fingerprint] = build(settings, gcfg.max_message_chars, OutputGuardContext(system, canary))
+                for g in built[fingerprint][0] + built[fingerprint][1]:  # load guard models now, not on a request
+                    g.scan("warm up", ctx=GuardContext())
+            chains[role] = built[fingerprint]
         writer = AuditWriter(audit.append_many)
         writer.start()
-        state.update(backend=be, audit=audit, writer=writer, keys=KeyStore(audit.engine), inputs=inputs,
-                     outputs=outputs, system=system, canary=canary, metrics=metrics_mod.create(),
+        state.update(backend=be, audit=audit, writer=writer, keys=KeyStore(audit.engine), chains=chains,
+                     system=system, canary=canary, metrics=metrics_mod.create(),
                      limiter=RateLimiter(gcfg.rate_limit_per_minute, gcfg.rate_limit_burst),
                      budget=RateLimiter(gcfg.tokens_per_minute, gcfg.tokens_per_minute),
                      secret=_service_secret(run_dir), model_name=gcfg.model_name or be.model_id)
@@ -186,14 +194,15 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                        "blocked": turn.blocked, "tokens_in": turn.prompt_tokens, "tokens_out": turn.completion_tokens},
             "latency_ms": (time.perf_counter() - turn.started) * 1000}])
 
-    def guard_messages(messages: list[dict[str, str]], ctx: GuardContext) -> tuple[list[dict[str, str]], list[Any]]:
-        """Run the input chain on every caller message; return the redacted messages and the chain results."""
+    def guard_messages(messages: list[dict[str, str]], ctx: GuardContext,
+                       role: str) -> tuple[list[dict[str, str]], list[Any]]:
+        """Run the role's input chain on every caller message; return the redacted messages and the results."""
         out, chains = [], []
         for m in messages:
             if m["role"] == "assistant" and not m["content"].strip():
                 out.append(m)
                 continue
-            ch = run_chain(state["inputs"], m["content"], ctx)
+            ch = run_chain(state["chains"][role][0], m["content"], ctx)
             chains.append(ch)
             out.append({"role": m["role"], "content": ch.text})
             if ch.blocked is not None:
@@ -210,11 +219,11 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         turns = [{"role": m["role"], "content": m["content"]} for m in redacted if m["role"] in ("user", "assistant")]
         return ([{"role": "system", "content": system}] if system else []) + turns
 
-    def output_step(text: str, turn: Turn, ctx: GuardContext) -> str | None:
+    def output_step(text: str, turn: Turn, ctx: GuardContext, role: str) -> str | None:
         """Guard one released piece of the answer; None when a guard stopped the answer."""
         m = state["metrics"]
         ctx.history = turn.answer
-        ch = run_chain(state["outputs"], text, ctx)
+        ch = run_chain(state["chains"][role][1], text, ctx)
         for r in ch.results:
             if r.findings or not r.valid:
                 m.guard_hits.labels(r.guard, "block" if not r.valid else "flag").inc()
@@ -255,12 +264,13 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     @app.get("/v1/models", tags=["v1"])
     async def models(request: Request) -> dict[str, Any]:
         """The served model, in the OpenAI list format (plus Steward's backend facts)."""
-        authorise(request, "models")
+        key = authorise(request, "models")
         be = state["backend"]
         return {"object": "list", "data": [{
             "id": state["model_name"], "object": "model", "created": 0, "owned_by": "steward",
             "steward": {"backend": gcfg.backend, "backend_model": be.model_id, "model_hash": be.model_hash,
-                        "guards": {"input": list(gcfg.guards.input), "output": list(gcfg.guards.output)}}}]}
+                        "guards": {"input": list(gcfg.guards_for(key.role).input),
+                                   "output": list(gcfg.guards_for(key.role).output)}}}]}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Any:
@@ -288,11 +298,12 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         if max_tokens > gcfg.max_tokens_limit:
             raise GatewayError(400, "max_tokens_too_large", f"max_tokens: {max_tokens} is above this gateway's "
                                                             f"limit of {gcfg.max_tokens_limit}", "max_tokens")
+        policy = gcfg.guards_for(key.role)
         raw = [{"role": msg.role, "content": msg.text()} for msg in body.messages]
         raw_json = json.dumps(raw, ensure_ascii=False, sort_keys=True)
         turn = Turn(uuid.uuid4().hex, key.key_id, time.perf_counter())
         ctx = GuardContext(key_id=key.key_id)
-        redacted, chains = await loop.run_in_executor(None, guard_messages, raw, ctx)
+        redacted, chains = await loop.run_in_executor(None, guard_messages, raw, ctx, key.role)
         for i, ch in enumerate(chains):
             for r in ch.results:
                 if r.findings or not r.valid:
@@ -346,17 +357,17 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                         turn.first_token_s = time.perf_counter() - turn.started
                     ready = release.feed(piece)
                     if ready:
-                        passed = await loop.run_in_executor(None, output_step, ready, turn, ctx)
+                        passed = await loop.run_in_executor(None, output_step, ready, turn, ctx, key.role)
                         if passed is None:
                             break
-                        yield restore_pseudonyms(passed, ctx.pseudonyms) if gcfg.guards.pii_restore else passed
+                        yield restore_pseudonyms(passed, ctx.pseudonyms) if policy.pii_restore else passed
                     if release.stopped:
                         break
                 rest = release.flush() if turn.blocked is None else ""
                 if rest:
-                    passed = await loop.run_in_executor(None, output_step, rest, turn, ctx)
+                    passed = await loop.run_in_executor(None, output_step, rest, turn, ctx, key.role)
                     if passed is not None:
-                        yield restore_pseudonyms(passed, ctx.pseudonyms) if gcfg.guards.pii_restore else passed
+                        yield restore_pseudonyms(passed, ctx.pseudonyms) if policy.pii_restore else passed
             finally:
                 if turn.blocked is not None or release.stopped:
                     gen.cancel.set()
