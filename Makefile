@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection clean
+.PHONY: install demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-compress: $(BENCH_STAMP)
 
 bench-injection: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_injection.py
+
+bench-gateway: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_gateway.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -46,3 +46,11 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     chosen = json.loads((tmp_path / "demo" / "compress" / "chosen.json").read_text())
     version = plain["body"]["decisions"][0]["model_version"]
     assert (chosen["name"] in version) if chosen["name"] != "original" else ("-" not in version.split("@")[1])
+    chat = out["chat"]
+    ordinary, injection, pii = chat["turns"]
+    assert ordinary["status"] == 200 and ordinary["body"]["choices"][0]["message"]["content"].strip()
+    assert injection["status"] == 400 and injection["body"]["error"]["code"] == "prompt_injection"
+    assert pii["status"] == 200
+    found = {f["type"] for g in pii["body"]["steward"]["findings"] if g.get("guard") == "pii" for f in g["findings"]}
+    assert found >= {"CREDIT_CARD", "EMAIL_ADDRESS"}
+    assert chat["audit"]["ok"] and chat["audit"]["records"] == served["audit"]["records"] + 3

@@ -42,6 +42,12 @@ def test_release_never_lets_a_stop_sequence_out_half_way() -> None:
     assert first + r.feed("er: hi") == "Done." and r.stopped
 
 
+def test_without_output_guards_text_is_released_at_once() -> None:
+    r = Release(stop=("END",), sentences=False)
+    assert r.feed("Our bra") == "Our b"  # two characters held: they could begin "END"
+    assert r.feed("nch EN") + r.feed("D more") == "ranch " and r.stopped
+
+
 def test_system_prompt_guard_catches_the_canary_and_paraphrase_free_repetition() -> None:
     prompt, canary = with_canary(SYSTEM)
     g = SystemPromptGuard(prompt, canary, overlap=0.3)

@@ -345,7 +345,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
 
         async def answer() -> AsyncIterator[str]:
             """The guarded answer, piece by piece as released; fills ``turn``."""
-            release = Release(tuple(body.stop or ()))
+            release = Release(tuple(body.stop or ()), sentences=bool(state["chains"][key.role][1]))
             it = iter(gen)
             done = object()
             try:

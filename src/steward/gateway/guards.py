@@ -168,6 +168,7 @@ class Release:
     answer at the first stop sequence (which, as in the OpenAI API, is not returned)."""
 
     stop: tuple[str, ...] = ()
+    sentences: bool = True  # False (no output guards): release at once, holding back only a stop's length
     buffer: str = ""
     stopped: bool = False  # a stop sequence was found: no more text
     _hold: int = field(init=False, default=0)
@@ -184,6 +185,10 @@ class Release:
         if hits:
             self.stopped = True
             ready, self.buffer = self.buffer[:min(hits)], ""
+            return ready
+        if not self.sentences:
+            cut = max(0, len(self.buffer) - self._hold)
+            ready, self.buffer = self.buffer[:cut], self.buffer[cut:]
             return ready
         last = None
         for m in _BOUNDARY.finditer(self.buffer):
