@@ -29,7 +29,7 @@ def test_keys_create_prints_the_key_once_on_its_last_line(tmp_path: Path) -> Non
     bad = runner.invoke(app, ["keys", "revoke", "nope", "--run-dir", str(tmp_path)])
     assert bad.exit_code == 1
     wrong = runner.invoke(app, ["keys", "create", "--role", "root", "--run-dir", str(tmp_path)])
-    assert wrong.exit_code == 2 and "valid roles: predict, feedback, admin" in wrong.output
+    assert wrong.exit_code == 2 and "valid roles: predict, feedback, chat, admin" in wrong.output
 
 
 def test_audit_verify_and_export_exit_codes(tmp_path: Path) -> None:
