@@ -24,7 +24,7 @@ def test_template_is_valid_and_equals_the_defaults() -> None:
         ({"data": {"pii": {"actions": {"SHOE_SIZE": "redact"}}}}, r"data\.pii\.actions\.SHOE_SIZE"),
         ({"data": {"split": {"validation": 0.6, "test": 0.5}}}, r"validation \+ test must be < 1"),
         ({"data": {"quality": {"min_chars": 10, "max_chars": 5}}}, r"min_chars \(10\) must not exceed max_chars \(5\)"),
-        ({"bogus": 1}, r"bogus: got 1.*valid fields here: compress, data, evaluate, gateway, run_dir, serve"),
+        ({"bogus": 1}, r"bogus: got 1.*valid fields here: compress, data, evaluate, gateway, redteam, run_dir, serve"),
         (["not", "a", "mapping"], r"top level must be a mapping"),
     ],
 )

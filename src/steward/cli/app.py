@@ -15,6 +15,7 @@ from steward.cli.data_cmd import data
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
 from steward.cli.gateway_cmd import gateway
+from steward.cli.redteam_cmd import redteam
 from steward.cli.serve_admin_cmd import audit_app, keys_app, reaudit, retrain
 from steward.cli.serve_cmd import serve
 from steward.cli.train_cmd import train
@@ -32,6 +33,7 @@ app.command(name="evaluate")(evaluate)
 app.command(name="compress")(compress)
 app.command(name="serve")(serve)
 app.command(name="gateway")(gateway)
+app.command(name="redteam")(redteam)
 app.command(name="reaudit")(reaudit)
 app.command(name="retrain")(retrain)
 app.command(name="demo")(demo)
