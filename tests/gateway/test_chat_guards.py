@@ -8,6 +8,7 @@ from steward.config.loader import parse_config
 from steward.errors import ConfigError
 from steward.gateway.guards import (
     OutputPIIGuard,
+    OutputToxicityGuard,
     Release,
     SystemPromptGuard,
     restore_pseudonyms,
@@ -99,3 +100,13 @@ def test_a_model_folder_without_a_chat_template_is_refused(tiny_model) -> None: 
 
     with pytest.raises(ConfigError, match="chat template"):
         LocalBackend(tiny_model)
+
+
+def test_output_toxicity_guard_blocks_or_warns() -> None:
+    rude = "You are a fucking idiot and a useless piece of shit."
+    block = OutputToxicityGuard(0.8, "block")
+    assert block.scan("Your card is on its way.", ctx=GuardContext()).valid
+    res = block.scan(rude, ctx=GuardContext())
+    assert not res.valid and res.code == "toxicity" and res.risk >= 0.8
+    warned = OutputToxicityGuard(0.8, "warn").scan(rude, ctx=GuardContext())
+    assert warned.valid and warned.text == rude and warned.findings[0]["action"] == "warn"
