@@ -3,26 +3,16 @@ model with the same tokenizer for fast API tests, and gateways served by uvicorn
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from steward.config.loader import parse_config
 from steward.gateway.backends import LocalBackend, embedded_model_dir
 from steward.serve.audit import AuditLog, database_url
 from steward.serve.keys import KeyStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -63,32 +53,15 @@ class Gateway:
     """A gateway app served by uvicorn in a background thread on a free loopback port."""
 
     def __init__(self, run_dir: Path, backend: Any, gateway: dict[str, Any] | None = None) -> None:
-        import uvicorn
-
         from steward.gateway import create_app
+        from steward.serve.loopback import on_loopback
 
         self.run_dir = run_dir
-        self.port = free_port()
-        self.cfg = parse_config({"run_dir": str(run_dir), "gateway": {"port": self.port, **(gateway or {})}})
+        self.cfg = parse_config({"run_dir": str(run_dir), "gateway": gateway or {}})
         self.app = create_app(self.cfg, backend=backend)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(300):
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("gateway did not start")
+        self._served = on_loopback(self.app)
+        self.url = self._served.__enter__()
         self.audit = AuditLog(database_url(None, run_dir))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def key(self, role: str = "chat") -> str:
         return KeyStore(self.audit.engine).create(role, "test")[1]
@@ -99,8 +72,7 @@ class Gateway:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key or self.key(), max_retries=0, **kw)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        self._served.__exit__(None, None, None)
         self.audit.close()
 
 

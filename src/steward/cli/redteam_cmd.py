@@ -76,44 +76,22 @@ def redteam(
 
 def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:
     """Start the run's gateway on a free loopback port (with the planted record), red-team it, stop it."""
-    import socket
-    import threading
-    import time
-
-    import httpx
-    import uvicorn
-
     from steward.gateway import create_app
     from steward.gateway.redteam import SECRET_RECORD, run
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.keys import KeyStore
+    from steward.serve.loopback import on_loopback
 
     gcfg = cfg.gateway
     system = gcfg.system_prompt + (f"\n{SECRET_RECORD}" if cfg.redteam.plant_secret else "")
     cfg = cfg.model_copy(update={"gateway": gcfg.model_copy(update={"system_prompt": system})})
     log = AuditLog(database_url(gcfg.database_url, Path(cfg.run_dir)))
     api_key = KeyStore(log.engine).create("chat", "redteam")[1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    say(f"starting the run's gateway on 127.0.0.1:{port} ({gcfg.backend} backend)")
-    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
+    say(f"starting the run's gateway on loopback ({gcfg.backend} backend)")
     try:
-        for _ in range(1200):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        report = run(url, api_key, system_prompt=system, progress=say, **kw)
-        report.target = f"{cfg.run_dir} (gateway on {url})"
-        return report
+        with on_loopback(create_app(cfg), ready_timeout=600) as url:
+            report = run(url, api_key, system_prompt=system, progress=say, **kw)
+            report.target = f"{cfg.run_dir} (gateway on {url})"
+            return report
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         log.close()

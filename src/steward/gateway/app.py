@@ -76,11 +76,11 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     from steward.gateway.backends import BACKENDS, BackendError, Generation, GenerationParams
     from steward.gateway.guards import OutputGuardContext, Release, build, restore_pseudonyms, with_canary
     from steward.gateway.schemas import ChatCompletionRequest
-    from steward.serve.app import API_KEY_HEADER, _service_secret
+    from steward.serve.app import _service_secret
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.batcher import AuditWriter
     from steward.serve.guards import GuardContext, run_chain
-    from steward.serve.keys import ROLES, ApiKey, KeyStore
+    from steward.serve.keys import ROLES, ApiKey, KeyStore, key_from_headers
     from steward.serve.ratelimit import RateLimiter
 
     gcfg = cfg.gateway
@@ -161,10 +161,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         return response
 
     def authorise(request: Request, action: str) -> ApiKey:
-        raw = request.headers.get(API_KEY_HEADER)
-        auth = request.headers.get("authorization", "")
-        if raw is None and auth.lower().startswith("bearer "):
-            raw = auth[7:]
+        raw = key_from_headers(request.headers)
         if not raw:
             raise GatewayError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>' (the "
                                                        "openai client's api_key); create one with `steward keys "

@@ -53,7 +53,7 @@ def create_app(cfg: RunConfig) -> Any:
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.batcher import AuditWriter, Batcher
     from steward.serve.guards import GuardContext, build, run_chain
-    from steward.serve.keys import ApiKey, KeyStore
+    from steward.serve.keys import ApiKey, KeyStore, key_from_headers
     from steward.serve.monitor import DriftChecker, DriftMonitor, reference_embeddings, reference_texts
     from steward.serve.ratelimit import RateLimiter
     from steward.serve.schemas import (
@@ -165,10 +165,7 @@ def create_app(cfg: RunConfig) -> Any:
 
     def authorise(action: str):  # type: ignore[no-untyped-def]
         def dep(request: Request) -> ApiKey:
-            raw = request.headers.get(API_KEY_HEADER)
-            auth = request.headers.get("authorization", "")
-            if raw is None and auth.lower().startswith("bearer "):
-                raw = auth[7:]
+            raw = key_from_headers(request.headers)
             if not raw:
                 raise ApiError(401, "missing_api_key", f"send an API key in the {API_KEY_HEADER} header "
                                                        f"(create one with `steward keys create`)")

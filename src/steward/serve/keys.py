@@ -38,6 +38,15 @@ class ApiKey:
         return action in PERMISSIONS.get(self.role, frozenset())
 
 
+def key_from_headers(headers: Any) -> str | None:
+    """The API key of a request: ``X-API-Key``, else ``Authorization: Bearer <key>`` (the OpenAI clients' way)."""
+    raw = headers.get("x-api-key")
+    auth = headers.get("authorization", "")
+    if raw is None and auth.lower().startswith("bearer "):
+        raw = auth[7:]
+    return raw or None
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
