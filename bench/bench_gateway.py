@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from steward.serve.loopback import wait_ready
+
 HERE = Path(__file__).parent
 
 QUESTIONS = [
@@ -54,13 +56,8 @@ def start(run_dir: Path, port: int, gateway: dict) -> subprocess.Popen[bytes]:  
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
     proc = subprocess.Popen([sys.executable, "-m", "steward.cli.app", "gateway", "-c", str(cfg)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(900):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    if wait_ready(f"http://127.0.0.1:{port}", 180, lambda: proc.poll() is None):
+        return proc
     proc.kill()
     raise RuntimeError(f"gateway on port {port} did not start")
 

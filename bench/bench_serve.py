@@ -13,11 +13,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pandas as pd
+
+from steward.serve.loopback import wait_ready
 
 HERE = Path(__file__).parent
 
@@ -31,12 +32,8 @@ def serve(run_dir: Path, port: int, cfg: dict) -> subprocess.Popen[bytes]:  # ty
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
     proc = subprocess.Popen([sys.executable, "-m", "steward.cli.app", "serve", "-c", str(path)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    if wait_ready(f"http://127.0.0.1:{port}", 120, lambda: proc.poll() is None):
+        return proc
     proc.kill()
     raise RuntimeError("service did not start")
 

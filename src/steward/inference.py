@@ -26,20 +26,22 @@ class Predictor(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def check_weights(model_dir: Path, expected: dict[str, str] | None) -> None:
-    """Refuse a model folder whose safetensors differ from the hashes its manifest recorded."""
+def check_weights(model_dir: Path, expected: dict[str, str] | None) -> dict[str, str] | None:
+    """Refuse a model folder whose safetensors differ from the hashes its manifest recorded; return the hashes
+    computed (None when there was nothing to compare against)."""
     weights = sorted(model_dir.glob("*.safetensors"))
     if not weights:
         pickles = sorted(p.name for p in model_dir.glob("*.bin")) + sorted(p.name for p in model_dir.glob("*.pt"))
         raise ConfigError(f"{model_dir}: no .safetensors weights (found {pickles or 'nothing'}); Steward loads "
                           f"safetensors only. Re-save the model with save_pretrained(safe_serialization=True)")
     if expected is None:
-        return
+        return None
     actual = {w.name: sha256_file(w) for w in weights}
     if actual != expected:
         changed = sorted(n for n in set(actual) | set(expected) if actual.get(n) != expected.get(n))
         raise ConfigError(f"{model_dir}: weights {changed} do not match the hashes in the train manifest; the "
                           f"model was modified after training. Re-run `steward train` or restore the files")
+    return actual
 
 
 @dataclass

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from steward.serve.loopback import wait_ready
+
 
 def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -90,21 +92,6 @@ def served_run(demo_data_run: Path, tiny_model: Path, tmp_path_factory: pytest.T
     run_eval(parse_config({"run_dir": str(run_dir), "evaluate": {
         "probes": ["performance", "calibration"], "bootstrap": 20, "threads": 1}}))
     return run_dir
-
-
-def wait_ready(url: str, timeout: float = 90) -> bool:
-    """Poll ``/readyz`` until the service answers 200 (True) or ``timeout`` seconds pass (False)."""
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 class LiveServer:

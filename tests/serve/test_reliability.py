@@ -15,7 +15,8 @@ import httpx
 
 from steward.serve.audit import AuditLog, database_url
 from steward.serve.keys import KeyStore
-from tests.serve.conftest import _free_port, live, wait_ready
+from steward.serve.loopback import wait_ready
+from tests.serve.conftest import _free_port, live
 from tests.train.conftest import copy_run
 
 

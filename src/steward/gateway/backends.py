@@ -163,7 +163,7 @@ class LocalBackend:
         if not model_dir.is_dir():
             raise ConfigError(f"gateway.model_path: {model_dir} is not a directory. Fix: point it at a Hugging "
                               f"Face causal-LM folder (config.json, *.safetensors, tokenizer files)")
-        check_weights(model_dir, expected_weights)  # safetensors only; hashes must match when given
+        checked = check_weights(model_dir, expected_weights)  # safetensors only; hashes must match when given
         if threads:
             torch.set_num_threads(threads)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -174,7 +174,7 @@ class LocalBackend:
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
         from steward.hashing import digest, sha256_file
 
-        self.weights_sha256 = {p.name: sha256_file(p) for p in sorted(model_dir.glob("*.safetensors"))}
+        self.weights_sha256 = checked or {p.name: sha256_file(p) for p in sorted(model_dir.glob("*.safetensors"))}
         self.model_hash = digest(self.weights_sha256)
         self.model_id = name or model_dir.name
         self._lock = threading.Lock()

@@ -16,10 +16,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(url: str, timeout: float = 90.0, alive: Any = None) -> bool:
+    """Poll ``url``/readyz until it answers 200 (True), ``timeout`` seconds pass or ``alive()`` turns False."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (alive is None or alive()):
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 @contextmanager
 def on_loopback(app: Any, ready_timeout: float = 120.0) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields its base URL once ``/readyz`` answers 200."""
-    import httpx
     import uvicorn
 
     port = free_port()
@@ -28,16 +42,8 @@ def on_loopback(app: Any, ready_timeout: float = 120.0) -> Iterator[str]:
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError(f"the service on {url} did not become ready within {ready_timeout:.0f} s")
-            time.sleep(0.1)
+        if not wait_ready(url, ready_timeout, thread.is_alive):
+            raise RuntimeError(f"the service on {url} did not become ready within {ready_timeout:.0f} s")
         yield url
     finally:
         server.should_exit = True
