@@ -45,6 +45,27 @@ def load(port: int, key: str, texts: Path, n: int, c: int) -> dict:  # type: ign
     return json.loads(out.stdout)
 
 
+def model_alone(run_dir: Path, texts: list[str], mode: str = "auto") -> dict:  # type: ignore[type-arg]
+    """The served model without the service (in this process, no HTTP, guards or audit): texts per second
+    one at a time and in batches of 32. Their ratio is what batching buys the model itself on this machine;
+    the service's ratio can differ either way (its per-request overhead is paid in series by a lone request
+    but overlaps the model's work under load, while the load generator and HTTP share the same cores)."""
+    import time
+
+    from steward.serve.model import load as load_model
+
+    clf = load_model(run_dir, None, batch_size=8, mode=mode).clf
+    clf.predict_with_embeddings(texts[:32])  # warm up
+    out = {}
+    for bs, n in ((1, 128), (32, 256)):
+        t0 = time.perf_counter()
+        for k in range(0, n, bs):
+            clf.predict_with_embeddings(texts[k:k + bs])
+        out[f"texts_per_s_batch_{bs}"] = n / (time.perf_counter() - t0)
+    out["batch_32_vs_1"] = out["texts_per_s_batch_32"] / out["texts_per_s_batch_1"]
+    return out
+
+
 def base_rps(rows: list[dict]) -> float:  # type: ignore[type-arg]
     return next(r for r in rows if r["config"].startswith("guards on, batching (") and r["concurrency"] == 1)["rps"]
 
@@ -63,6 +84,8 @@ def main() -> None:
     key = KeyStore(AuditLog(database_url(None, run_dir)).engine).create("predict", "bench")[1]
     texts = args.work / "serve_texts.json"
     texts.write_text(json.dumps(pd.read_parquet(run_dir / "data" / "test.parquet")["text"].tolist()))
+    alone = model_alone(run_dir, json.loads(texts.read_text()))
+    print("model alone", json.dumps(alone))
     rows = []
     configs = [
         ("guards on, batching (32, 5 ms, passes of 8)", {}, [1, 32]),
@@ -118,7 +141,8 @@ def main() -> None:
                "throughput_passes_of_8_vs_one_padded_pass": batched["rps"] / padded["rps"],
                "throughput_c32_batched_vs_unbatched": batched["rps"] / unbatched["rps"],
                "guard_p50_overhead_separate_runs": base["p50"] / off["p50"] - 1,
-               "guard_p50_overhead": paired["p50_ratio"] - 1, "guard_paired": paired, **comp_ratio}
+               "guard_p50_overhead": paired["p50_ratio"] - 1, "guard_paired": paired, "model_alone": alone,
+               **comp_ratio}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
     md = ["| configuration | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors | blocked by a guard |",
@@ -126,6 +150,8 @@ def main() -> None:
     md += [f"| {r['config']} | {r['concurrency']} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | "
            f"{r['p99']:.1f} | {r['errors']} | {r['blocked']} |" for r in rows]
     md += ["", f"- throughput at concurrency 32 (batched) vs one at a time: {summary['throughput_c32_vs_c1']:.2f}x",
+           f"- the model alone (no service, this process): {alone['texts_per_s_batch_1']:.1f} texts/s one at a time, "
+           f"{alone['texts_per_s_batch_32']:.1f} in batches of 32: {alone['batch_32_vs_1']:.2f}x",
            f"- batched vs unbatched at concurrency 32: {summary['throughput_c32_batched_vs_unbatched']:.2f}x",
            f"- length-sorted passes of 8 vs one padded pass of 32, concurrency 32: "
            f"{summary['throughput_passes_of_8_vs_one_padded_pass']:.2f}x",

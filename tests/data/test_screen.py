@@ -16,6 +16,9 @@ def test_fast_path_equals_alt_profanity_check(shared_data) -> None:  # type: ign
     texts = tweets + ["thanks for the quick help", "you stupid idiot", "", "ok"]
     np.testing.assert_allclose(toxicity_scores(texts), predict_prob(texts), rtol=0, atol=1e-12)
     assert toxicity_scores([]).shape == (0,)
+    # The one-text path (what the service's guard calls) skips the sparse matrix; same probabilities.
+    one = np.array([toxicity_scores([t])[0] for t in texts])
+    np.testing.assert_allclose(one, predict_prob(texts), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("text, toxic", [("you stupid fucking idiot", True), ("thank you, that fixed it", False)])

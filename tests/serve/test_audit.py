@@ -167,3 +167,37 @@ def test_keys_are_stored_hashed_checked_and_revocable(log: AuditLog) -> None:
     assert [k["revoked"] for k in store.list()] == [True, False]
     with pytest.raises(ConfigError, match="--role: got 'root'"):
         store.create("root")
+
+
+def test_key_cache_trusts_a_checked_key_only_for_its_time(log: AuditLog) -> None:
+    store = KeyStore(log.engine, cache_seconds=0.3)
+    rec, key = store.create("predict")
+    assert store.cached(key) is None  # never checked yet
+    assert store.authenticate(key) == rec and store.cached(key) == rec
+    assert store.cached(key[:-1] + ("A" if key[-1] != "A" else "B")) is None  # the whole key must match
+    assert KeyStore(log.engine).revoke(rec.key_id)  # e.g. `steward keys revoke` from another process
+    assert store.cached(key) == rec  # still trusted within cache_seconds ...
+    time.sleep(0.35)
+    assert store.cached(key) is None and store.authenticate(key) is None  # ... and refused after it
+    uncached = KeyStore(log.engine)
+    _, key2 = uncached.create("predict")
+    assert uncached.authenticate(key2) is not None and uncached.cached(key2) is None
+
+
+def test_key_checks_do_not_wait_for_an_audit_write(tmp_path: Path) -> None:
+    """A key check is a read: it must not queue behind a transaction that holds SQLite's write lock."""
+    log = AuditLog(database_url(None, tmp_path))
+    store = KeyStore(log.engine)
+    rec, key = store.create("predict")
+    writer = sqlite3.connect(tmp_path / "serve" / "audit.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # held, like an append in the middle of its commit
+    try:
+        found: list[object] = []
+        t = threading.Thread(target=lambda: found.append(store.authenticate(key)), daemon=True)
+        t.start()
+        t.join(timeout=5)  # busy_timeout is 30 s: a locking read would still be waiting
+        assert found == [rec]
+        assert log.count() >= 0 and log.verify().ok
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -52,7 +52,8 @@ def keys_create(
 @handle_errors
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part after 'stw_').")],
                 config: ConfigOpt = None, run_dir: RunDirOpt = None) -> None:
-    """Revoke a key: requests with it get 401 from then on."""
+    """Revoke a key: requests with it get 401 from then on (a running service notices within its
+    serve.key_cache_seconds, 2 s by default)."""
     from steward.serve.keys import KeyStore
 
     if not KeyStore(_audit(config, run_dir).engine).revoke(key_id):

@@ -36,6 +36,35 @@ def _model() -> tuple[Any, Any, tuple[np.ndarray, ...] | None]:
     return pc.vectorizer, model, form
 
 
+@lru_cache(maxsize=1)
+def _term_weights() -> tuple[Any, dict[str, int], np.ndarray, np.ndarray] | None:
+    """For the one-text path: the vectorizer's analyzer and vocabulary, the idf, and each model's weights
+    times the idf (TF-IDF with l2 norm, no sublinear tf or binary counts, which is what the package ships)."""
+    vectorizer, _, form = _model()
+    p = vectorizer.get_params()
+    if form is None or p.get("norm") != "l2" or p.get("sublinear_tf") or p.get("binary") or not p.get("use_idf"):
+        return None
+    idf = np.asarray(vectorizer.idf_, dtype=float)
+    return vectorizer.build_analyzer(), vectorizer.vocabulary_, idf, form[0] * idf
+
+
+def _one_text(text: str, terms: tuple[Any, dict[str, int], np.ndarray, np.ndarray]) -> np.ndarray:
+    """x·w_k for one text, without building a sparse matrix: the service scores one text per request, and
+    TfidfVectorizer.transform spends ~0.45 ms of a 0.66 ms call on per-call set-up (2026-11-27)."""
+    analyze, vocab, idf, w_idf = terms
+    counts: dict[int, int] = {}
+    for tok in analyze(text):
+        j = vocab.get(tok)
+        if j is not None:
+            counts[j] = counts.get(j, 0) + 1
+    if not counts:
+        return np.zeros(w_idf.shape[0])
+    ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    tf = np.fromiter(counts.values(), dtype=float, count=len(counts))
+    norm = float(np.sqrt(((tf * idf[ids]) ** 2).sum()))
+    return (w_idf[:, ids] @ tf) / norm
+
+
 def toxicity_scores(texts: Sequence[str]) -> np.ndarray:
     """Probability in [0, 1] that each text is abusive or profane."""
     if not texts:
@@ -43,8 +72,13 @@ def toxicity_scores(texts: Sequence[str]) -> np.ndarray:
     from scipy.special import expit
 
     vectorizer, model, form = _model()
-    x = vectorizer.transform(list(texts))
-    if form is None:
-        return np.clip(np.asarray(model.predict_proba(x)[:, 1], dtype=float), 0.0, 1.0)
-    w, c, a, b = form
-    return np.clip(expit(-(a * (x @ w.T + c) + b)).mean(1), 0.0, 1.0)
+    terms = _term_weights() if len(texts) <= 4 else None
+    if terms is not None and form is not None:
+        xw = np.stack([_one_text(t, terms) for t in texts])
+    else:
+        x = vectorizer.transform(list(texts))
+        if form is None:
+            return np.clip(np.asarray(model.predict_proba(x)[:, 1], dtype=float), 0.0, 1.0)
+        xw = x @ form[0].T
+    _, c, a, b = form
+    return np.clip(expit(-(a * (xw + c) + b)).mean(1), 0.0, 1.0)

@@ -81,6 +81,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     from steward.serve.batcher import AuditWriter
     from steward.serve.guards import GuardContext, run_chain
     from steward.serve.keys import ROLES, ApiKey, KeyStore, key_from_headers
+    from steward.serve.limits import RequestLimits
     from steward.serve.ratelimit import RateLimiter
 
     gcfg = cfg.gateway
@@ -144,21 +145,14 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                                                                     f"({exc.detail})"))
         return error_response(GatewayError(exc.status_code, "http_error", str(exc.detail)))
 
-    @app.middleware("http")
-    async def _limits(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > gcfg.max_body_bytes):
-            return error_response(GatewayError(413, "body_too_large",
-                                               f"the body is larger than {gcfg.max_body_bytes} bytes"))
-        t0 = time.perf_counter()
-        try:
-            response = await asyncio.wait_for(call_next(request), gcfg.request_timeout_s)
-        except TimeoutError:
-            response = error_response(GatewayError(503, "timeout", f"no answer within {gcfg.request_timeout_s} s"))
+    def observe(route: str, status: int, seconds: float) -> None:
         if "metrics" in state:
-            state["metrics"].requests.labels(request.url.path, str(response.status_code)).inc()
-            state["metrics"].latency.labels(request.url.path).observe(time.perf_counter() - t0)
-        return response
+            state["metrics"].requests.labels(route, str(status)).inc()
+            state["metrics"].latency.labels(route).observe(seconds)
+
+    app.add_middleware(RequestLimits, max_body_bytes=gcfg.max_body_bytes, timeout_s=gcfg.request_timeout_s,
+                       error=lambda status, code, message: error_response(GatewayError(status, code, message)),
+                       observe=observe)
 
     def authorise(request: Request, action: str) -> ApiKey:
         raw = key_from_headers(request.headers)

@@ -37,6 +37,14 @@ class AuditReport:
         return {"ok": self.ok, "records": self.records, "error": self.error, "seq": self.seq}
 
 
+READ_ONLY = "steward_read_only"
+
+
+def reading(engine: Any) -> Any:
+    """A connection for reads only: on SQLite a deferred transaction, which does not wait for the writer."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
 def record_hash(prev: str, fields: dict[str, Any]) -> str:
     body = {k: fields.get(k) for k in FIELDS}
     return sha256_bytes(prev.encode() + canonical_json(body))
@@ -86,7 +94,9 @@ class AuditLog:
 
             @event.listens_for(engine, "begin")
             def _begin(conn: Any) -> None:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # A writing transaction takes the write lock at once (no deadlock on upgrading a read); a
+                # read (``reading``) takes none, so key checks and lookups never queue behind an fsync.
+                conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         from sqlalchemy import text
 
@@ -141,8 +151,8 @@ class AuditLog:
                 }
                 row["prev_hash"] = prev
                 row["hash"] = prev = record_hash(prev, row)
-                conn.execute(audit_records.insert().values(**row))
                 out.append(row)
+            conn.execute(audit_records.insert(), out)  # one statement, many rows (executemany)
             conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
         return out
 
@@ -152,7 +162,7 @@ class AuditLog:
 
         from steward.serve.tables import audit_records
 
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(audit_records).where(audit_records.c.decision_id == decision_id)
                                .order_by(audit_records.c.seq).limit(1)).mappings().first()
         return dict(row) if row else None
@@ -165,7 +175,7 @@ class AuditLog:
         q = select(func.count()).select_from(audit_records)
         if kind:
             q = q.where(audit_records.c.kind == kind)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(q).scalar_one())
 
     def records(self, since: str | None = None, batch: int = 1000) -> Iterator[dict[str, Any]]:
@@ -179,7 +189,7 @@ class AuditLog:
             q = select(audit_records).where(audit_records.c.seq > last).order_by(audit_records.c.seq).limit(batch)
             if since:
                 q = q.where(audit_records.c.ts >= since)
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 rows = [dict(r) for r in conn.execute(q).mappings()]
             if not rows:
                 return
@@ -204,7 +214,7 @@ class AuditLog:
                 return AuditReport(False, n, f"record {row['seq']} ({row['decision_id']}) was edited: its hash "
                                              f"does not match its content", row["seq"])
             prev, expected, n = row["hash"], expected + 1, n + 1
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
         if int(head.seq) != n or head.hash != prev:
             return AuditReport(False, n, f"the chain ends at record {n} but the head says {head.seq}: the newest "

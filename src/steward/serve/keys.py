@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +60,25 @@ def parse(key: str) -> tuple[str, str] | None:
 
 
 class KeyStore:
-    """Create, revoke, list and check keys in the service database (shared by every replica)."""
+    """Create, revoke, list and check keys in the service database (shared by every replica).
 
-    def __init__(self, engine: Any) -> None:
+    ``cache_seconds`` > 0: a key that checked out is trusted for that long without asking the database again
+    (the service checks a key on every request); a revocation then takes effect within that time.
+    """
+
+    def __init__(self, engine: Any, cache_seconds: float = 0.0) -> None:
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[ApiKey, float]] = {}  # sha256 of the whole key -> (record, checked at)
+
+    def cached(self, key: str | None) -> ApiKey | None:
+        """The key's record if it checked out less than ``cache_seconds`` ago, else None (ask ``authenticate``)."""
+        if not key or self.cache_seconds <= 0:
+            return None
+        hit = self._cache.get(_hash(key))
+        if hit is None or time.monotonic() - hit[1] > self.cache_seconds:
+            return None
+        return hit[0]
 
     def create(self, role: str, name: str | None = None) -> tuple[ApiKey, str]:
         """A new key: returns its record and the key itself (which is not stored and cannot be recovered)."""
@@ -89,9 +105,10 @@ class KeyStore:
     def list(self) -> list[dict[str, Any]]:
         from sqlalchemy import select
 
+        from steward.serve.audit import reading
         from steward.serve.tables import api_keys
 
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(select(api_keys.c.key_id, api_keys.c.role, api_keys.c.name, api_keys.c.created,
                                        api_keys.c.revoked).order_by(api_keys.c.created)).mappings()
             return [dict(r) for r in rows]
@@ -100,14 +117,22 @@ class KeyStore:
         """The key's record if it is valid and not revoked, else None."""
         from sqlalchemy import select
 
+        from steward.serve.audit import reading
         from steward.serve.tables import api_keys
 
         parsed = parse(key or "")
         key_id, secret = parsed if parsed else ("", "")
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().first()
         stored = row["secret_sha256"] if row else _DUMMY
         good = hmac.compare_digest(_hash(secret), stored)
         if not good or row is None or row["revoked"]:
+            if key:
+                self._cache.pop(_hash(key), None)
             return None
-        return ApiKey(row["key_id"], row["role"], row["name"])
+        found = ApiKey(row["key_id"], row["role"], row["name"])
+        if self.cache_seconds > 0 and key:
+            if len(self._cache) > 10_000:  # bounded: drop everything rather than track ages
+                self._cache.clear()
+            self._cache[_hash(key)] = (found, time.monotonic())
+        return found
