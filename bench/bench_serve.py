@@ -88,8 +88,8 @@ def main() -> None:
     print("model alone", json.dumps(alone))
     rows = []
     configs = [
-        ("guards on, batching (32, 5 ms, passes of 8)", {}, [1, 32]),
-        ("guards on, batching, one padded pass of 32", {"batching": {"physical_batch_size": 32}}, [32]),
+        ("guards on, batching (16, 5 ms, passes of 8)", {}, [1, 32]),
+        ("guards on, batching, one padded pass of 16", {"batching": {"physical_batch_size": 16}}, [32]),
         ("guards on, no batching", {"batching": {"max_batch_size": 1, "max_wait_ms": 0}}, [32]),
         ("guards off, batching", {"guards": {"input": [], "output": []}}, [1]),
     ]
@@ -153,7 +153,7 @@ def main() -> None:
            f"- the model alone (no service, this process): {alone['texts_per_s_batch_1']:.1f} texts/s one at a time, "
            f"{alone['texts_per_s_batch_32']:.1f} in batches of 32: {alone['batch_32_vs_1']:.2f}x",
            f"- batched vs unbatched at concurrency 32: {summary['throughput_c32_batched_vs_unbatched']:.2f}x",
-           f"- length-sorted passes of 8 vs one padded pass of 32, concurrency 32: "
+           f"- length-sorted passes of 8 vs one padded pass of 16, concurrency 32: "
            f"{summary['throughput_passes_of_8_vs_one_padded_pass']:.2f}x",
            f"- guards on vs off, p50 at concurrency 1, paired (requests alternating between the two services): "
            f"{summary['guard_p50_overhead'] * 100:+.1f} % ({paired['p50']:.1f} vs {paired['compare_p50']:.1f} ms; "
