@@ -88,7 +88,8 @@ def main() -> None:
     print("model alone", json.dumps(alone))
     rows = []
     configs = [
-        ("guards on, batching (16, 5 ms, passes of 8)", {}, [1, 32]),
+        ("guards on, batching (16, 5 ms, passes of 8, 2 workers)", {}, [1, 32]),
+        ("guards on, batching, 1 worker", {"batching": {"workers": 1}}, [1, 32]),
         ("guards on, batching, one padded pass of 16", {"batching": {"physical_batch_size": 16}}, [32]),
         ("guards on, no batching", {"batching": {"max_batch_size": 1, "max_wait_ms": 0}}, [32]),
         ("guards off, batching", {"guards": {"input": [], "output": []}}, [1]),
@@ -127,6 +128,7 @@ def main() -> None:
     base = next(r for r in rows if r["config"].startswith("guards on, batching") and r["concurrency"] == 1)
     batched = next(r for r in rows if r["config"].startswith("guards on, batching") and r["concurrency"] == 32)
     unbatched = next(r for r in rows if r["config"] == "guards on, no batching")
+    one_worker = {r["concurrency"]: r for r in rows if r["config"] == "guards on, batching, 1 worker"}
     off = next(r for r in rows if r["config"].startswith("guards off"))
     padded = next(r for r in rows if "one padded pass" in r["config"])
     comp = [r for r in rows if r["config"].startswith("compressed")]
@@ -138,6 +140,9 @@ def main() -> None:
                       "compressed_c32_vs_fp32_c32": c32["rps"] / next(
                           r for r in rows if r["config"].startswith("guards on, batching (") and r["concurrency"] == 32)["rps"]}
     summary = {"throughput_c32_vs_c1": batched["rps"] / base["rps"],
+               "one_worker_c32_vs_c1": one_worker[32]["rps"] / one_worker[1]["rps"],
+               "two_workers_vs_one_c32": batched["rps"] / one_worker[32]["rps"],
+               "two_workers_vs_one_c1": base["rps"] / one_worker[1]["rps"],
                "throughput_passes_of_8_vs_one_padded_pass": batched["rps"] / padded["rps"],
                "throughput_c32_batched_vs_unbatched": batched["rps"] / unbatched["rps"],
                "guard_p50_overhead_separate_runs": base["p50"] / off["p50"] - 1,
@@ -152,6 +157,9 @@ def main() -> None:
     md += ["", f"- throughput at concurrency 32 (batched) vs one at a time: {summary['throughput_c32_vs_c1']:.2f}x",
            f"- the model alone (no service, this process): {alone['texts_per_s_batch_1']:.1f} texts/s one at a time, "
            f"{alone['texts_per_s_batch_32']:.1f} in batches of 32: {alone['batch_32_vs_1']:.2f}x",
+           f"- 2 workers vs 1: {summary['two_workers_vs_one_c32']:.2f}x at concurrency 32, "
+           f"{summary['two_workers_vs_one_c1']:.2f}x one at a time (1 worker's own ratio "
+           f"{summary['one_worker_c32_vs_c1']:.2f}x)",
            f"- batched vs unbatched at concurrency 32: {summary['throughput_c32_batched_vs_unbatched']:.2f}x",
            f"- length-sorted passes of 8 vs one padded pass of 16, concurrency 32: "
            f"{summary['throughput_passes_of_8_vs_one_padded_pass']:.2f}x",

@@ -120,6 +120,13 @@ class _TextClassifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self._proba(self.logits(texts))
 
+    def threads_per_call(self) -> int | None:
+        """How many threads a call uses now, if the calling thread can choose (``set_threads``); else None."""
+        return None
+
+    def set_threads(self, n: int) -> None:
+        """Let calls from this thread use ``n`` threads (a no-op where the runtime fixes it per session)."""
+
     def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and embeddings from one forward pass (the service's drift monitor uses both)."""
         z, emb = self._forward(texts, embeddings=True)
@@ -154,6 +161,16 @@ class TorchClassifier(_TextClassifier):
     def encode(self, texts: Sequence[str]) -> Any:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                               return_tensors="pt")
+
+    def threads_per_call(self) -> int | None:
+        import torch
+
+        return int(torch.get_num_threads())
+
+    def set_threads(self, n: int) -> None:
+        import torch
+
+        torch.set_num_threads(n)  # OpenMP's thread count is per calling thread: other threads keep theirs
 
     def _outputs(self, input_ids: Any, attention_mask: Any, embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -32,6 +33,43 @@ def test_requests_arriving_together_share_a_forward_pass() -> None:
     out = asyncio.run(go())
     assert [int(o[0][0]) for o in out] == [i + 1 for i in range(20)]  # each caller gets its own row back
     assert sum(calls) == 20 and max(calls) == 8 and len(calls) <= 4
+
+
+def test_two_workers_score_side_by_side_and_a_lone_request_gets_every_thread() -> None:
+    lock, local = threading.Lock(), threading.local()
+    active, peak, seen = [0], [0], []
+
+    def set_threads(n: int) -> None:
+        local.n = n  # per scoring thread, like torch.set_num_threads
+
+    def predict(texts):  # type: ignore[no-untyped-def]
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            seen.append((len(texts), local.n, threading.current_thread().name))
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return np.array([[float(t[1:]), 1.0] for t in texts])
+
+    async def go() -> list[list[np.ndarray]]:
+        b = Batcher(predict, max_batch_size=4, max_wait_ms=0, workers=2, set_threads=set_threads, threads_alone=2)
+        b.start()
+        await b.submit(["t99"])  # nothing else queued or running: all the threads
+        out = await asyncio.gather(*(b.submit([f"t{i}"]) for i in range(8)))  # two batches of 4 at once
+        for _ in range(3):  # quiet again: one request at a time
+            await b.submit(["t98"])
+        await b.stop()
+        return out
+
+    out = asyncio.run(go())
+    assert [int(o[0][0]) for o in out] == list(range(8))
+    assert seen[0][:2] == (1, 2)
+    assert peak[0] == 2 and sorted(n for n, _, _ in seen[1:3]) == [4, 4]
+    assert all(threads == 1 for _, threads, _ in seen[1:3])  # side by side: one thread each
+    assert len({name for _, _, name in seen[1:3]}) == 2  # each worker in its own thread
+    # A quiet service keeps to the first worker's thread (its OpenMP team stays warm), with all threads.
+    assert [(n, threads, name) for n, threads, name in seen[3:]] == [(1, 2, seen[0][2])] * 3
 
 
 def test_sparse_requests_do_not_wait_for_company() -> None:

@@ -360,6 +360,9 @@ class BatchingSettings(_Config):
     # A batch is scored as length-sorted forward passes of at most this many texts: 32 SST-2 sentences padded
     # to the longest carry 1.9x the tokens they need, in passes of 8 only 1.2x (bench/bench_serve.py).
     physical_batch_size: int = Field(8, ge=1, le=1024)
+    # Batches scored at once, each in its own thread with one intra-op thread (a lone request still gets all
+    # of them). PyTorch models only; an ONNX Runtime model fixes its threads per session and uses one worker.
+    workers: int = Field(2, ge=1, le=16)
 
 
 class GuardSettings(_Config):

@@ -90,8 +90,12 @@ def create_app(cfg: RunConfig) -> Any:
         embed = scfg.drift.embedding and ref_texts is not None
         ref_emb = reference_embeddings(run_dir, served, ref_texts, scfg.drift) if embed else None
         # With embedding drift on, one forward pass yields both the probabilities and the embeddings.
+        threads = served.clf.threads_per_call()
         batcher = Batcher(served.clf.predict_with_embeddings if embed else served.clf.predict_proba,
-                          scfg.batching.max_batch_size, scfg.batching.max_wait_ms)
+                          scfg.batching.max_batch_size, scfg.batching.max_wait_ms,
+                          workers=scfg.batching.workers if threads is not None else 1,
+                          set_threads=served.clf.set_threads if threads is not None else None,
+                          threads_alone=threads or 1)
         batcher.start()
         writer = AuditWriter(audit.append_many)
         writer.start()
@@ -365,7 +369,8 @@ def create_app(cfg: RunConfig) -> Any:
         publish_drift(state["metrics"], status)
         b = state["batcher"]
         fb = state["feedback"]
-        return {"drift": status, "batches": b.batches, "batched_texts": b.items,
+        return {"drift": status, "batches": b.batches, "batched_texts": b.items, "batch_workers": b.workers,
+                "batches_alone": b.alone_batches,
                 "audit_transactions": state["writer"].transactions,
                 "feedback": {**fb, "accuracy": fb["right"] / fb["total"] if fb["total"] else None}}
 
