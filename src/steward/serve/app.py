@@ -104,8 +104,8 @@ def create_app(cfg: RunConfig) -> Any:
         metrics = metrics_mod.create()
         checker = DriftChecker(monitor, metrics, scfg.drift.check_seconds)
         checker.start()
-        state.update(model=served, audit=audit, writer=writer, keys=KeyStore(audit.engine, scfg.key_cache_seconds), inputs=inputs,
-                     outputs=outputs, batcher=batcher, metrics=metrics, limiter=RateLimiter(
+        state.update(model=served, audit=audit, writer=writer, inputs=inputs,
+                     keys=KeyStore(audit.engine, scfg.key_cache_seconds), outputs=outputs, batcher=batcher, metrics=metrics, limiter=RateLimiter(
                          scfg.rate_limit_per_minute, scfg.rate_limit_burst), monitor=monitor,
                      secret=_service_secret(run_dir), feedback={"right": 0, "total": 0})
         yield
