@@ -104,9 +104,9 @@ def create_app(cfg: RunConfig) -> Any:
         metrics = metrics_mod.create()
         checker = DriftChecker(monitor, metrics, scfg.drift.check_seconds)
         checker.start()
-        state.update(model=served, audit=audit, writer=writer, inputs=inputs,
-                     keys=KeyStore(audit.engine, scfg.key_cache_seconds), outputs=outputs, batcher=batcher, metrics=metrics, limiter=RateLimiter(
-                         scfg.rate_limit_per_minute, scfg.rate_limit_burst), monitor=monitor,
+        state.update(model=served, audit=audit, writer=writer, inputs=inputs, outputs=outputs, batcher=batcher,
+                     keys=KeyStore(audit.engine, scfg.key_cache_seconds), metrics=metrics, monitor=monitor,
+                     limiter=RateLimiter(scfg.rate_limit_per_minute, scfg.rate_limit_burst),
                      secret=_service_secret(run_dir), feedback={"right": 0, "total": 0})
         yield
         await checker.stop()
