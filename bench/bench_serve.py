@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from steward.serve.loopback import wait_ready
@@ -49,20 +50,34 @@ def model_alone(run_dir: Path, texts: list[str], mode: str = "auto") -> dict:  #
     """The served model without the service (in this process, no HTTP, guards or audit): texts per second
     one at a time and in batches of 32. Their ratio is what batching buys the model itself on this machine;
     the service's ratio can differ either way (its per-request overhead is paid in series by a lone request
-    but overlaps the model's work under load, while the load generator and HTTP share the same cores)."""
+    but overlaps the model's work under load, while the load generator and HTTP share the same cores).
+    Also batches of 16 cut into passes by length (the default) against one padded pass, interleaved."""
     import time
 
+    from steward.config.models import BatchingSettings
     from steward.serve.model import load as load_model
 
-    clf = load_model(run_dir, None, batch_size=8, mode=mode).clf
+    clf = load_model(run_dir, None, batch_size=BatchingSettings().physical_batch_size, mode=mode).clf
     clf.predict_with_embeddings(texts[:32])  # warm up
-    out = {}
-    for bs, n in ((1, 128), (32, 256)):
+    cut = clf.pass_cost_tokens
+
+    def rate(bs: int, n: int, pass_cost: int) -> float:
+        clf.pass_cost_tokens = pass_cost
         t0 = time.perf_counter()
         for k in range(0, n, bs):
             clf.predict_with_embeddings(texts[k:k + bs])
-        out[f"texts_per_s_batch_{bs}"] = n / (time.perf_counter() - t0)
+        return n / (time.perf_counter() - t0)
+
+    out = {"texts_per_s_batch_1": rate(1, 128, cut), "texts_per_s_batch_32": rate(32, 256, cut)}
     out["batch_32_vs_1"] = out["texts_per_s_batch_32"] / out["texts_per_s_batch_1"]
+    one_pass, by_length = [], []
+    for _ in range(3):
+        one_pass.append(rate(16, 256, 10**9))  # a pass costs "infinitely" more than padding: one pass
+        by_length.append(rate(16, 256, cut))
+    out["texts_per_s_batch_16_one_padded_pass"] = float(np.median(one_pass))
+    out["texts_per_s_batch_16_cut_by_length"] = float(np.median(by_length))
+    out["cut_by_length_vs_one_pass"] = out["texts_per_s_batch_16_cut_by_length"] / out["texts_per_s_batch_16_one_padded_pass"]
+    clf.pass_cost_tokens = cut
     return out
 
 
@@ -88,9 +103,9 @@ def main() -> None:
     print("model alone", json.dumps(alone))
     rows = []
     configs = [
-        ("guards on, batching (16, 5 ms, passes of 8, 2 workers)", {}, [1, 32]),
+        ("guards on, batching (16, 5 ms, passes cut by length, 2 workers)", {}, [1, 32]),
         ("guards on, batching, 1 worker", {"batching": {"workers": 1}}, [1, 32]),
-        ("guards on, batching, one padded pass of 16", {"batching": {"physical_batch_size": 16}}, [32]),
+        ("guards on, batching, passes of at most 8", {"batching": {"physical_batch_size": 8}}, [32]),
         ("guards on, no batching", {"batching": {"max_batch_size": 1, "max_wait_ms": 0}}, [32]),
         ("guards off, batching", {"guards": {"input": [], "output": []}}, [1]),
     ]
@@ -130,7 +145,7 @@ def main() -> None:
     unbatched = next(r for r in rows if r["config"] == "guards on, no batching")
     one_worker = {r["concurrency"]: r for r in rows if r["config"] == "guards on, batching, 1 worker"}
     off = next(r for r in rows if r["config"].startswith("guards off"))
-    padded = next(r for r in rows if "one padded pass" in r["config"])
+    capped = next(r for r in rows if "passes of at most 8" in r["config"])
     comp = [r for r in rows if r["config"].startswith("compressed")]
     comp_ratio = {}
     if comp:
@@ -143,7 +158,7 @@ def main() -> None:
                "one_worker_c32_vs_c1": one_worker[32]["rps"] / one_worker[1]["rps"],
                "two_workers_vs_one_c32": batched["rps"] / one_worker[32]["rps"],
                "two_workers_vs_one_c1": base["rps"] / one_worker[1]["rps"],
-               "throughput_passes_of_8_vs_one_padded_pass": batched["rps"] / padded["rps"],
+               "throughput_passes_up_to_32_vs_up_to_8": batched["rps"] / capped["rps"],
                "throughput_c32_batched_vs_unbatched": batched["rps"] / unbatched["rps"],
                "guard_p50_overhead_separate_runs": base["p50"] / off["p50"] - 1,
                "guard_p50_overhead": paired["p50_ratio"] - 1, "guard_paired": paired, "model_alone": alone,
@@ -161,8 +176,11 @@ def main() -> None:
            f"{summary['two_workers_vs_one_c1']:.2f}x one at a time (1 worker's own ratio "
            f"{summary['one_worker_c32_vs_c1']:.2f}x)",
            f"- batched vs unbatched at concurrency 32: {summary['throughput_c32_batched_vs_unbatched']:.2f}x",
-           f"- length-sorted passes of 8 vs one padded pass of 16, concurrency 32: "
-           f"{summary['throughput_passes_of_8_vs_one_padded_pass']:.2f}x",
+           f"- model alone, batches of 16 cut into passes by length vs one padded pass: "
+           f"{alone['cut_by_length_vs_one_pass']:.2f}x ({alone['texts_per_s_batch_16_cut_by_length']:.1f} vs "
+           f"{alone['texts_per_s_batch_16_one_padded_pass']:.1f} texts/s)",
+           f"- passes of up to 32 vs up to 8 texts, concurrency 32: "
+           f"{summary['throughput_passes_up_to_32_vs_up_to_8']:.2f}x",
            f"- guards on vs off, p50 at concurrency 1, paired (requests alternating between the two services): "
            f"{summary['guard_p50_overhead'] * 100:+.1f} % ({paired['p50']:.1f} vs {paired['compare_p50']:.1f} ms; "
            f"median paired difference {paired['median_paired_difference_ms']:+.2f} ms)",

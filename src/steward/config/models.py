@@ -357,9 +357,9 @@ class BatchingSettings(_Config):
     # requests are parsed, guarded and audited (concurrency 32: +7 % requests/s, bench/bench_serve.py).
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)  # only while requests arrive closer together than this
-    # A batch is scored as length-sorted forward passes of at most this many texts: 32 SST-2 sentences padded
-    # to the longest carry 1.9x the tokens they need, in passes of 8 only 1.2x (bench/bench_serve.py).
-    physical_batch_size: int = Field(8, ge=1, le=1024)
+    # At most this many texts in one forward pass. A batch is cut by length into passes where padding the
+    # short texts to the long ones would cost more than another pass (steward.inference.length_batches).
+    physical_batch_size: int = Field(32, ge=1, le=1024)
     # Batches scored at once, each in its own thread with one intra-op thread (a lone request still gets all
     # of them). PyTorch models only; an ONNX Runtime model fixes its threads per session and uses one worker.
     workers: int = Field(2, ge=1, le=16)
