@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 BENCH_STAMP := $(VENV)/.installed-bench
+# The trained SST-2 run the compress and serve benchmarks use: sst2 (20k rows, `make bench-train`) or
+# sst2_all (all of train.tsv, `bench/bench_train.py --train-rows 0`).
+BENCH_SOURCE ?= sst2
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,ml,bench]'
 	touch $(BENCH_STAMP)
@@ -45,10 +48,10 @@ bench-evaluate: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_evaluate.py
 
 bench-serve: $(BENCH_STAMP)
-	$(BIN)/python bench/bench_serve.py
+	$(BIN)/python bench/bench_serve.py --source $(BENCH_SOURCE)
 
 bench-compress: $(BENCH_STAMP)
-	$(BIN)/python bench/bench_compress.py
+	$(BIN)/python bench/bench_compress.py --source $(BENCH_SOURCE)
 
 bench-injection: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_injection.py

@@ -51,8 +51,9 @@ def length_batches(lengths: Sequence[int], max_size: int, pass_cost: float) -> l
     A padded batch spends compute on the padding up to its longest row: 16 random SST-2 sentences pad to
     ~1.8× their tokens. Sorting by length and cutting where the next row gets much longer (a dynamic
     programme over the sorted lengths, O(n × max_size)) removes most of that, while not paying the fixed cost
-    of a forward pass for every little group: +37 % texts/s on the default model in batches of 16, +60 % in
-    batches of 32 (bench/bench_serve.py). Hand-written: tokenizers and transformers pad to one length per call.
+    of a forward pass for every little group. Default model, two one-thread workers: +37 % texts/s in batches
+    of 16 and +60 % in batches of 32 against one padded pass, +10 % against fixed passes of 8 (bench_serve.py
+    measures it with two threads: +13 %). Hand-written: tokenizers and transformers pad to one length per call.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     n = len(order)
