@@ -170,7 +170,8 @@ class _TextClassifier:
 
 @dataclass
 class TorchClassifier(_TextClassifier):
-    """A sequence classifier on CPU (PyTorch). ``quantized``: linear layers in dynamic int8 (torch.ao), which has no autograd."""
+    """A sequence classifier on CPU (PyTorch). ``quantized``: linear layers in dynamic int8 (torch.ao), which
+    has no autograd."""
 
     model: Any = None
     quantized: bool = False
