@@ -75,7 +75,8 @@ def model_alone(run_dir: Path, texts: list[str], mode: str = "auto") -> dict:  #
         by_length.append(rate(16, 256, cut))
     out["texts_per_s_batch_16_one_padded_pass"] = float(np.median(one_pass))
     out["texts_per_s_batch_16_cut_by_length"] = float(np.median(by_length))
-    out["cut_by_length_vs_one_pass"] = out["texts_per_s_batch_16_cut_by_length"] / out["texts_per_s_batch_16_one_padded_pass"]
+    out["cut_by_length_vs_one_pass"] = (out["texts_per_s_batch_16_cut_by_length"]
+                                        / out["texts_per_s_batch_16_one_padded_pass"])
     clf.pass_cost_tokens = cut
     return out
 
