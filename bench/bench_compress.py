@@ -25,16 +25,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from steward.compress import artifact  # noqa: E402
-from steward.compress import run as run_compress  # noqa: E402
-from steward.config import parse_config  # noqa: E402
-from steward.evaluate import run as run_eval  # noqa: E402
-from steward.inference import TorchClassifier  # noqa: E402
-
-from bench_evaluate import eec  # noqa: E402  (run as a script: bench/ is on sys.path)
+from bench_evaluate import eec
+from steward.compress import artifact
+from steward.compress import run as run_compress
+from steward.config import parse_config
+from steward.evaluate import run as run_eval
+from steward.inference import TorchClassifier
 
 HERE = Path(__file__).parent
 

@@ -18,16 +18,16 @@ from pathlib import Path
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
-from steward.config import parse_config  # noqa: E402
-from steward.config.models import DedupConfig, NormaliseConfig, PIIConfig  # noqa: E402
-from steward.data import run as run_data  # noqa: E402
-from steward.data.dedup import find_duplicates  # noqa: E402
-from steward.data.normalise import normalise_text  # noqa: E402
-from steward.data.pii.engine import PIIEngine  # noqa: E402
-from steward.data.pii.scoring import score_spans  # noqa: E402
+from steward.config import parse_config
+from steward.config.models import DedupConfig, NormaliseConfig, PIIConfig
+from steward.data import run as run_data
+from steward.data.dedup import find_duplicates
+from steward.data.normalise import normalise_text
+from steward.data.pii.engine import PIIEngine
+from steward.data.pii.scoring import score_spans
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BASELINE_TYPES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS"]
@@ -111,7 +111,7 @@ def main() -> None:
             "street_address": street.as_dict(),
         }
     base = pii["presidio_default"]
-    for name, r in pii.items():
+    for r in pii.values():
         r["throughput_ratio_vs_presidio"] = round(r["real_rows_per_s"] / base["real_rows_per_s"], 2)  # type: ignore[operator]
     results["pii"] = pii
 

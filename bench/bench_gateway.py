@@ -114,7 +114,7 @@ def main() -> None:
     results: dict[str, dict[str, list]] = {m: {"plain": [], "stream": []} for m in urls}  # type: ignore[type-arg]
     try:
         with httpx.Client(timeout=600) as client:
-            for mode, url in urls.items():  # warm-up
+            for url in urls.values():  # warm-up
                 plain(client, url, key, "Hello!", 8)
             ttft0 = {m: model_ttft(client, u, admin) for m, u in urls.items()}
             for _ in range(args.rounds):

@@ -25,16 +25,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from steward.config import parse_config  # noqa: E402
-from steward.data import run as run_data  # noqa: E402
-from steward.evaluate import run as run_eval  # noqa: E402
-from steward.gateway.injection_data import build_training_csv, hard_negatives  # noqa: E402
-from steward.serve.guards import GuardContext  # noqa: E402
-from steward.serve.guards.input import InjectionGuard  # noqa: E402
-from steward.train import run as run_train  # noqa: E402
+from steward.config import parse_config
+from steward.data import run as run_data
+from steward.evaluate import run as run_eval
+from steward.gateway.injection_data import build_training_csv, hard_negatives
+from steward.serve.guards import GuardContext
+from steward.serve.guards.input import InjectionGuard
+from steward.train import run as run_train
 
 HERE = Path(__file__).parent
 SHARED = HERE.parent.parent / "shared" / "data" / "prompt_injection" / "train.csv"

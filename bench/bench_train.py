@@ -16,13 +16,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-import pandas as pd  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
-from steward.config import parse_config  # noqa: E402
-from steward.data import run as run_data  # noqa: E402
-from steward.train import run as run_train  # noqa: E402
+from steward.config import parse_config
+from steward.data import run as run_data
+from steward.train import run as run_train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 console = Console(width=150)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_train import sst2_run
-
 from steward.config import parse_config
 from steward.train import run as run_train
 

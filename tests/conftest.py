@@ -86,12 +86,13 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder whose data stage ran on 600 generated support messages (regex-only PII, fast)."""
-    from steward.demo import generate_support_dataset
+    from steward.demo import PLANTED_LOSS_LIMITS, generate_support_dataset
 
     run_dir = tmp_path_factory.mktemp("train_run")
     generate_support_dataset(run_dir / "raw.csv", n=600, seed=3)
     cfg = parse_config({"run_dir": str(run_dir), "data": {
         "input": {"path": str(run_dir / "raw.csv"), "group_columns": ["gender"]},
+        "loss": {"max_share_by_reason": PLANTED_LOSS_LIMITS},
         "pii": {"ner": False}, "split": {"validation": 0.15, "test": 0.15}}})
     run_data(cfg)
     return run_dir

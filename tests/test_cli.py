@@ -22,12 +22,39 @@ def test_every_command_has_help(cmd: list[str]) -> None:
     assert r.returncode == 0 and "Usage" in r.stdout
 
 
+def test_version_short_help_and_flags_without_a_type() -> None:
+    from steward import __version__
+
+    r = steward("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"steward {__version__}"
+    for cmd in (["-h"], ["data", "run", "-h"], ["ledger", "verify", "-h"], ["evaluate", "-h"]):
+        r = steward(*cmd)
+        assert r.returncode == 0 and "Usage" in r.stdout, cmd
+        assert "<bool>" not in r.stdout, cmd  # a flag takes no value, so none is shown
+
+
 def test_init_writes_a_valid_commented_config(tmp_path: Path) -> None:
     r = steward("init", str(tmp_path))
     assert r.returncode == 0
     text = (tmp_path / "steward.yaml").read_text()
     assert "# Steward run configuration" in text and "threshold: 0.8" in text
     assert steward("init", str(tmp_path)).returncode == 2  # refuses to overwrite
+    # The template's own "validate with" line works as written.
+    assert "Validate with `steward validate -c steward.yaml`" in text
+    r = steward("validate", "-c", "steward.yaml", cwd=tmp_path)
+    assert r.returncode == 0 and "valid" in r.stdout
+    (tmp_path / "steward.yaml").write_text(text.replace("threshold: 0.8", "threshold: 8.0", 1))
+    r = steward("validate", "-c", "steward.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and "threshold: got 8.0" in r.stderr
+
+
+def test_ledger_verify_names_a_missing_run_folder(tmp_path: Path) -> None:
+    r = steward("ledger", "verify", "--run-dir", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "no such run folder" in r.stderr
+    r = steward("ledger", "verify", "--run-dir", str(tmp_path))
+    assert r.returncode == 2 and "has no ledger.jsonl" in r.stderr
+    r = steward("ledger", "verify")
+    assert r.returncode == 2 and "--run-dir: missing" in r.stderr
 
 
 def test_data_with_flags_only_then_verify(tmp_path: Path, small_csv: Path) -> None:
@@ -40,6 +67,7 @@ def test_data_with_flags_only_then_verify(tmp_path: Path, small_csv: Path) -> No
     assert summary["pii"]["mode"] == "regex"
     ok = steward("ledger", "verify", str(run_dir))
     assert ok.returncode == 0 and "ledger intact" in ok.stdout
+    assert steward("ledger", "verify", "--run-dir", str(run_dir)).returncode == 0
     (run_dir / "data" / "summary.json").write_text("{}")
     bad = steward("ledger", "verify", str(run_dir), "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["broken_index"] == 0

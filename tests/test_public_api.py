@@ -1,8 +1,8 @@
 import steward
 import steward.data
 import steward.evaluate
-import steward.serve
 import steward.ledger
+import steward.serve
 
 
 def test_exported_members_are_curated_and_importable() -> None:

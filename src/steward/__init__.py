@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from steward.errors import (  # noqa: E402
+from steward.errors import (
     ConfigError,
     DataStageError,
     DependencyMissingError,
@@ -21,10 +21,9 @@ from steward.errors import (  # noqa: E402
     StewardError,
     TrainStageError,
 )
-from steward.types import ArtifactRef, DatasetManifest, Finding, QuarantineRecord  # noqa: E402
+from steward.types import ArtifactRef, DatasetManifest, Finding, QuarantineRecord
 
 __all__ = [
-    "__version__",
     "ArtifactRef",
     "ConfigError",
     "DataStageError",
@@ -41,4 +40,5 @@ __all__ = [
     "RegistryError",
     "StewardError",
     "TrainStageError",
+    "__version__",
 ]

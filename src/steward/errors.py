@@ -11,6 +11,7 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     ├── RegistryError(KeyError)          unknown plugin name; lists the valid ones
     ├── DependencyMissingError(ImportError)  an optional extra is not installed; names the install command
     ├── DataStageError                   the data stage could not finish (e.g. nothing left to split)
+    │   └── DataLossError                one reason would drop too many rows, or a whole label
     ├── TrainStageError                  the train stage could not run (inputs, model, checkpoint)
     │   └── PrivacyBudgetExceeded        the next step would spend more ε than the configured budget
     └── EvaluateStageError               the evaluate stage could not run (no model, changed inputs)
@@ -57,6 +58,10 @@ class DependencyMissingError(StewardError, ImportError):
 
 class DataStageError(StewardError):
     """The data stage cannot produce valid outputs from what is left after cleaning."""
+
+
+class DataLossError(DataStageError):
+    """The data stage would lose more than the loss guard allows; nothing was written to ``data/``."""
 
 
 class TrainStageError(StewardError):

@@ -46,6 +46,7 @@ class QuarantineRecord:
     text_sha256: str
     detail: str = ""
     action: str = "dropped"  # "dropped" or "changed"
+    line: int | None = None  # where the row starts in the input file (item number in a JSON array)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,7 @@ def test_every_method_yields_a_rescored_candidate_and_the_parent_is_untouched(co
 def test_candidates_load_on_their_own_and_agree_with_the_parent(compressed) -> None:  # type: ignore[no-untyped-def]
     from steward.inference import TorchClassifier
 
-    run_dir, result, _ = compressed
+    run_dir, _result, _ = compressed
     texts = ["where is my parcel", "I want a refund for the broken headphones", "cancel my subscription please"]
     parent = TorchClassifier.load(run_dir / "train" / "model").predict_proba(texts)
     onnx = artifact.load_predictor(run_dir / "compress" / "candidates" / "onnx").predict_proba(texts)
@@ -135,7 +135,7 @@ def test_bad_inputs_are_clear_errors_and_leave_the_parent_alone(demo_data_run: P
     trained = copy_run(demo_data_run, tmp_path / "no_scorecard")
     run_train(train_cfg(trained, tiny_model, method="full", epochs=1))
     before = sha256_tree(trained / "train" / "model")
-    with pytest.raises(CompressStageError, match="no scorecard.*steward evaluate"):
+    with pytest.raises(CompressStageError, match=r"no scorecard.*steward evaluate"):
         run_compress(_cfg(trained))
     assert not (trained / "compress").exists() and sha256_tree(trained / "train" / "model") == before
     run_dir = copy_run(evaluated_run, tmp_path / "changed_settings")
@@ -162,7 +162,7 @@ def test_an_architecture_a_method_cannot_take_is_refused_up_front(demo_data_run:
     run_dir = copy_run(demo_data_run, tmp_path / "run")
     run_train(train_cfg(run_dir, model, method="full", epochs=1))
     run_eval(_cfg(run_dir))
-    with pytest.raises(ConfigError, match="prune_heads needs a BERT-style encoder.*DistilBert"):
+    with pytest.raises(ConfigError, match=r"prune_heads needs a BERT-style encoder.*DistilBert"):
         run_compress(_cfg(run_dir, methods=["onnx", "prune_heads"]))
     assert not (run_dir / "compress").exists()
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from steward.config import RunConfig, load_config, parse_config, template_text
 from steward.errors import ConfigError
@@ -35,7 +36,7 @@ def test_bad_config_names_field_value_and_fix(raw: object, expected: str) -> Non
 
 def test_configs_are_frozen() -> None:
     cfg = RunConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.data.dedup.threshold = 0.1  # type: ignore[misc]
 
 

@@ -12,8 +12,8 @@ from steward.errors import InputDataError
 
 def _load(path: Path, **kw: object) -> tuple[pd.DataFrame, int, Quarantine]:
     q = Quarantine()
-    frame, rows_in = load(InputConfig(path=path, **kw), q)
-    return frame, rows_in, q
+    read = load(InputConfig(path=path, **kw), q)
+    return read.frame, read.rows_in, q
 
 
 def test_csv_malformed_empty_unknown_label_and_bad_encoding_are_quarantined(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_csv_malformed_empty_unknown_label_and_bad_encoding_are_quarantined(tmp_
         b"\"quoted, with comma\",b\n"
         b"outside the set,zzz\n"
     )
-    frame, rows_in, q = _load(p, labels=["a", "b"])
+    frame, rows_in, q = _load(p, labels=["a", "b"], encoding="utf-8")  # named: bad bytes are quarantined
     assert rows_in == 7
     assert frame["text"].tolist() == ["hello there friend", "quoted, with comma"]
     reasons = sorted(r.reason for r in q.records)
@@ -47,7 +47,7 @@ def test_missing_column_error_names_field_value_and_available_columns(tmp_path: 
 def test_group_column_missing_values_are_kept_and_named(tmp_path: Path) -> None:
     p = tmp_path / "in.tsv"
     p.write_text("text\tlabel\tgender\nhello world\ta\t\nbye world\tb\tf\n")
-    frame, rows_in, q = _load(p, group_columns=["gender"])
+    frame, rows_in, _q = _load(p, group_columns=["gender"])
     assert frame["gender"].tolist() == ["(missing)", "f"] and rows_in == 2
 
 
@@ -85,13 +85,13 @@ def test_conll_and_ner_jsonl(tmp_path: Path) -> None:
 def test_format_errors_are_clear(tmp_path: Path) -> None:
     p = tmp_path / "in.xlsx"
     p.write_text("x")
-    with pytest.raises(InputDataError, match="set input.format to one of"):
+    with pytest.raises(InputDataError, match=r"set input.format to one of"):
         _load(p)
     with pytest.raises(InputDataError, match="does not exist"):
         _load(tmp_path / "missing.csv")
     c = tmp_path / "x.conll"
     c.write_text("a O\n")
-    with pytest.raises(InputDataError, match="set input.task: ner"):
+    with pytest.raises(InputDataError, match=r"set input.task: ner"):
         _load(c)
     with pytest.raises(InputDataError, match="unknown encoding"):
         _load(tmp_path / "in.xlsx", format="csv", encoding="klingon")

@@ -1,5 +1,12 @@
 from steward.config.models import PIIConfig
-from steward.data.pii.operators import OperatorContext, PIIKey, apply_operators, apply_to_tokens, pseudonym
+from steward.data.pii.operators import (
+    OperatorContext,
+    PIIKey,
+    apply_operators,
+    apply_to_tagged_tokens,
+    pseudonym,
+    surrogate_name,
+)
 from steward.types import Finding
 
 TEXT = "mail jane@example.com or call 212-555-0147, card 4111111111111111"
@@ -42,11 +49,35 @@ def test_flag_and_drop_leave_text_unchanged() -> None:
         assert new == TEXT and {c["action"] for c in changes} == {action}
 
 
-def test_token_rewrite_keeps_alignment() -> None:
-    tokens = ["Peter", "Blackburn", "visited", "Paris"]
-    findings = [Finding("PERSON", 0, 15, 0.85, "spacy:ner")]
-    out = apply_to_tokens(tokens, findings, ctx())
-    assert out == ["<PERSON>", "<PERSON>", "visited", "Paris"] and len(out) == len(tokens)
+def test_tagged_tokens_follow_their_tag_and_detections_touch_only_untagged_ones() -> None:
+    tokens = ["Peter", "Blackburn", "met", "Bovine", "Spongiform", "Encephalopathy", "experts", "at",
+              "jane@example.com", "PRICE", "100.92"]
+    tags = ["B-PER", "I-PER", "O", "B-MISC", "I-MISC", "I-MISC", "O", "O", "O", "O", "O"]
+    text = " ".join(tokens)
+    findings = [Finding("PERSON", 0, 15, 0.85, "spacy:ner"),  # the tagged person
+                Finding("PERSON", text.index("Bovine"), text.index(" experts"), 0.85, "spacy:ner"),  # a MISC span
+                Finding("EMAIL_ADDRESS", text.index("jane"), text.index(" PRICE"), 1.0, "regex"),
+                Finding("STREET_ADDRESS", text.index("PRICE"), len(text), 0.6, "regex")]  # a false positive
+    new, changes = apply_to_tagged_tokens(tokens, tags, findings, ctx())
+    assert len(new) == len(tokens)
+    assert new[0] != "Peter" and new[1] != "Blackburn" and new[0][0].isupper() and "<" not in new[0] + new[1]
+    assert new[3:6] == ["Bovine", "Spongiform", "Encephalopathy"]  # a label covers them: never rewritten
+    assert new[8] == "<EMAIL_ADDRESS>" and new[9:] == ["PRICE", "100.92"]
+    actions = {(c["entity"], c["tag"], c["action"]) for c in changes}
+    assert actions == {("PER", "PER", "pseudonymise"), ("PERSON", "MISC", "kept_labelled"), ("EMAIL_ADDRESS", "O", "redact"),
+                       ("STREET_ADDRESS", "O", "ignored_in_ner")}
+
+
+def test_surrogate_names_are_consistent_keyed_and_keep_case() -> None:
+    k1, k2 = PIIKey(b"one", False), PIIKey(b"two", False)
+    a, b = surrogate_name("Blackburn", first=False, key=k1), surrogate_name("blackburn", first=False, key=k1)
+    assert a.casefold() == b.casefold() and a[0].isupper() and b[0].islower()
+    assert surrogate_name("BLACKBURN", first=False, key=k1).isupper()
+    names = {surrogate_name(f"Person{i}", first=False, key=k1) for i in range(200)}
+    assert len(names) > 150  # spread over the list, not a handful of names
+    differs = sum(surrogate_name(f"P{i}", first=True, key=k1) != surrogate_name(f"P{i}", first=True, key=k2)
+                  for i in range(50))
+    assert differs > 40  # another key, other surrogates
 
 
 def test_ephemeral_key_when_env_missing(monkeypatch) -> None:  # type: ignore[no-untyped-def]

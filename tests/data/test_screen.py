@@ -13,7 +13,7 @@ def test_fast_path_equals_alt_profanity_check(shared_data) -> None:  # type: ign
     from profanity_check import predict_prob
 
     tweets = pd.read_csv(shared_data / "hate_offensive" / "labeled_data.csv")["tweet"].head(300).tolist()
-    texts = tweets + ["thanks for the quick help", "you stupid idiot", "", "ok"]
+    texts = [*tweets, "thanks for the quick help", "you stupid idiot", "", "ok"]
     np.testing.assert_allclose(toxicity_scores(texts), predict_prob(texts), rtol=0, atol=1e-12)
     assert toxicity_scores([]).shape == (0,)
     # The one-text path (what the service's guard calls) skips the sparse matrix; same probabilities.

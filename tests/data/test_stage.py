@@ -39,7 +39,8 @@ def test_every_row_is_accounted_for_and_outputs_are_complete(tmp_path: Path, sma
     assert {"text", "label", "gender", "sample_weight", "toxicity", "pii_types"} <= set(splits.columns)
     assert "<CREDIT_CARD>" in " ".join(splits["text"]) and "4111" not in " ".join(splits["text"])
     q = pd.read_parquet(out / "quarantine.parquet")
-    assert set(q.columns) == {"row_id", "reason", "stage", "text_sha256", "detail", "action"}
+    assert set(q.columns) == {"row_id", "line", "reason", "stage", "text_sha256", "detail", "action"}
+    assert q["line"].notna().all()  # every record points at its line in the input
     assert set(q.loc[q.action == "dropped", "row_id"]) | set(splits["row_id"]) == set(range(15))
     # never raw PII in the quarantine, only hashes and positions
     dumped = q.to_json()
@@ -134,7 +135,7 @@ def test_ner_stage_on_real_conll(tmp_path: Path, shared_data: Path) -> None:
     s = result.summary
     assert s["invariant_ok"] and s["rows_kept"] > 200
     train = pd.read_parquet(result.out_dir / "train.parquet")
-    assert all(len(t) == len(g) for t, g in zip(train["tokens"], train["tags"]))
+    assert all(len(t) == len(g) for t, g in zip(train["tokens"], train["tags"], strict=False))
     assert set(s["balance"]["entity_types"]["counts"]) == {"PER", "ORG", "LOC", "MISC"}
     assert set(result.manifest.labels) >= {"B-PER", "I-PER", "O"}
 

@@ -7,7 +7,7 @@ exact (a model biased on purpose must fail the fairness gate, an unbiased one mu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ class KeywordSentiment:
     """Positive iff the text has more positive than negative keywords. ``favour`` adds a bias toward
     positive for texts mentioning a term (a model biased on purpose)."""
 
-    labels = ["0", "1"]
+    labels: ClassVar[list[str]] = ["0", "1"]
 
     def __init__(self, favour: str | None = None, confidence: float = 0.9) -> None:
         self.favour, self.confidence, self.calls = favour, confidence, 0

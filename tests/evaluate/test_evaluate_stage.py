@@ -179,12 +179,13 @@ def _minimal_scorecard() -> dict:  # type: ignore[type-arg]
 
 def test_canaries_planted_by_the_data_stage_are_scored_after_training(tiny_model: Path, tmp_path: Path) -> None:
     from steward.data import run as run_data
-    from steward.demo import generate_support_dataset
+    from steward.demo import PLANTED_LOSS_LIMITS, generate_support_dataset
 
     run_dir = tmp_path / "run"
     generate_support_dataset(tmp_path / "raw.csv", n=300, seed=5)
     run_data(parse_config({"run_dir": str(run_dir), "data": {
         "input": {"path": str(tmp_path / "raw.csv")}, "pii": {"ner": False},
+        "loss": {"max_share_by_reason": PLANTED_LOSS_LIMITS},
         "canaries": {"count": 4, "repeats": 5, "digits": 6}}}))
     run_train(train_cfg(run_dir, tiny_model, method="full", epochs=1, learning_rate=1e-3))
     res = run_eval(_cfg(run_dir, probes=["privacy"], privacy={"rows": 20, "canary_candidates": 63},

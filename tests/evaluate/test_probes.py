@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -163,7 +165,7 @@ def test_resources_count_the_flops_a_bert_layer_must_do(tiny_model) -> None:  # 
 class ThreeWay:
     """Routes texts by keyword; for one group it sends every "billing" text to "refund" (biased)."""
 
-    labels = ["billing", "refund", "delivery"]
+    labels: ClassVar[list[str]] = ["billing", "refund", "delivery"]
 
     def predict_proba(self, texts):  # type: ignore[no-untyped-def]
         out = []

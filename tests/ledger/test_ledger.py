@@ -76,7 +76,7 @@ def test_event_appended_out_of_chain(tmp_path: Path) -> None:
     run = _run(tmp_path)
     events = _lines(run)
     forged = dict(events[-1], index=3, prev_hash="f" * 64, stage="forged")
-    _write(run, events + [forged])
+    _write(run, [*events, forged])
     report = verify(run)
     assert not report.ok and report.broken_index == 3 and "out of chain" in report.error
 
@@ -125,3 +125,42 @@ def test_any_single_character_edit_of_the_ledger_is_detected(tmp_path_factory, d
         json_ok = False
     report = verify(run)
     assert not report.ok, f"edit at {pos} ({raw[pos]!r} -> {replacement!r}) went unnoticed (valid json: {json_ok})"
+
+
+@pytest.mark.parametrize("path, why", [
+    ("stage9/out.txt", "does not resolve from the run folder"),  # relative to the cwd, not the run folder
+    ("../outside.txt", "does not resolve from the run folder"),  # climbs out of it
+    ("/nonexistent/steward/input.csv", "does not exist"),
+])
+def test_append_refuses_a_path_that_does_not_resolve(tmp_path: Path, path: str, why: str) -> None:
+    from steward.errors import LedgerError
+    from steward.types import ArtifactRef
+
+    run = _run(tmp_path, 1)
+    (tmp_path / "outside.txt").write_text("x")
+    before = (run / "ledger.jsonl").read_text()
+    with pytest.raises(LedgerError, match=why):
+        Ledger(run).append(stage="bad", started_at=now_iso(), config_digest="c", inputs=[],
+                           outputs=[ArtifactRef(path, "0" * 64, "out")])
+    assert (run / "ledger.jsonl").read_text() == before  # nothing was written
+
+
+def test_append_refuses_an_absolute_path_inside_the_run_folder(tmp_path: Path) -> None:
+    from steward.errors import LedgerError
+    from steward.types import ArtifactRef
+
+    run = _run(tmp_path, 1)
+    inside = run / "stage0" / "out.txt"
+    with pytest.raises(LedgerError, match="recorded by an absolute path"):
+        Ledger(run).append(stage="bad", started_at=now_iso(), config_digest="c", inputs=[],
+                           outputs=[ArtifactRef(str(inside), "0" * 64, "out")])
+
+
+def test_artifact_records_relative_to_the_run_folder_whatever_the_cwd(tmp_path: Path, monkeypatch) -> None:
+    run = _run(tmp_path, 1)
+    monkeypatch.chdir(tmp_path)
+    assert artifact(Path("run/stage0/out.txt"), Path("run")).path == "stage0/out.txt"
+    assert artifact(run / "stage0" / "out.txt", "run").path == "stage0/out.txt"
+    outside = tmp_path / "input.csv"
+    outside.write_text("a,b\n")
+    assert artifact("input.csv", "run").path == str(outside)

@@ -161,7 +161,7 @@ def test_keys_are_stored_hashed_checked_and_revocable(log: AuditLog) -> None:
     assert store.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
     assert store.authenticate("stw_nope_x") is None and store.authenticate(None) is None
     assert store.authenticate("not-a-key") is None
-    admin, admin_key = store.create("admin")
+    _admin, admin_key = store.create("admin")
     assert store.authenticate(admin_key).may("metrics")  # type: ignore[union-attr]
     assert store.revoke(rec.key_id) and store.authenticate(key) is None
     assert [k["revoked"] for k in store.list()] == [True, False]

@@ -26,7 +26,7 @@ def test_subword_alignment_labels_first_piece_only(tiny_model: Path) -> None:
     pieces = tok.convert_ids_to_tokens(ex["input_ids"])
     labelled = [(p, lab) for p, lab in zip(pieces, ex["labels"], strict=True) if lab != IGNORE_INDEX]
     assert [lab for _, lab in labelled] == [2, 0, 1]  # one label per word
-    assert [p for p, _ in labelled][0] == pieces[1]  # the first piece after [CLS]
+    assert next(p for p, _ in labelled) == pieces[1]  # the first piece after [CLS]
     assert ex["labels"][0] == IGNORE_INDEX and ex["labels"][-1] == IGNORE_INDEX  # [CLS], [SEP]
     assert sum(1 for lab in ex["labels"] if lab == IGNORE_INDEX) > 2  # continuation pieces ignored
 

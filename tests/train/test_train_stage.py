@@ -148,9 +148,9 @@ def test_bad_inputs_are_clear(run_dir: Path, tiny_model: Path, tmp_path: Path) -
 
     torch.save(lf(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
     (pickled / "model.safetensors").unlink()
-    with pytest.raises(ConfigError, match="only pickle weights.*--trust-pickle"):
+    with pytest.raises(ConfigError, match=r"only pickle weights.*--trust-pickle"):
         run(train_cfg(run_dir, pickled))
-    with pytest.raises(ConfigError, match="train.labels disagrees with the data stage"):
+    with pytest.raises(ConfigError, match=r"train.labels disagrees with the data stage"):
         run(train_cfg(run_dir, tiny_model, labels=["billing", "refund"]))
     with pytest.raises(ConfigError, match="target_modules: \\['q_proj'\\] not found"):
         run(train_cfg(run_dir, tiny_model, lora={"target_modules": ["q_proj"]}))

@@ -11,7 +11,7 @@ from steward import __version__
 from steward.cli import ledger_cmd
 from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
 from steward.cli.compress_cmd import compress
-from steward.cli.data_cmd import data
+from steward.cli.data_cmd import data_app
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
 from steward.cli.gateway_cmd import gateway
@@ -26,8 +26,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
 )
-app.command(name="data")(data)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"steward {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the Steward version and exit.")] = False,
+) -> None:
+    """From raw text data to a guarded, audited fine-tuned model, with evidence at every step."""
+app.add_typer(data_app, name="data")
 app.command(name="train")(train)
 app.command(name="evaluate")(evaluate)
 app.command(name="compress")(compress)
@@ -58,6 +73,24 @@ def init(
         raise typer.Exit(EXIT_USAGE)
     write_text(target, template_text())
     console.print(f"wrote {target}; set data.input.path, then run: steward data -c {target}")
+
+
+@app.command()
+@handle_errors
+def validate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The steward.yaml to check.")] = Path("steward.yaml"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the resolved configuration as JSON.")] = False,
+) -> None:
+    """Check every key and value of a steward.yaml without running anything (exit 2 naming the field)."""
+    from steward.cli.common import print_json
+    from steward.config.loader import load_config
+
+    cfg = load_config(config)
+    if json_out:
+        print_json(cfg.model_dump(mode="json"))
+        return
+    console.print(f"{config}: valid (run folder {cfg.run_dir}, input {cfg.data.input.path or 'not set'})",
+                  highlight=False)
 
 
 @app.command()

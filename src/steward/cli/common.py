@@ -13,6 +13,24 @@ from rich.console import Console
 
 from steward.errors import ConfigError, InputDataError, StewardError
 
+
+def _flags_without_metavar() -> None:
+    """Typer 0.29 prints ``<bool>`` beside every on/off flag (``--json <bool>``), which reads as if the flag
+    took a value; a flag takes none, so show no type for it. The one override, in one place."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_steward", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._steward = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_metavar()
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])

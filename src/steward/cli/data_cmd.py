@@ -1,15 +1,38 @@
-"""``steward data``: run the data stage from a config file and/or flags."""
+"""``steward data``: run the data stage from a config file and/or flags; ``steward data quarantine`` lists
+the rows it removed or changed, with their reasons."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
-from steward.cli.common import console, handle_errors, print_json
+from steward.cli.common import console, err_console, handle_errors, print_json
 from steward.config.loader import load_config
+
+
+class _RunByDefault(TyperGroup):
+    """``steward data FILE`` runs the stage; ``steward data quarantine`` is a subcommand.
+
+    Click has no default subcommand (the click-default-group package does only this); a group that
+    prepends ``run`` when the first word is not a subcommand keeps ``steward data FILE`` working.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        elif not args:
+            args = ["run"]
+        return super().parse_args(ctx, args)
+
+
+data_app = typer.Typer(cls=_RunByDefault, context_settings={"help_option_names": ["-h", "--help"]},
+                       help="Clean, de-duplicate, de-identify, screen, balance and split a labelled text "
+                            "dataset (`steward data FILE`), and list what it removed (`steward data quarantine`).")
 
 
 def _overrides(**flags: Any) -> dict[str, Any]:
@@ -27,12 +50,15 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     put("input", "labels", [s.strip() for s in flags["labels"].split(",")] if flags["labels"] else None)
     put("input", "task", flags["task"])
     put("input", "format", flags["format"])
+    put("input", "encoding", flags["encoding"])
     put("split", "seed", flags["seed"])
     put("split", "column", flags["split_column"])
     if flags["regex_only"]:
         put("pii", "ner", False)
     if flags["no_pii"]:
         put("pii", "enabled", False)
+    if flags["allow_loss"]:
+        put("loss", "allow", True)
     out: dict[str, Any] = {"data": data} if data else {}
     if flags["run_dir"] is not None:
         out["run_dir"] = str(flags["run_dir"])
@@ -63,6 +89,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+@data_app.command("run")
 @handle_errors
 def data(
     input_path: Annotated[Path | None, typer.Argument(help="Input file (CSV, TSV, JSONL, Parquet, CoNLL).")] = None,
@@ -73,6 +100,11 @@ def data(
     labels: Annotated[str | None, typer.Option(help="Declared label set, comma-separated.")] = None,
     task: Annotated[str | None, typer.Option(help="classification or ner.")] = None,
     format: Annotated[str | None, typer.Option(help="auto, csv, tsv, jsonl, parquet or conll.")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="The file's encoding, e.g. latin-1 [default: auto: UTF-8 if it decodes, else detected].")] = None,
+    allow_loss: Annotated[bool, typer.Option(
+        "--allow-loss", help="Warn instead of failing when one reason quarantines more than data.loss.max_share "
+                             "of the rows, or a label loses every row.")] = False,
     split_column: Annotated[str | None, typer.Option(help="Use this column's train/validation/test split.")] = None,
     seed: Annotated[int | None, typer.Option(help="Split seed.")] = None,
     regex_only: Annotated[bool, typer.Option("--regex-only", help="PII: patterns only, no NER (fast).")] = False,
@@ -89,11 +121,50 @@ def data(
 
     cfg = load_config(config, _overrides(
         input_path=input_path, text_column=text_column, label_column=label_column, group_column=group_column,
-        labels=labels, task=task, format=format, seed=seed, split_column=split_column, regex_only=regex_only,
-        no_pii=no_pii, run_dir=run_dir))
+        labels=labels, task=task, format=format, encoding=encoding, seed=seed, split_column=split_column,
+        regex_only=regex_only, no_pii=no_pii, allow_loss=allow_loss, run_dir=run_dir))
     result = run(cfg, progress=not json_out)
+    for f in result.summary["loss_guard"]["findings"]:
+        err_console.print(f"[bold yellow]warning: data lost (--allow-loss):[/] {f['message']}", highlight=False)
     if json_out:
         print_json(result.summary)
         return
+    if result.summary.get("encoding_detected"):
+        console.print(f"encoding: {result.summary['encoding']} (detected; the file is not UTF-8)")
     console.print(summary_table(result.summary))
     console.print(f"outputs: {result.out_dir}/  (summary.json, data_card.md, quarantine.parquet)")
+
+
+@data_app.command("quarantine")
+@handle_errors
+def quarantine(
+    run_dir: Annotated[Path, typer.Option("--run-dir", "-r", help="Run folder the data stage ran in.")],
+    reason: Annotated[str | None, typer.Option(help="Only rows quarantined for this reason.")] = None,
+    limit: Annotated[int, typer.Option(help="Print at most this many rows (0: all).")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="Print every matching row as JSON.")] = False,
+) -> None:
+    """List the rows the data stage removed or changed: row id, line, reason, step, detail and fix.
+
+    Reads RUN_DIR/data/quarantine.parquet, or the failed attempt's RUN_DIR/data_failed/ when the last run
+    stopped on the loss guard. Rows hold no text, only the sha256 of the original text.
+    """
+    from steward.data.quarantine import read_report
+
+    report = read_report(run_dir, reason)
+    if json_out:
+        print_json(report)
+        return
+    console.print(f"{report['source']}: {report['total']} records"
+                  + (f" for reason {reason!r}" if reason else "") + f" — by reason: {report['by_reason']}",
+                  highlight=False)
+    rows = report["rows"] if limit == 0 else report["rows"][:limit]
+    t = Table(title="quarantine", show_lines=False)
+    for col in ("row", "line", "reason", "step", "action", "detail"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(str(r["row_id"]), str(r["line"] or ""), r["reason"], r["stage"], r["action"], r["detail"])
+    console.print(t)
+    if len(rows) < report["total"]:
+        console.print(f"… {report['total'] - len(rows)} more; --limit 0 prints all, --json prints them as JSON")
+    for r, fix in sorted({(r["reason"], r["fix"]) for r in report["rows"] if r["fix"]}):
+        console.print(f"fix for {r}: {fix}", highlight=False, soft_wrap=True)

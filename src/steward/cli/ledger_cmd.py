@@ -18,16 +18,42 @@ from steward.cli.common import (
 
 app = typer.Typer(help="Inspect and verify a run's ledger.", no_args_is_help=True)
 
+RunDirArg = Annotated[Path | None, typer.Argument(help="The run folder (same as --run-dir).", show_default=False,
+                                                  metavar="RUN_DIR")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", "-r", help="The run folder holding ledger.jsonl.",
+                                                show_default=False)]
+
+
+def _run_dir(positional: Path | None, option: Path | None) -> Path:
+    """The run folder from ``--run-dir`` (as every other command takes it) or the older positional form."""
+    from steward.errors import ConfigError
+    from steward.ledger import LEDGER_NAME
+
+    if positional is not None and option is not None and positional != option:
+        raise ConfigError(f"--run-dir: got both {option} and a positional run folder {positional}; give one")
+    run_dir = option or positional
+    if run_dir is None:
+        raise ConfigError("--run-dir: missing; name the run folder, e.g. `steward ledger verify --run-dir runs/demo`")
+    if not run_dir.is_dir():
+        raise ConfigError(f"--run-dir: got {str(run_dir)!r}: no such run folder (looked in {Path.cwd()}); "
+                          f"give the folder a stage wrote, e.g. runs/demo")
+    if not (run_dir / LEDGER_NAME).is_file():
+        raise ConfigError(f"--run-dir: got {str(run_dir)!r}: the folder has no {LEDGER_NAME}, so no stage has "
+                          f"run in it; run `steward data --run-dir {run_dir}` first")
+    return run_dir
+
 
 @app.command()
 @handle_errors
 def verify(
-    run_dir: Annotated[Path, typer.Argument(help="The run folder holding ledger.jsonl.")],
+    positional: RunDirArg = None,
+    run_dir: RunDirOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Exit 0 if every event and artifact is intact; otherwise exit 1 naming the first broken event."""
     from steward.ledger import verify as do_verify
 
+    run_dir = _run_dir(positional, run_dir)
     report = do_verify(run_dir)
     if json_out:
         print_json(report.to_dict())
@@ -45,12 +71,14 @@ def verify(
 @app.command()
 @handle_errors
 def show(
-    run_dir: Annotated[Path, typer.Argument(help="The run folder holding ledger.jsonl.")],
+    positional: RunDirArg = None,
+    run_dir: RunDirOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
 ) -> None:
     """List the run's events: stage, time, outputs, hash."""
     from steward.ledger import Ledger
 
+    run_dir = _run_dir(positional, run_dir)
     events = Ledger(run_dir).events()
     if json_out:
         print_json([{**e.body(), "hash": e.hash} for e in events])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,9 +38,9 @@ def redteam(
     cfg = load_config(config, over)
     rcfg = cfg.redteam
     categories = tuple(c for c in CATEGORIES if c in rcfg.categories)
-    kw = dict(categories=categories, per_category=per_category or rcfg.per_category,
-              benign=benign or rcfg.benign, max_tokens=rcfg.max_tokens, toxicity_threshold=rcfg.toxicity_threshold,
-              gates=rcfg.gates.model_dump())
+    kw = {"categories": categories, "per_category": per_category or rcfg.per_category,
+              "benign": benign or rcfg.benign, "max_tokens": rcfg.max_tokens, "toxicity_threshold": rcfg.toxicity_threshold,
+              "gates": rcfg.gates.model_dump()}
     say = (lambda m: None) if json_out else (lambda m: console.print(f"[dim]{m}[/]", highlight=False))
     if is_url:
         api_key = key or os.environ.get("STEWARD_API_KEY")

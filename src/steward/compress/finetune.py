@@ -33,7 +33,7 @@ def fit(model: Any, tokenizer: Any, texts: Sequence[str], labels: np.ndarray, cf
     torch.manual_seed(cfg.seed)
     n = len(texts)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = max(1, int(round(steps_per_epoch * epochs)))
+    total = max(1, round(steps_per_epoch * epochs))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))

@@ -149,7 +149,7 @@ def prune_heads(job: Job, out: Path) -> dict[str, Any]:
     model = _fresh_model(job)
     layers = encoder_layers(model, "prune_heads")
     n = layers[0].attention.self.num_attention_heads
-    k = min(n - 1, int(round(job.cfg.prune.sparsity * n)))
+    k = min(n - 1, round(job.cfg.prune.sparsity * n))
     if k < 1:
         from steward.errors import ConfigError
 
@@ -178,7 +178,7 @@ def prune_ffn(job: Job, out: Path) -> dict[str, Any]:
     model = _fresh_model(job)
     layers = encoder_layers(model, "prune_ffn")
     size = layers[0].intermediate.dense.out_features
-    keep_n = max(1, int(round(size * (1 - job.cfg.prune.sparsity))))
+    keep_n = max(1, round(size * (1 - job.cfg.prune.sparsity)))
     keep = {}
     for i, layer in enumerate(layers):
         score = layer.intermediate.dense.weight.norm(dim=1) * layer.output.dense.weight.norm(dim=0)
@@ -208,7 +208,7 @@ def distill(job: Job, out: Path) -> dict[str, Any]:
 
         raise ConfigError(f"compress.distill.layers: got {want}; the teacher has {len(layers)} layers, so the "
                           f"student must have fewer. Fix: 1 to {len(layers) - 1}")
-    picked = sorted({int(round(x)) for x in np.linspace(0, len(layers) - 1, want)})
+    picked = sorted(set(np.linspace(0, len(layers) - 1, want).round().astype(int).tolist()))
     student = copy.deepcopy(teacher)
     base = getattr(student, student.base_model_prefix)
     import torch

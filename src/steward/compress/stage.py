@@ -21,7 +21,8 @@ from steward.config.loader import config_digest
 from steward.config.models import RunConfig
 from steward.errors import CompressStageError, ConfigError
 from steward.hashing import sha256_tree
-from steward.ledger.store import Ledger, artifact as ledger_artifact, now_iso
+from steward.ledger.store import Ledger, now_iso
+from steward.ledger.store import artifact as ledger_artifact
 from steward.provenance import stamp
 
 STAGE = "compress"

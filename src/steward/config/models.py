@@ -30,6 +30,11 @@ PIIEntity = Literal[
     "STREET_ADDRESS",
 ]
 PIIAction = Literal["redact", "mask", "pseudonymise", "drop", "flag"]
+TaggedAction = Literal["pseudonymise", "redact", "keep"]
+# What PII detection may rewrite in the untagged (O) tokens of NER data by default: types found by patterns
+# with validators. Names, places and addresses in news text are the entities the tags teach (or false
+# positives on tables of prices and dates), so fuzzy detectors are off there unless listed.
+NER_UNTAGGED_DEFAULT = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
 
 
 class _Config(BaseModel):
@@ -47,7 +52,7 @@ class InputConfig(_Config):
     group_columns: list[str] = Field(default_factory=list)
     labels: list[str] | None = None  # the declared label set; rows with other labels are quarantined
     id_column: str | None = None  # keep the user's row id; default: position in the file
-    encoding: str = "utf-8"
+    encoding: str = "auto"  # auto: UTF-8 if it decodes, else detected (charset-normalizer); or e.g. latin-1
     # NER JSONL layout: one object per line with a token list and a tag list.
     tokens_column: str = "tokens"
     tags_column: str = "tags"
@@ -101,6 +106,13 @@ class PIIConfig(_Config):
     key_env: str = "STEWARD_PII_KEY"  # env var holding the HMAC key for pseudonymise
     mask_char: str = Field("*", min_length=1, max_length=1)
     mask_keep_last: int = Field(4, ge=0)
+
+    # Token-classification (NER) data only. Tokens a label covers follow ``tagged`` by entity tag, whatever
+    # the detectors say: a tagged person gets a consistent surrogate name and keeps its tag; a tag not listed
+    # is kept as written (rewriting a labelled span would teach the placeholder). Untagged tokens are
+    # rewritten only for ``untagged_entities``.
+    tagged: dict[str, TaggedAction] = Field(default_factory=lambda: {"PER": "pseudonymise", "PERSON": "pseudonymise"})
+    untagged_entities: list[PIIEntity] = Field(default_factory=lambda: list(NER_UNTAGGED_DEFAULT))
 
     def action_for(self, entity: str) -> str:
         return self.actions.get(entity, self.default_action)  # type: ignore[arg-type]
@@ -157,6 +169,18 @@ class CanaryConfig(_Config):
         return self
 
 
+class LossGuardConfig(_Config):
+    """Stop the data stage when it would lose data silently: one reason quarantining more than
+    ``max_share`` of the rows read, or a label of the input with no row left."""
+
+    max_share: float = Field(0.05, gt=0.0, le=1.0)
+    # Exact copies (identical after normalisation) are removed by design and never a misread setting; news
+    # and support data repeat headlines and greetings, so they get a looser limit of their own.
+    max_share_by_reason: dict[str, float] = Field(default_factory=lambda: {"duplicate_exact": 0.25})
+    min_rows: int = Field(10, ge=1)  # fewer rows than this never trip it (one bad row in a tiny file)
+    allow: bool = False  # True: warn loudly (console, summary, data card) instead of failing
+
+
 class DataConfig(_Config):
     input: InputConfig = Field(default_factory=InputConfig)
     normalise: NormaliseConfig = Field(default_factory=NormaliseConfig)
@@ -167,6 +191,7 @@ class DataConfig(_Config):
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     canaries: CanaryConfig = Field(default_factory=CanaryConfig)
+    loss: LossGuardConfig = Field(default_factory=LossGuardConfig)
 
     @model_validator(mode="after")
     def _canaries_need_classification(self) -> DataConfig:
@@ -552,7 +577,7 @@ class GatewayConfig(_Config):
         if self.backend == "upstream" and not self.upstream_url:
             raise ValueError("upstream_url: backend 'upstream' needs the base URL of an OpenAI-compatible server "
                              "(e.g. http://127.0.0.1:8001/v1). Fix: set gateway.upstream_url")
-        for role, override in self.policies.items():
+        for role in self.policies:
             try:
                 self.guards_for(role)
             except ValidationError as exc:

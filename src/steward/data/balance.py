@@ -90,7 +90,7 @@ def resample(train: pd.DataFrame, how: str, seed: int) -> pd.DataFrame:
     counts = train["label"].value_counts()
     target = int(counts.max() if how == "oversample" else counts.min())
     parts = []
-    for i, (lbl, part) in enumerate(train.groupby("label", sort=True)):
+    for i, (_lbl, part) in enumerate(train.groupby("label", sort=True)):
         replace = how == "oversample" and len(part) < target
         parts.append(part.sample(n=target, replace=replace, random_state=seed + i) if len(part) != target else part)
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)

@@ -50,7 +50,7 @@ def plant(train: pd.DataFrame, cfg: CanaryConfig, labels: list[str], task: str,
         text = cfg.template.format(secret=secret)
         ids = []
         for _ in range(cfg.repeats):
-            row = {c: None for c in train.columns}
+            row = dict.fromkeys(train.columns)
             row.update(row_id=row_id, text=text, label=label, sample_weight=1.0, toxicity=0.0, pii_types=[],
                        split="train")
             rows.append(row)

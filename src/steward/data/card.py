@@ -14,15 +14,38 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _warnings(s: dict[str, Any]) -> list[str]:
+    """The loss guard's findings first, where nobody can miss them (only present with --allow-loss)."""
+    findings = (s.get("loss_guard") or {}).get("findings") or []
+    if not findings:
+        return []
+    return ["## ⚠ Data lost (allowed with data.loss.allow)", "",
+            *[f"- **{f['message']}**" for f in findings], ""]
+
+
+def _source(s: dict[str, Any]) -> list[str]:
+    enc = s.get("encoding")
+    lines = [f"- Read as {s.get('format', '?')}" + (f", encoding {enc}" + (" (detected)" if s.get("encoding_detected")
+                                                                          else "") if enc else "")]
+    if s.get("labels_found"):
+        lines.append("- Labels found in the file (rows): " + ", ".join(f"`{k}` {v}" for k, v in s["labels_found"].items()))
+    if s.get("label_spellings_normalised"):
+        lines.append("- Label spellings normalised: " + ", ".join(f"`{k}` → `{v}`" for k, v in
+                                                                s["label_spellings_normalised"].items()))
+    return lines
+
+
 def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) -> str:
     s = summary
     out = [
         "# Data card",
         "",
+        *_warnings(s),
         "## Source",
         f"- Input: `{s['input']}` (sha256 `{manifest.input_sha256[:16]}…`)",
         f"- Task: {s['task']}; text column `{cfg.input.text_column}`"
         + (f", label column `{cfg.input.label_column}`" if s["task"] != "ner" else ""),
+        *_source(s),
         f"- Sensitive-attribute columns: {', '.join(cfg.input.group_columns) or 'none declared'}",
         f"- Config digest `{manifest.config_digest[:16]}…`; Steward {manifest.provenance.get('steward_version')}"
         f" (commit {str(manifest.provenance.get('git_commit') or 'n/a')[:12]})",
@@ -71,6 +94,15 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
             "",
             f"- Pseudonym key: {pii['pseudonym_key']}",
         ]
+        if pii.get("by_tag") is not None:
+            out += ["", "Token-classification data: labelled tokens follow `pii.tagged` by tag (a tag not listed is "
+                    "kept as written); detections rewrite untagged (O) tokens only, for "
+                    f"{', '.join(cfg.pii.untagged_entities) or 'no type'}. Tokens per tag and action "
+                    "(`kept_labelled`: a detection inside a labelled span, left as written; `ignored_in_ner`: a "
+                    "type not rewritten in untagged tokens):", "",
+                    _table(["tag", "tokens per action"],
+                           [[tag, ", ".join(f"{a} {n}" for a, n in acts.items())] for tag, acts in pii["by_tag"].items()])
+                    if pii["by_tag"] else "No tagged span or detection needed an action."]
     else:
         out += ["- PII detection was disabled (`data.pii.enabled: false`): the data may contain personal data."]
     scr = s.get("screen") or {}

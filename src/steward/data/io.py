@@ -11,7 +11,9 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,38 @@ _EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jso
                 ".parquet": "parquet", ".pq": "parquet", ".conll": "conll", ".txt": "conll"}
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _BIO = re.compile(r"^(O|[BIES]-\S+)$")
+_INTEGRAL = re.compile(r"^([+-]?\d+)\.0*$")
 MISSING_GROUP = "(missing)"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What ``load`` read: the rows, how many records the file held, and what it decided about the file."""
+
+    frame: pd.DataFrame
+    rows_in: int
+    format: str
+    encoding: str | None  # None for Parquet (binary)
+    encoding_detected: bool  # True when input.encoding is "auto" and the file was not UTF-8
+    labels_found: dict[str, int] = field(default_factory=dict)  # every label seen, declared or not
+    label_spellings: dict[str, str] = field(default_factory=dict)  # e.g. {"2.0": "2"}
+
+
+def canonical_label(value: object) -> str:
+    """One spelling per label: trimmed, and integral numbers written as integers ("2.0", 2.0 -> "2").
+
+    Files exported from spreadsheets and pandas often write an integer class as a float; without this a
+    label written ``2.0`` becomes a class of its own beside ``2``.
+    """
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    m = _INTEGRAL.match(text)
+    return str(int(m.group(1))) if m else text
 
 
 def detect_format(path: Path, declared: str, task: str) -> str:
@@ -47,22 +80,41 @@ def detect_format(path: Path, declared: str, task: str) -> str:
     return fmt
 
 
-def _decode(raw: bytes, encoding: str, path: Path) -> str:
+def _decode(raw: bytes, encoding: str, path: Path) -> tuple[str, str, bool]:
+    """The file's text, the encoding used, and whether it was detected (``encoding: auto``).
+
+    ``auto`` takes UTF-8 when every byte decodes as UTF-8, else asks charset-normalizer; an explicit
+    encoding is used as given, and rows with bytes it cannot decode are quarantined one by one.
+    """
+    if encoding == "auto":
+        try:
+            return raw.decode("utf-8-sig"), "utf-8", False
+        except UnicodeDecodeError:
+            pass
+        from charset_normalizer import from_bytes
+
+        # Fewest decoding oddities first, then the most coherent language: on short Western European files
+        # several code pages decode without oddities, and best() alone may pick cp1250 for latin-1 text.
+        matches = list(from_bytes(raw))
+        best = min(matches, key=lambda m: (m.chaos, -m.coherence)) if matches else None
+        if best is None:
+            raise InputDataError(f"input.encoding: {path.name} is not UTF-8 and its encoding cannot be detected; "
+                                 f"set it, e.g. --encoding latin-1 or --encoding cp1252")
+        return str(best), best.encoding, True
     try:
         # surrogateescape keeps undecodable bytes as lone surrogates so the rows holding them can be
         # quarantined individually instead of failing the whole file.
-        return raw.decode(encoding, errors="surrogateescape")
+        return raw.decode(encoding, errors="surrogateescape"), encoding, False
     except LookupError as exc:
-        raise InputDataError(f"input.encoding: unknown encoding {encoding!r} for {path}; use e.g. utf-8, "
-                             f"latin-1 or cp1252") from exc
+        raise InputDataError(f"input.encoding: unknown encoding {encoding!r} for {path}; use auto (detect it), "
+                             f"utf-8, latin-1 or cp1252") from exc
 
 
-def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple[str, str]] = ()
-         ) -> tuple[pd.DataFrame, int]:
+def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple[str, str]] = ()) -> Loaded:
     """Read ``cfg.path`` into a frame with ``row_id, text, label, raw_sha256`` (+ groups, tokens/tags for NER).
 
     ``extra_columns`` are (config field, column) pairs carried through as strings (e.g. a split column).
-    Returns the frame and ``rows_in`` (every record seen, including those quarantined while loading).
+    ``rows_in`` counts every record seen, including those quarantined while loading.
     """
     if cfg.path is None:
         raise InputDataError("data.input.path is not set; pass the input file (steward data INPUT) "
@@ -71,6 +123,8 @@ def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple
     if not path.is_file():
         raise InputDataError(f"data.input.path: {path} does not exist or is not a file; check the path")
     fmt = detect_format(path, cfg.format, cfg.task)
+    encoding: str | None = None
+    detected = False
     if fmt == "parquet":
         try:
             records = pd.read_parquet(path).to_dict("records")
@@ -79,17 +133,51 @@ def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple
         records = [(i, i + 1, r) for i, r in enumerate(records)]
         columns = set(records[0][2]) if records else set()
     else:
-        text = _decode(path.read_bytes(), cfg.encoding, path)
+        text, encoding, detected = _decode(path.read_bytes(), cfg.encoding, path)
         if fmt in ("csv", "tsv"):
             records, columns = _read_delimited(text, "," if fmt == "csv" else "\t", quarantine)
         elif fmt == "jsonl":
-            records, columns = _read_jsonl(text, quarantine)
+            records, columns = _read_json(text, quarantine)
         else:
             records, columns = _read_conll(text, quarantine, cfg)
     rows_in = len(records) + len(quarantine.records)
+    if rows_in == 0:
+        header = f" (columns: {', '.join(sorted(columns))})" if columns else ""
+        raise InputDataError(f"data.input.path: {path.name} has no data rows{header}; it holds "
+                             f"{'only a header' if columns else 'nothing Steward can read as ' + fmt}. "
+                             f"Fix: point data.input.path at the file with the rows")
     _check_columns(cfg, columns, path, extra_columns)
-    frame = _to_frame(records, cfg, quarantine, [c for _, c in extra_columns])
-    return frame, rows_in
+    labels_found: Counter[str] = Counter()
+    spellings: dict[str, str] = {}
+    frame = _to_frame(records, cfg, quarantine, [c for _, c in extra_columns], labels_found, spellings)
+    return Loaded(frame, rows_in, fmt, encoding, detected, dict(labels_found.most_common()), spellings)
+
+
+def expected_shape(cfg: InputConfig, fmt: str) -> str:
+    """What Steward expected of the file, in words (for an error when every row failed one way)."""
+    if cfg.task == "ner":
+        return ("CoNLL: 'token ... TAG' per line, a blank line between sentences" if fmt == "conll" else
+                f"one object per record with a {cfg.tokens_column!r} list and a {cfg.tags_column!r} list")
+    cols = f"a {cfg.text_column!r} column and a {cfg.label_column!r} column"
+    return {"csv": f"a header row, then comma-separated rows with {cols}",
+            "tsv": f"a header row, then tab-separated rows with {cols}",
+            "jsonl": f"one JSON object per line (or one JSON array of objects) with {cols}",
+            "parquet": f"a table with {cols}"}.get(fmt, cols)
+
+
+def describe_file(path: Path, limit: int = 60) -> str:
+    """How the file begins (its shape, and the first characters of its first line, for the console only)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return ""
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    lines = head.count(b"\n")
+    kind = ("a JSON array" if first.lstrip().startswith("[") else "a JSON object" if first.lstrip().startswith("{")
+            else f"{first.count(',')} commas and {first.count(chr(9))} tabs in its first line")
+    return (f"The file begins like {kind} ({len(first)} characters in the first line, {lines} line breaks in the "
+            f"first {len(head)} bytes); first characters: {first[:limit]!r}.")
 
 
 def _read_delimited(text: str, delimiter: str, q: Quarantine) -> tuple[list[tuple[int, int, dict[str, Any]]], set[str]]:
@@ -110,21 +198,31 @@ def _read_delimited(text: str, delimiter: str, q: Quarantine) -> tuple[list[tupl
         except StopIteration:
             break
         except csv.Error as exc:
-            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(str(line_no)), f"line {line_no}: {exc}")
+            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(str(line_no)), f"line {line_no}: {exc}", line=line_no)
             row_id += 1
             continue
         if not fields:  # blank line
             continue
         if len(fields) != len(header):
             q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(delimiter.join(fields)),
-                       f"line {line_no}: {len(fields)} fields, header has {len(header)}")
+                       f"line {line_no}: {len(fields)} fields, header has {len(header)}", line=line_no)
         else:
             records.append((row_id, line_no, dict(zip(header, fields, strict=True))))
         row_id += 1
     return records, set(header)
 
 
-def _read_jsonl(text: str, q: Quarantine) -> tuple[list[tuple[int, int, dict[str, Any]]], set[str]]:
+def _read_json(text: str, q: Quarantine) -> tuple[list[tuple[int, int, dict[str, Any]]], set[str]]:
+    """JSON Lines, or one JSON array of objects (as ``datasets.load_dataset("json")`` reads both)."""
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":  # "Extra data": one JSON value per line, i.e. JSON Lines
+                raise InputDataError(f"data.input.path: the file starts with '[' (a JSON array) but is not valid "
+                                     f"JSON (line {exc.lineno}: {exc.msg}); fix it or write it as JSON Lines") from exc
+        else:
+            return _read_json_array(items, q)
     records: list[tuple[int, int, dict[str, Any]]] = []
     columns: set[str] = set()
     row_id = 0
@@ -134,15 +232,28 @@ def _read_jsonl(text: str, q: Quarantine) -> tuple[list[tuple[int, int, dict[str
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(line), f"line {line_no}: invalid JSON ({exc.msg})")
+            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(line), f"line {line_no}: invalid JSON ({exc.msg})", line=line_no)
         else:
             if isinstance(obj, dict):
                 records.append((row_id, line_no, obj))
                 columns.update(obj)
             else:
                 q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(line),
-                           f"line {line_no}: expected a JSON object, got {type(obj).__name__}")
+                           f"line {line_no}: expected a JSON object, got {type(obj).__name__}", line=line_no)
         row_id += 1
+    return records, columns
+
+
+def _read_json_array(items: list[Any], q: Quarantine) -> tuple[list[tuple[int, int, dict[str, Any]]], set[str]]:
+    records: list[tuple[int, int, dict[str, Any]]] = []
+    columns: set[str] = set()
+    for i, obj in enumerate(items):
+        if isinstance(obj, dict):
+            records.append((i, i + 1, obj))  # "line" is the item's position in the array, from 1
+            columns.update(obj)
+        else:
+            q.drop_raw(i, "malformed_line", STAGE, sha256_text(json.dumps(obj, default=str)),
+                       f"item {i + 1}: expected a JSON object, got {type(obj).__name__}", line=i + 1)
     return records, columns
 
 
@@ -159,7 +270,7 @@ def _read_conll(text: str, q: Quarantine, cfg: InputConfig) -> tuple[list[tuple[
         nonlocal tokens, tags, bad, row_id
         if tokens or bad:
             if bad:
-                q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(" ".join(tokens)), bad)
+                q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(" ".join(tokens)), bad, line=start_line)
             else:
                 records.append((row_id, start_line, {cfg.tokens_column: tokens, cfg.tags_column: tags}))
             row_id += 1
@@ -206,32 +317,35 @@ def _check_columns(cfg: InputConfig, columns: set[str], path: Path, extra: Seque
 
 
 def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, q: Quarantine,
-              extra: list[str]) -> pd.DataFrame:
+              extra: list[str], labels_found: Counter[str], spellings: dict[str, str]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
-    declared = set(cfg.labels) if cfg.labels is not None else None
+    canonical = cfg.task != "ner"
+    declared = ({canonical_label(x) for x in cfg.labels} if canonical else set(cfg.labels)) \
+        if cfg.labels is not None else None
     for row_id, line_no, rec in records:
         if cfg.task == "ner":
             tokens, tags = rec.get(cfg.tokens_column), rec.get(cfg.tags_column)
             if not isinstance(tokens, list) or not isinstance(tags, list):
                 q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(json.dumps(rec, default=str)),
-                           f"line {line_no}: {cfg.tokens_column}/{cfg.tags_column} must be lists")
+                           f"line {line_no}: {cfg.tokens_column}/{cfg.tags_column} must be lists", line=line_no)
                 continue
             tokens, tags = [str(t) for t in tokens], [str(t) for t in tags]
             text = " ".join(tokens)
             h = sha256_text(text)
             if len(tokens) != len(tags):
                 q.drop_raw(row_id, "tokens_tags_mismatch", STAGE, h,
-                           f"line {line_no}: {len(tokens)} tokens but {len(tags)} tags")
+                           f"line {line_no}: {len(tokens)} tokens but {len(tags)} tags", line=line_no)
                 continue
             bad_tags = sorted({t for t in tags if not _BIO.match(t)})
             if bad_tags:
-                q.drop_raw(row_id, "invalid_tag", STAGE, h, f"line {line_no}: tags not in BIO form: {bad_tags[:5]}")
+                q.drop_raw(row_id, "invalid_tag", STAGE, h, f"line {line_no}: tags not in BIO form: {bad_tags[:5]}", line=line_no)
                 continue
+            labels_found.update(t.split("-", 1)[1] for t in tags if t.startswith("B-"))  # entities, not tokens
             if declared is not None:
                 unknown = sorted({t.split("-", 1)[1] for t in tags if t != "O"} - declared)
                 if unknown:
                     q.drop_raw(row_id, "unknown_label", STAGE, h,
-                               f"line {line_no}: entity types {unknown} not in input.labels")
+                               f"line {line_no}: entity types {unknown} not in input.labels", line=line_no)
                     continue
             row: dict[str, Any] = {"row_id": row_id, "text": text, "label": "", "tokens": tokens, "tags": tags}
         else:
@@ -239,20 +353,24 @@ def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, 
             text = "" if raw_text is None or (isinstance(raw_text, float) and pd.isna(raw_text)) else str(raw_text)
             h = sha256_text(text)
             raw_label = rec.get(cfg.label_column)
-            label = "" if raw_label is None or (isinstance(raw_label, float) and pd.isna(raw_label)) else str(raw_label).strip()
+            label = canonical_label(raw_label)
+            if label:
+                labels_found[label] += 1
+                if str(raw_label).strip() != label and not isinstance(raw_label, int | float):
+                    spellings.setdefault(str(raw_label).strip(), label)
             if _SURROGATE.search(text) or _SURROGATE.search(label):
                 q.drop_raw(row_id, "bad_encoding", STAGE, h,
-                           f"line {line_no}: bytes not valid {cfg.encoding}; set input.encoding if the file uses another")
+                           f"line {line_no}: bytes not valid {cfg.encoding}; set input.encoding if the file uses another", line=line_no)
                 continue
             if not text.strip():
-                q.drop_raw(row_id, "empty_text", STAGE, h, f"line {line_no}: {cfg.text_column} is empty")
+                q.drop_raw(row_id, "empty_text", STAGE, h, f"line {line_no}: {cfg.text_column} is empty", line=line_no)
                 continue
             if not label:
-                q.drop_raw(row_id, "missing_label", STAGE, h, f"line {line_no}: {cfg.label_column} is empty")
+                q.drop_raw(row_id, "missing_label", STAGE, h, f"line {line_no}: {cfg.label_column} is empty", line=line_no)
                 continue
             if declared is not None and label not in declared:
                 q.drop_raw(row_id, "unknown_label", STAGE, h,
-                           f"line {line_no}: label {label!r} not in input.labels")
+                           f"line {line_no}: label {label!r} not in input.labels {sorted(declared)}", line=line_no)
                 continue
             row = {"row_id": row_id, "text": text, "label": label}
         if cfg.id_column:

@@ -58,14 +58,19 @@ def detect_languages(texts: list[str], allowed: tuple[str, ...]) -> list[tuple[s
     return fast
 
 
-def quality_reasons(frame: pd.DataFrame, cfg: QualityConfig) -> pd.Series:
-    """A reason string per row ('' = passes). The first failing check wins."""
+def quality_reasons(frame: pd.DataFrame, cfg: QualityConfig, task: str = "classification") -> pd.Series:
+    """A reason string per row ('' = passes). The first failing check wins.
+
+    Tagged (NER) rows skip the share-of-letters check: a table of scores or prices is still labelled
+    token by token (CoNLL-2003 has hundreds), and dropping it would remove the entities it tags.
+    """
     texts = frame["text"]
     lengths = texts.str.len().to_numpy()
     reasons = np.full(len(frame), "", dtype=object)
     reasons[lengths < cfg.min_chars] = "too_short"
     reasons[(reasons == "") & (lengths > cfg.max_chars)] = "too_long"
-    reasons[(reasons == "") & (alpha_ratio(texts) < cfg.min_alpha_ratio)] = "mostly_non_alphabetic"
+    if task != "ner":
+        reasons[(reasons == "") & (alpha_ratio(texts) < cfg.min_alpha_ratio)] = "mostly_non_alphabetic"
     if cfg.languages:
         allowed = tuple(sorted(c.lower() for c in cfg.languages))
         judged = np.flatnonzero((reasons == "") & (texts.str.count(r"\S+").to_numpy() >= cfg.language_min_words))

@@ -22,7 +22,7 @@ def _cut(idx: np.ndarray, frac: float, labels: np.ndarray | None, seed: int) -> 
 
     if len(idx) < 2 or frac <= 0:
         return idx, idx[:0]
-    n_held = max(1, int(round(len(idx) * frac)))
+    n_held = max(1, round(len(idx) * frac))
     if n_held >= len(idx):
         return idx[:0], idx
     strat = labels[idx] if labels is not None else None

@@ -7,6 +7,7 @@ step may drop rows (recorded in the quarantine with a reason) or change them (re
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,22 +22,22 @@ from steward.atomic import atomic_dir, write_json, write_text
 from steward.config.loader import config_digest
 from steward.config.models import DataConfig, RunConfig
 from steward.data import balance as bal
-from steward.data import canaries, card, dedup, normalise, quality, screen, splits
+from steward.data import canaries, card, dedup, loss, normalise, quality, screen, splits
 from steward.data import io as data_io
 from steward.data.pii.engine import PIIEngine
 from steward.data.pii.operators import (
     OperatorContext,
     PIIKey,
     apply_operators,
-    apply_to_tokens,
+    apply_to_tagged_tokens,
 )
 from steward.data.quarantine import Quarantine
-from steward.errors import DataStageError
+from steward.errors import DataLossError, DataStageError
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.progress import progress_bar
 from steward.provenance import stamp
-from steward.types import ArtifactRef, DatasetManifest
+from steward.types import DatasetManifest
 
 STAGE = "data"
 Progress = Callable[[str], None]
@@ -68,7 +69,7 @@ def _normalise(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> pd.DataFr
 
 
 def _quality(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> pd.DataFrame:
-    reasons = quality.quality_reasons(frame, cfg.quality)
+    reasons = quality.quality_reasons(frame, cfg.quality, cfg.input.task)
     bad = reasons != ""
     for reason, part in frame[bad].groupby(reasons[bad], sort=True):
         q.drop(part, str(reason).split(":")[0], "quality", f"{reason}" if ":" in str(reason) else "")
@@ -99,6 +100,11 @@ def _dedup(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.Data
     return frame[mask], info
 
 
+# Change records that leave the text as it was: flagged, or (NER) a detection inside a labelled span or of a
+# type not rewritten in untagged tokens.
+_NOT_APPLIED = {"flag", "kept_labelled", "ignored_in_ner"}
+
+
 def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFrame, dict[str, Any]]:
     pcfg = cfg.pii
     if not pcfg.enabled or frame.empty:
@@ -110,18 +116,24 @@ def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFr
     findings = engine.detect(texts)
     by_type: Counter[str] = Counter()
     by_action: Counter[str] = Counter()
+    by_tag: dict[str, Counter[str]] = {}  # NER: per entity tag (O = untagged), tokens per action
+    ner = cfg.input.task == "ner"
     new_texts, new_tokens, types_col, keep = [], [], [], []
     for i, (text, fs) in enumerate(zip(texts, findings, strict=True)):
-        new_text, changes = apply_operators(text, fs, ctx)
-        by_type.update(c["entity"] for c in changes)
-        by_action.update(str(c["action"]) for c in changes)
-        types_col.append(sorted({f.entity_type for f in fs}))
-        if cfg.input.task == "ner":
-            toks = apply_to_tokens(frame["tokens"].iloc[i], fs, ctx)
+        if ner:
+            toks, changes = apply_to_tagged_tokens(frame["tokens"].iloc[i], frame["tags"].iloc[i], fs, ctx)
             new_tokens.append(toks)
             new_text = " ".join(toks)
+            for c in changes:
+                by_tag.setdefault(str(c["tag"]), Counter())[str(c["action"])] += int(c["tokens"])  # type: ignore[call-overload]
+            detail = ", ".join(f"{c['entity']}/{c['tag']}:{c['action']}x{c['tokens']}" for c in changes)
+        else:
+            new_text, changes = apply_operators(text, fs, ctx)
+            detail = ", ".join(f"{c['entity']}@{c['start']}-{c['end']}:{c['action']}" for c in changes)
+        by_type.update(str(c["entity"]) for c in changes if c["action"] not in _NOT_APPLIED)
+        by_action.update(str(c["action"]) for c in changes)
+        types_col.append(sorted({f.entity_type for f in fs}))
         new_texts.append(new_text)
-        detail = ", ".join(f"{c['entity']}@{c['start']}-{c['end']}:{c['action']}" for c in changes)
         if any(c["action"] == "drop" for c in changes):
             q.drop(frame.iloc[[i]], "pii", "pii", detail)
             keep.append(False)
@@ -130,7 +142,7 @@ def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFr
         if changes:
             q.changed(frame.iloc[[i]], "pii_redacted" if new_text != text else "pii_flagged", "pii", detail)
     out = frame.assign(text=new_texts, pii_types=types_col)
-    if cfg.input.task == "ner":
+    if ner:
         out = out.assign(tokens=new_tokens)
     info = {
         "enabled": True,
@@ -139,6 +151,8 @@ def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFr
         "pseudonym_key": ("ephemeral (set " + pcfg.key_env + " for stable pseudonyms)") if key.ephemeral else "env",
         "by_action": dict(by_action),
     }
+    if ner:
+        info["by_tag"] = {tag: dict(c.most_common()) for tag, c in sorted(by_tag.items())}
     return out[np.array(keep, dtype=bool)], {"by_type": dict(by_type.most_common()), **info}
 
 
@@ -171,7 +185,7 @@ def _split(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.Data
     held = frame[frame["split"] != "train"]
     leak = dedup.leakage(train["text"].tolist(), held["text"].tolist(), cfg.dedup) if not held.empty else np.zeros(0, bool)
     leaked = held[leak]
-    info = {"checked": int(len(held)), "found": int(leak.sum()), "action": scfg.leakage,
+    info = {"checked": len(held), "found": int(leak.sum()), "action": scfg.leakage,
             "by_split": {k: int(v) for k, v in leaked["split"].value_counts().items()}}
     if scfg.leakage == "quarantine" and len(leaked):
         q.drop(leaked, "leakage_near_duplicate_of_train", "split", [f"{s} row" for s in leaked["split"]])
@@ -229,18 +243,16 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
             return out
 
         extra = [("split.column", dcfg.split.column)] if dcfg.split.column else []
-        frame, rows_in = step("load", lambda: data_io.load(dcfg.input, q, extra))
-        loaded = len(frame)
+        read = step("load", lambda: data_io.load(dcfg.input, q, extra))
+        frame, rows_in, loaded = read.frame, read.rows_in, len(read.frame)
         frame = step("normalise", lambda: _normalise(frame, dcfg, q)) if not frame.empty else frame
         frame = step("quality", lambda: _quality(frame, dcfg, q)) if not frame.empty else frame
         frame, dup_info = step("dedup", lambda: _dedup(frame, dcfg, q)) if not frame.empty else (frame, {})
         frame, pii_info = step("pii", lambda: _pii(frame, dcfg, q))
         frame, screen_info = step("screen", lambda: _screen(frame, dcfg, q)) if not frame.empty else (frame, {})
         if frame.empty:
-            raise DataStageError(
-                f"no rows left after cleaning ({rows_in} in, all quarantined: {q.counts()}); "
-                "check the input and the quality/dedup/pii settings"
-            )
+            _write_failed(run_dir, q, {"rows_in": rows_in, "quarantine_by_reason": q.counts("dropped")})
+            raise DataStageError(_nothing_left(rows_in, q, read, dcfg))
         groups = list(dcfg.input.group_columns)
         balance_info = step("balance", lambda: bal.report(frame, groups, dcfg.balance, dcfg.input.task))
         frame, leak_info = step("split", lambda: _split(frame, dcfg, q))
@@ -257,6 +269,11 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
     summary: dict[str, Any] = {
         "task": dcfg.input.task,
         "input": str(dcfg.input.path),
+        "format": read.format,
+        "encoding": read.encoding,
+        "encoding_detected": read.encoding_detected,
+        "labels_found": read.labels_found,
+        "label_spellings_normalised": read.label_spellings,
         "rows_in": rows_in,
         "rows_loaded": loaded,
         "rows_kept": rows_kept,
@@ -271,7 +288,7 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
         "screen": screen_info,
         "balance": balance_info,
         "leakage": leak_info,
-        "splits": {k: int(len(v)) for k, v in parts.items()},
+        "splits": {k: len(v) for k, v in parts.items()},
         "canaries": ({k: v for k, v in canary_info.items() if k != "canaries"} | {"file": "canaries.json"}
                      if canary_info else None),
         "resample": dcfg.balance.resample,
@@ -284,7 +301,48 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
             f"row accounting failed: rows_in {rows_in} != kept {rows_kept} + quarantined {len(dropped)}; "
             "this is a bug in Steward, please report it with the input"
         )
+    findings = loss.check(rows_in, q.counts("dropped"), read.labels_found, _labels_kept(parts, dcfg), dcfg.loss,
+                          str(run_dir))
+    summary["loss_guard"] = {"max_share": dcfg.loss.max_share, "allowed": dcfg.loss.allow,
+                             "findings": [f.to_dict() for f in findings]}
+    if findings and not dcfg.loss.allow:
+        _write_failed(run_dir, q, summary)
+        raise DataLossError(
+            f"the data stage would lose data ({rows_in} rows read, {len(dropped)} quarantined); nothing was "
+            f"written to {run_dir / STAGE}:\n" + "\n".join(f"  - {f.message()}" for f in findings)
+            + f"\nIf this loss is expected, pass --allow-loss (data.loss.allow: true) to keep going with a "
+              f"warning. The attempt's quarantine is in {run_dir / FAILED_DIR}.")
     return _write(cfg, run_dir, parts, q, summary, started_at, canary_info)
+
+
+FAILED_DIR = "data_failed"  # the last failed attempt's quarantine and summary, for `steward data quarantine`
+
+
+def _labels_kept(parts: dict[str, pd.DataFrame], dcfg: DataConfig) -> set[str]:
+    if dcfg.input.task == "ner":
+        return {t.split("-", 1)[1] for p in parts.values() for tags in p["tags"] for t in tags if t != "O"}
+    return {str(v) for p in parts.values() for v in p["label"]}
+
+
+def _write_failed(run_dir: Path, q: Quarantine, summary: dict[str, Any]) -> None:
+    """Keep a failed attempt's row-level reasons (no text, only hashes) beside, never inside, ``data/``."""
+    with atomic_dir(run_dir / FAILED_DIR) as gen:
+        q.to_frame().to_parquet(gen / "quarantine.parquet", index=False)
+        write_json(gen / "summary.json", summary)
+
+
+def _nothing_left(rows_in: int, q: Quarantine, read: data_io.Loaded, dcfg: DataConfig) -> str:
+    counts = q.counts()
+    msg = f"no rows left after cleaning ({rows_in} in, all quarantined: {counts})"
+    if len(counts) == 1:  # one reason for every row: the file is not what Steward expected
+        reason = next(iter(counts))
+        first = next((r.detail for r in q.records if r.reason == reason and r.detail), "")
+        msg += (f". Every row failed for the same reason ({reason}; first: {first}). Steward read "
+                f"{Path(str(dcfg.input.path)).name} as {read.format}"
+                f"{' in ' + read.encoding if read.encoding else ''} and expected "
+                f"{data_io.expected_shape(dcfg.input, read.format)}. "
+                f"{data_io.describe_file(Path(str(dcfg.input.path)))}")
+    return msg + "; check the input and the quality/dedup/pii settings"
 
 
 def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Quarantine, summary: dict[str, Any],
@@ -301,7 +359,7 @@ def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Qua
         if canary_info:
             write_json(gen / "canaries.json", canary_info)
         write_text(gen / "config.json", dcfg.model_dump_json(indent=2))
-        refs = {name: ArtifactRef(f"{STAGE}/{name}.parquet", sha256_file(gen / f"{name}.parquet"), name)
+        refs = {name: artifact(gen / f"{name}.parquet", run_dir, name, name=f"{STAGE}/{name}.parquet")
                 for name in parts}
         manifest = DatasetManifest(
             # Column names in the output files (the source file's names are in config.json).
@@ -311,16 +369,20 @@ def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Qua
                                 if dcfg.input.task != "ner" else
                                 {t for p in parts.values() for tags in p["tags"] for t in tags})),
             group_columns=tuple(dcfg.input.group_columns), splits=refs,
-            rows={k: int(len(v)) for k, v in parts.items()}, config_digest=digest, input_sha256=input_sha,
+            rows={k: len(v) for k, v in parts.items()}, config_digest=digest, input_sha256=input_sha,
             provenance=stamp(),
         )
         write_json(gen / "manifest.json", manifest.to_dict())
         write_text(gen / "data_card.md", card.render(summary, manifest, dcfg))
     out_dir = run_dir / STAGE
+    failed = run_dir / FAILED_DIR
+    if failed.is_symlink():  # an earlier failed attempt is superseded by this run
+        shutil.rmtree(failed.resolve(), ignore_errors=True)
+        failed.unlink()
     outputs = [artifact(p, run_dir, p.stem) for p in sorted(out_dir.iterdir())]
     Ledger(run_dir).append(
         stage=STAGE, started_at=started_at, config_digest=digest,
-        inputs=[ArtifactRef(str(input_path), input_sha, "input")], outputs=outputs,
+        inputs=[artifact(input_path, run_dir, "input", sha256=input_sha)], outputs=outputs,
         summary={k: summary[k] for k in ("rows_in", "rows_kept", "rows_quarantined", "invariant_ok")},
     )
     return DataResult(summary, manifest, out_dir)

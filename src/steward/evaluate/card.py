@@ -99,9 +99,7 @@ def _body(sc: dict[str, Any], train: dict[str, Any], data_card: str) -> str:
     out += _section("Privacy", priv_lines)
     rob = [f"- {k}: {fmt(v['value'])}" for k, v in (probes.get("robustness", {}).get("figures") or {}).items()]
     cal = probes.get("calibration", {}).get("details") or {}
-    out += _section("Robustness and calibration", rob + [
-        f"- expected calibration error: {fmt(_fig(sc, 'calibration', 'ece'))}",
-        f"- abstention threshold: {fmt(cal.get('abstain_threshold'))} ({cal.get('threshold_source', 'n/a')})"])
+    out += _section("Robustness and calibration", [*rob, f"- expected calibration error: {fmt(_fig(sc, 'calibration', 'ece'))}", f"- abstention threshold: {fmt(cal.get('abstain_threshold'))} ({cal.get('threshold_source', 'n/a')})"])
     res = probes.get("resources", {}).get("figures") or {}
     out += _section("Resources", [f"- {k}: {fmt(v['value'])} {v['unit']}" for k, v in res.items()])
     gates = sc.get("gates") or []

@@ -83,7 +83,7 @@ def faithfulness(clf: Any, texts: Sequence[str], rankings: Sequence[Sequence[int
     for text, rank in zip(texts, rankings, strict=True):
         ids = _ids(clf, text)
         inner = _inner(ids, clf)
-        k = max(1, int(round(top_k * len(inner))))
+        k = max(1, round(top_k * len(inner)))
         top = {inner[j] for j in list(rank)[:k]}
         full.append(ids)
         without.append([t for i, t in enumerate(ids) if i not in top])

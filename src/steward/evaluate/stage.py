@@ -145,7 +145,7 @@ def _load_split(run_dir: Path, data_manifest: dict[str, Any], split: str) -> tup
     if digest != ref["sha256"]:
         raise EvaluateStageError(f"{ref['path']} changed since the data stage wrote it (sha256 mismatch); rerun "
                                  f"`steward data` or run `steward ledger verify` to see what happened")
-    return pd.read_parquet(path), ArtifactRef(ref["path"], digest, split)
+    return pd.read_parquet(path), artifact(path, run_dir, split, sha256=digest)
 
 
 def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, Any], given: Any = None,

@@ -264,7 +264,7 @@ class UpstreamBackend:
                 r = self.client.get("/models")
                 r.raise_for_status()
                 model = r.json()["data"][0]["id"]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise ConfigError(f"gateway.upstream_url: could not list models at {self.base}/models "
                                   f"({type(exc).__name__}: {exc}). Fix: check the URL (it usually ends in /v1) "
                                   f"and the key, or set gateway.upstream_model") from exc

@@ -4,6 +4,18 @@
 appended out of chain after the fact.
 """
 
-from steward.ledger.store import GENESIS, LEDGER_NAME, Ledger, LedgerEvent, VerifyReport, append_event, verify
+from steward.ledger.store import (
+    GENESIS,
+    LEDGER_NAME,
+    Ledger,
+    LedgerEvent,
+    VerifyReport,
+    append_event,
+    artifact,
+    check_ref,
+    now_iso,
+    verify,
+)
 
-__all__ = ["GENESIS", "LEDGER_NAME", "Ledger", "LedgerEvent", "VerifyReport", "append_event", "verify"]
+__all__ = ["GENESIS", "LEDGER_NAME", "Ledger", "LedgerEvent", "VerifyReport", "append_event", "artifact",
+           "check_ref", "now_iso", "verify"]

@@ -26,14 +26,53 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def artifact(path: str | os.PathLike[str], run_dir: str | os.PathLike[str], role: str = "") -> ArtifactRef:
-    """Hash ``path`` and record it relative to ``run_dir`` when it lies inside it."""
+def artifact(path: str | os.PathLike[str], run_dir: str | os.PathLike[str], role: str = "", *,
+             sha256: str | None = None, name: str | None = None) -> ArtifactRef:
+    """The one way to name a file for the ledger: relative to ``run_dir`` when inside it, else absolute.
+
+    ``path`` may be relative to the working directory (as a user types ``--run-dir runs/demo``) or absolute;
+    either way the record resolves from the run folder alone, whatever directory verifies it later.
+    ``sha256`` skips re-hashing a file the caller has just hashed. ``name`` records a file written into a
+    generation folder (see ``atomic_dir``) under the run-relative path it will have once swapped in.
+    """
     # abspath, not resolve: stage folders are symlinks to generations (see atomic_dir) and the ledger must
     # name the stable path (data/train.parquet), not a generation that the next run deletes.
     p = Path(os.path.abspath(path))
+    digest = sha256 if sha256 is not None else sha256_tree(p)
+    if name is not None:
+        return ArtifactRef(path=_relative_name(name), sha256=digest, role=role)
     root = Path(os.path.abspath(run_dir))
     rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
-    return ArtifactRef(path=rel, sha256=sha256_tree(p), role=role)
+    return ArtifactRef(path=rel, sha256=digest, role=role)
+
+
+def _relative_name(name: str) -> str:
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or not parts:
+        raise LedgerError(f"artifact name {name!r} must be a path inside the run folder (no '..', not absolute)")
+    return Path(name).as_posix()
+
+
+def check_ref(ref: ArtifactRef, run_dir: str | os.PathLike[str]) -> None:
+    """Refuse a record that would not resolve from the run folder when the ledger is verified.
+
+    A relative path must name an existing file under ``run_dir`` (never climb out of it with '..'); an
+    absolute path must exist and lie outside ``run_dir`` (inside, it must be recorded relative, or moving
+    the run folder would break the ledger).
+    """
+    root = Path(os.path.abspath(run_dir))
+    p = Path(ref.path)
+    fix = "build artifact records with steward.ledger.artifact(path, run_dir)"
+    if p.is_absolute():
+        if p.is_relative_to(root):
+            raise LedgerError(f"artifact {ref.path} ({ref.role or 'no role'}) lies inside the run folder {run_dir} "
+                              f"but is recorded by an absolute path; {fix}")
+        if not p.exists():
+            raise LedgerError(f"artifact {ref.path} ({ref.role or 'no role'}) does not exist; {fix}")
+        return
+    if ".." in p.parts or not (root / p).exists():
+        raise LedgerError(f"artifact {ref.path} ({ref.role or 'no role'}) does not resolve from the run folder "
+                          f"{run_dir} (looked for {root / p}); {fix}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +183,12 @@ class Ledger:
         outputs: Sequence[ArtifactRef],
         summary: dict[str, Any] | None = None,
     ) -> LedgerEvent:
-        """Append one event chained to the last one. The file is rewritten atomically (never half a line)."""
+        """Append one event chained to the last one. The file is rewritten atomically (never half a line).
+
+        Raises ``LedgerError`` (and writes nothing) when an artifact does not resolve from the run folder.
+        """
+        for ref in (*inputs, *outputs):
+            check_ref(ref, self.run_dir)
         with self._locked():
             lines = self._raw_lines()
             if lines:

@@ -17,7 +17,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from steward.config.models import RunConfig
 
@@ -49,13 +49,13 @@ def create_app(cfg: RunConfig) -> Any:
 
     from steward import __version__
     from steward.serve import metrics as metrics_mod
-    from steward.serve.metrics import publish_drift
     from steward.serve import model as model_mod
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.batcher import AuditWriter, Batcher
     from steward.serve.guards import GuardContext, build, run_chain
     from steward.serve.keys import ApiKey, KeyStore, key_from_headers
     from steward.serve.limits import RequestLimits
+    from steward.serve.metrics import publish_drift
     from steward.serve.monitor import DriftChecker, DriftMonitor, reference_embeddings, reference_texts
     from steward.serve.ratelimit import RateLimiter
     from steward.serve.schemas import (
@@ -227,7 +227,7 @@ def create_app(cfg: RunConfig) -> Any:
         return {"status": "ready", "model_version": state["model"].version}
 
     @app.post("/v1/predict", response_model=PredictResponse, tags=["v1"])
-    async def predict(body: PredictRequest, key: ApiKey = authorise("predict")) -> Any:
+    async def predict(body: PredictRequest, key: Annotated[ApiKey, authorise("predict")]) -> Any:
         """Classify one text or a batch. Low confidence sets ``abstained: true`` (route to human review)."""
         texts = body.items()
         if len(texts) > scfg.max_batch_texts:
@@ -276,7 +276,7 @@ def create_app(cfg: RunConfig) -> Any:
         return PredictResponse(decisions=decisions)
 
     @app.post("/v1/explain", response_model=ExplainResponse, tags=["v1"])
-    async def explain(body: ExplainRequest, key: ApiKey = authorise("explain")) -> Any:
+    async def explain(body: ExplainRequest, key: Annotated[ApiKey, authorise("explain")]) -> Any:
         """Token attributions for a text, by the evaluate stage's explainers (occlusion or Integrated Gradients)."""
         from steward.evaluate.explain import integrated_gradients, occlusion
 
@@ -297,16 +297,16 @@ def create_app(cfg: RunConfig) -> Any:
         attr = await asyncio.get_running_loop().run_in_executor(None, run)
         decision_id = new_id()
         label = served.labels[attr.target]
-        await state["writer"].write([dict(
-            decision_id=decision_id, kind="explain", key_id=key.key_id, model_version=served.version,
-            model_hash=served.hash, input_hash=input_hash(body.text), redacted_input=text, findings=findings,
-            output={"label": label, "method": body.method}, latency_ms=(time.perf_counter() - t0) * 1000)])
+        await state["writer"].write([{
+            "decision_id": decision_id, "kind": "explain", "key_id": key.key_id, "model_version": served.version,
+            "model_hash": served.hash, "input_hash": input_hash(body.text), "redacted_input": text, "findings": findings,
+            "output": {"label": label, "method": body.method}, "latency_ms": (time.perf_counter() - t0) * 1000}])
         return ExplainResponse(decision_id=decision_id, label=label, method=body.method, tokens=attr.tokens,
                                scores=[round(s, 6) for s in attr.scores], model_version=served.version,
                                findings=findings)
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["v1"])
-    async def feedback(body: FeedbackRequest, key: ApiKey = authorise("feedback")) -> Any:
+    async def feedback(body: FeedbackRequest, key: Annotated[ApiKey, authorise("feedback")]) -> Any:
         """The true label for a decision; stored in the audit log for re-audit and retraining."""
         served, m = state["model"], state["metrics"]
         if body.label not in served.labels:
@@ -320,11 +320,11 @@ def create_app(cfg: RunConfig) -> Any:
         predicted = _json.loads(original["output"]).get("label")
         correct = predicted == body.label
         fid = new_id()
-        await state["writer"].write([dict(
-            decision_id=fid, kind="feedback", key_id=key.key_id, model_version=served.version,
-            model_hash=served.hash, input_hash=None, redacted_input=None, findings=[],
-            output={"label": body.label, "predicted": predicted, "correct": correct, "comment": body.comment,
-                    "groups": body.groups or {}}, latency_ms=0.0, ref=body.decision_id)])
+        await state["writer"].write([{
+            "decision_id": fid, "kind": "feedback", "key_id": key.key_id, "model_version": served.version,
+            "model_hash": served.hash, "input_hash": None, "redacted_input": None, "findings": [],
+            "output": {"label": body.label, "predicted": predicted, "correct": correct, "comment": body.comment,
+                    "groups": body.groups or {}}, "latency_ms": 0.0, "ref": body.decision_id}])
         fb = state["feedback"]
         fb["total"] += 1
         fb["right"] += int(correct)
@@ -333,7 +333,7 @@ def create_app(cfg: RunConfig) -> Any:
         return FeedbackResponse(feedback_id=fid, decision_id=body.decision_id, correct=correct)
 
     @app.get("/v1/models", tags=["v1"])
-    async def models(key: ApiKey = authorise("models")) -> dict[str, Any]:
+    async def models(key: Annotated[ApiKey, authorise("models")]) -> dict[str, Any]:
         """The served model: version, hashes, abstention threshold and its scorecard summary."""
         served = state["model"]
         sc = served.scorecard or {}
@@ -355,7 +355,7 @@ def create_app(cfg: RunConfig) -> Any:
             "scorecard": summary, "model_card": "/v1/models/card" if card.is_file() else None}]}
 
     @app.get("/v1/models/card", tags=["v1"], response_class=PlainTextResponse)
-    async def model_card(key: ApiKey = authorise("models")) -> Any:
+    async def model_card(key: Annotated[ApiKey, authorise("models")]) -> Any:
         """The model card (Markdown) written by the evaluate stage."""
         card = run_dir / "evaluate" / "MODEL_CARD.md"
         if not card.is_file():
@@ -363,7 +363,7 @@ def create_app(cfg: RunConfig) -> Any:
         return PlainTextResponse(card.read_text(encoding="utf-8"), media_type="text/markdown")
 
     @app.get("/v1/monitor", tags=["v1"])
-    async def monitor(key: ApiKey = authorise("monitor")) -> dict[str, Any]:
+    async def monitor(key: Annotated[ApiKey, authorise("monitor")]) -> dict[str, Any]:
         """Drift of live traffic against the evaluation set, audit-log size, batching figures."""
         status = await asyncio.get_running_loop().run_in_executor(None, state["monitor"].status)
         publish_drift(state["metrics"], status)
@@ -375,7 +375,7 @@ def create_app(cfg: RunConfig) -> Any:
                 "feedback": {**fb, "accuracy": fb["right"] / fb["total"] if fb["total"] else None}}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    async def prometheus(key: ApiKey = authorise("metrics")) -> Any:
+    async def prometheus(key: Annotated[ApiKey, authorise("metrics")]) -> Any:
         """Prometheus metrics (admin keys)."""
         return PlainTextResponse(generate_latest(state["metrics"].registry), media_type=CONTENT_TYPE_LATEST)
 

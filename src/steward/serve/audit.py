@@ -123,9 +123,9 @@ class AuditLog:
                findings: list[dict[str, Any]] | None, output: dict[str, Any] | None, latency_ms: float,
                ref: str | None = None) -> dict[str, Any]:
         """Append one record in its own transaction and return it (with ``seq`` and ``hash``)."""
-        return self.append_many([dict(decision_id=decision_id, kind=kind, key_id=key_id, model_version=model_version,
-                                      model_hash=model_hash, input_hash=input_hash, redacted_input=redacted_input,
-                                      findings=findings, output=output, latency_ms=latency_ms, ref=ref)])[0]
+        return self.append_many([{"decision_id": decision_id, "kind": kind, "key_id": key_id, "model_version": model_version,
+                                      "model_hash": model_hash, "input_hash": input_hash, "redacted_input": redacted_input,
+                                      "findings": findings, "output": output, "latency_ms": latency_ms, "ref": ref}])[0]
 
     def append_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append several records in one transaction (one fsync for a whole batch of decisions)."""

@@ -55,7 +55,10 @@ def reaudit(cfg: RunConfig) -> dict[str, Any]:
         y = np.array([index[c["label"]] for c in cases])
         p = np.array([index[c["predicted"]] for c in cases])
         ci = {"n": ecfg.bootstrap, "confidence": ecfg.confidence, "random_state": ecfg.seed}
-        f1 = lambda a, b: macro_f1(a, b, len(labels))
+
+        def f1(a: np.ndarray, b: np.ndarray) -> float:
+            return macro_f1(a, b, len(labels))
+
         probes["performance"] = {"figures": {
             "accuracy": {"value": accuracy(y, p), "unit": "fraction", "ci": bootstrap_ci(accuracy, y, p, **ci)},
             "macro_f1": {"value": f1(y, p), "unit": "fraction", "ci": bootstrap_ci(f1, y, p, **ci)}}}

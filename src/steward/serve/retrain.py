@@ -45,7 +45,7 @@ def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: di
         text = texts.get(c["decision_id"])
         if not text:
             continue
-        row: dict[str, Any] = {col: None for col in train.columns}
+        row: dict[str, Any] = dict.fromkeys(train.columns)
         row.update({"text": text, "label": c["label"], "sample_weight": 1.0, "split": "train"})
         if "row_id" in train:
             row["row_id"] = next_id + k
@@ -60,7 +60,7 @@ def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: di
             if (src / name).exists():
                 shutil.copy2(src / name, gen / name)
         merged.to_parquet(gen / "train.parquet", index=False)
-        for split, ref in manifest["splits"].items():
+        for ref in manifest["splits"].values():
             ref["sha256"] = sha256_file(gen / Path(ref["path"]).name)
         manifest["rows"]["train"] = len(merged)
         manifest["feedback_rows"] = len(rows)

@@ -18,7 +18,6 @@ from steward.train.augment import augment
 from steward.train.data import encode, load_data_stage
 from steward.train.loop import StepCallback, run_loop
 from steward.train.tracking import Tracker, flatten
-from steward.types import ArtifactRef
 
 STAGE = "train"
 WORK_DIR = "train_checkpoints"
@@ -92,14 +91,15 @@ def run(cfg: RunConfig, *, resume: bool = False, progress: bool = False, on_step
             "seconds": round(res.seconds, 2), "samples_per_second": res.samples_per_second,
             "history": res.history,
             "privacy": res.privacy or {"enabled": False},
-            "data_inputs": {k: {"path": str(p), "sha256": h} for k, (p, h) in data.inputs.items()},
+            "data_inputs": {k: {"path": artifact(p, run_dir, sha256=h).path, "sha256": h}
+                            for k, (p, h) in data.inputs.items()},
             "mlflow_run_id": tracker.run_id, "provenance": stamp(),
         }
         if not PartialState().is_main_process:
             return TrainResult(manifest, run_dir / STAGE)
         out_dir = _write(run_dir, res.model, tokenizer, tcfg.method, manifest)
         tracker.artifact(out_dir / "manifest.json")
-    inputs = [ArtifactRef(str(p), h, split) for split, (p, h) in data.inputs.items()]
+    inputs = [artifact(p, run_dir, split, sha256=h) for split, (p, h) in data.inputs.items()]
     if source.local:
         weights = sorted(Path(source.path).glob("*.safetensors")) or [Path(source.path)]
         inputs += [artifact(w, run_dir, "base_model") for w in weights]

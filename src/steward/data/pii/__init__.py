@@ -4,4 +4,4 @@ from steward.data.pii.engine import PIIEngine
 from steward.data.pii.operators import OPERATORS, PIIKey, apply_operators
 from steward.data.pii.recognizers import RECOGNIZERS, PatternRecognizer
 
-__all__ = ["OPERATORS", "PIIEngine", "PIIKey", "PatternRecognizer", "RECOGNIZERS", "apply_operators"]
+__all__ = ["OPERATORS", "RECOGNIZERS", "PIIEngine", "PIIKey", "PatternRecognizer", "apply_operators"]

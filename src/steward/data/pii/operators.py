@@ -7,6 +7,7 @@ rewritten token by token so that tags stay aligned.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -100,20 +101,83 @@ def apply_operators(text: str, findings: Sequence[Finding], ctx: OperatorContext
     return "".join(out), changes
 
 
-def apply_to_tokens(tokens: Sequence[str], findings: Sequence[Finding], ctx: OperatorContext) -> list[str]:
-    """Token-aligned rewrite for NER rows (text = ' '.join(tokens)): each overlapped token is replaced."""
-    spans = []
-    pos = 0
-    for tok in tokens:
-        spans.append((pos, pos + len(tok)))
-        pos += len(tok) + 1
+@functools.cache
+def _name_lists() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    # Faker's US English name lists (MIT): surrogates that read like names, so an NER model still learns
+    # what a person looks like in context. Sorted for a stable index whatever the dict order.
+    from faker.providers.person.en_US import Provider
+
+    return tuple(sorted(set(Provider.first_names))), tuple(sorted(set(Provider.last_names)))
+
+
+def surrogate_name(token: str, *, first: bool, key: PIIKey) -> str:
+    """The same token (and key) always gets the same surrogate; its case shape is kept (SMITH -> JONES)."""
+    firsts, lasts = _name_lists()
+    pool = firsts if first else lasts
+    mac = hmac.new(key.secret, f"PER:{'first' if first else 'last'}:{token.casefold()}".encode(), hashlib.sha256)
+    name = pool[int.from_bytes(mac.digest()[:8], "big") % len(pool)]
+    if token.isupper() and len(token) > 1:
+        return name.upper()
+    return name if token[:1].isupper() else name.lower()
+
+
+def _spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(start, end, entity) of each BIO span; a stray I- starts a span of its own."""
+    out: list[tuple[int, int, str]] = []
+    for i, tag in enumerate(tags):
+        if tag == "O":
+            continue
+        prefix, ent = tag.split("-", 1)
+        if prefix in ("B", "S") or not out or out[-1][1] != i or out[-1][2] != ent:
+            out.append((i, i + 1, ent))
+        else:
+            out[-1] = (out[-1][0], i + 1, ent)
+    return out
+
+
+def apply_to_tagged_tokens(tokens: Sequence[str], tags: Sequence[str], findings: Sequence[Finding],
+                           ctx: OperatorContext) -> tuple[list[str], list[dict[str, object]]]:
+    """NER rows: labelled tokens follow ``pii.tagged`` by tag; detections rewrite untagged tokens only.
+
+    A finding that overlaps a labelled token never rewrites it (recorded as ``kept_labelled``), so a MISC
+    entity the detector mistakes for a person keeps its words. Returns the new tokens and one change
+    record per span or finding: entity, tag, action, token count — never the value.
+    """
     new = list(tokens)
+    changes: list[dict[str, object]] = []
+    for start, end, ent in _spans(tags):
+        action = ctx.cfg.tagged.get(ent, "keep")
+        if action == "keep":
+            continue
+        for i in range(start, end):
+            # A single-token person in news text is usually a surname ("Clinton said").
+            first = i == start and end - start > 1
+            new[i] = surrogate_name(tokens[i], first=first, key=ctx.key) if action == "pseudonymise" else f"<{ent}>"
+        changes.append({"entity": ent, "tag": ent, "action": action, "tokens": end - start})
+    offsets, pos = [], 0
+    for tok in tokens:
+        offsets.append((pos, pos + len(tok)))
+        pos += len(tok) + 1
+    allowed = set(ctx.cfg.untagged_entities)
     for f in findings:
+        hit = [i for i, (s, e) in enumerate(offsets) if s < f.end and f.start < e]
+        labelled = [i for i in hit if tags[i] != "O"]
+        if labelled:
+            tag = tags[labelled[0]].split("-", 1)[1]
+            if ctx.cfg.tagged.get(tag, "keep") == "keep":  # otherwise the tag's own action has handled it
+                changes.append({"entity": f.entity_type, "tag": tag, "action": "kept_labelled", "tokens": len(hit),
+                                "detector": f.detector})
+            continue
+        if f.entity_type not in allowed:
+            changes.append({"entity": f.entity_type, "tag": "O", "action": "ignored_in_ner", "tokens": len(hit),
+                            "detector": f.detector})
+            continue
         action = ctx.cfg.action_for(f.entity_type)
+        changes.append({"entity": f.entity_type, "tag": "O", "action": action, "tokens": len(hit),
+                        "detector": f.detector})
         if action in ("drop", "flag"):
             continue
         op = OPERATORS.create(action)
-        for i, (s, e) in enumerate(spans):
-            if s < f.end and f.start < e:
-                new[i] = op(tokens[i], f.entity_type, ctx)
-    return new
+        for i in hit:
+            new[i] = op(tokens[i], f.entity_type, ctx)
+    return new, changes

@@ -104,9 +104,7 @@ class PIIGuard:
         self.ctx = OperatorContext(cfg, PIIKey.from_env(cfg.key_env))
 
     def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
-        from steward.data.pii.operators import apply_operators
-
-        from steward.data.pii.operators import pseudonym
+        from steward.data.pii.operators import apply_operators, pseudonym
 
         (findings,) = self.engine.detect([text])
         if not findings:
