@@ -119,5 +119,25 @@ def test_train_flags_and_bad_values(tmp_path: Path, small_csv: Path) -> None:
     assert steward("data", str(small_csv), "--run-dir", str(run_dir), "--regex-only").returncode == 0
     bad = steward("train", "--run-dir", str(run_dir), "--method", "magic")
     assert bad.returncode == 2 and "train.method: got 'magic'" in bad.stderr and "'lora'" in bad.stderr
-    missing = steward("train", "--run-dir", str(tmp_path / "nothing"))
+    missing = steward("train", "--run-dir", str(tmp_path / "nothing"))  # a typo: named as such, a usage error
+    assert missing.returncode == 2 and "no such run folder" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    missing = steward("train", "--run-dir", str(tmp_path / "empty"))  # a real folder with no data stage yet
     assert missing.returncode == 1 and "run `steward data`" in missing.stderr
+
+
+def test_console_tables_wrap_at_80_columns_instead_of_cutting() -> None:
+    from rich.console import Console
+
+    from steward.cli.compress_cmd import summary_table
+
+    fix = "set data.input.group_columns to the columns that hold the groups, e.g. gender"
+    cand = {"name": "onnx_int8_with_a_long_name", "format": "onnx", "size_bytes": 2**20, "accuracy": 0.9,
+            "dp_difference": 0.01, "attack_success": 0.2, "latency_ms_p95": 3.0, "throughput_per_s": 300.0,
+            "rejected": f"max_cf_flip_rate 0.12 > 0.10; {fix}", "chosen": False}
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    console.print(summary_table([cand]))
+    text = console.export_text()
+    assert "…" not in text
+    flat = "".join(text.split())  # folded cells read in full once line breaks and borders are removed
+    assert "".join(fix.split()) in flat.replace("│", "").replace("┃", "")

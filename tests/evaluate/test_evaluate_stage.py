@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -26,7 +27,7 @@ FAST = {"bootstrap": 50, "robustness": {"max_rows": 10, "max_queries": 20}, "exp
 @pytest.fixture(scope="module")
 def trained_run(demo_data_run: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = copy_run(demo_data_run, tmp_path_factory.mktemp("eval") / "run")
-    run_train(train_cfg(run_dir, tiny_model, method="full", epochs=1, learning_rate=1e-3))
+    run_train(train_cfg(run_dir, tiny_model, method="full", epochs=8, learning_rate=3e-3))  # beats the baseline
     return run_dir
 
 
@@ -46,8 +47,8 @@ def test_writes_scorecard_report_card_and_a_ledger_event(evaluated) -> None:  # 
     sc = json.loads((out / "scorecard.json").read_text())
     assert set(sc["probes"]) == {"performance", "fairness", "counterfactual", "robustness", "calibration",
                                  "explainability", "privacy", "resources"}
-    assert sc["passed"] and evaluated.passed and [g["gate"] for g in sc["gates"]] == ["min_accuracy",
-                                                                                     "max_latency_ms_p95"]
+    assert [g["gate"] for g in sc["gates"]] == ["min_accuracy", "min_f1_lift", "max_latency_ms_p95"]
+    assert sc["passed"] and evaluated.passed
     assert sc["probes"]["performance"]["figures"]["accuracy"]["unit"] == "fraction"
     assert sc["probes"]["resources"]["figures"]["gflops_per_example"]["value"] > 0
     assert sc["probes"]["fairness"]["details"]["columns"]["gender"]  # the data stage's group column
@@ -139,7 +140,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(evaluated, t
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         page.goto((evaluated.out_dir / "report.html").as_uri())
-        assert page.locator("#verdict").inner_text().startswith("All 2 release gates passed")
+        assert page.locator("#verdict").inner_text().startswith("All 3 release gates passed")
+        assert page.locator("#baseline tr").count() == 3 and page.locator("#per-class tr").count() > 3
         plots = page.locator("figure svg")
         assert plots.count() >= 5  # confusion, group bars, robustness, reliability, coverage (+ counterfactual)
         box = plots.first.bounding_box()
@@ -197,3 +199,49 @@ def test_canaries_planted_by_the_data_stage_are_scored_after_training(tiny_model
     assert res.passed  # exposure can never exceed log2(64) = 6 bits
     ev = json.loads((run_dir / "ledger.jsonl").read_text().splitlines()[-1])
     assert "canaries" in {a["role"] for a in ev["inputs"]}
+
+
+def test_the_row_limit_bounds_every_probe(trained_run: Path, tmp_path: Path) -> None:
+    run_dir = copy_run(trained_run, tmp_path / "run")
+    res = run_eval(_cfg(run_dir, max_rows=12, robustness={"max_rows": 200, "max_queries": 10},
+                        explain={"rows": 50, "ig_steps": 4}, privacy={"rows": 1000},
+                        probes=["performance", "robustness", "explainability", "privacy"]))
+    sc = res.scorecard
+    assert sc["rows"] == 12
+    rob = sc["probes"]["robustness"]  # attacks only rows the model gets right: none is possible too
+    assert rob.get("skipped") or rob["details"]["attacked_rows"] <= 12
+    assert sc["probes"]["explainability"]["details"]["rows"] <= 12
+    assert sc["probes"]["privacy"]["details"]["members"] == sc["probes"]["privacy"]["details"]["non_members"] <= 12
+
+
+def test_a_model_that_does_not_beat_the_majority_baseline_fails_by_default(demo_data_run: Path, tiny_model: Path,
+                                                                          tmp_path: Path) -> None:
+    run_dir = copy_run(demo_data_run, tmp_path / "run")
+    run_train(train_cfg(run_dir, tiny_model, method="full", epochs=1, learning_rate=1e-3))  # a useless model
+    cfg = tmp_path / "steward.yaml"
+    cfg.write_text(json.dumps({"run_dir": str(run_dir), "evaluate": {**FAST, "probes": ["performance"]}}))
+    res = CliRunner().invoke(app, ["evaluate", "-c", str(cfg)])
+    sc = json.loads((run_dir / "evaluate" / "scorecard.json").read_text())
+    perf = sc["probes"]["performance"]
+    lift = perf["figures"]["f1_lift"]["value"]
+    base = perf["details"]["baseline"]
+    counts = np.bincount(json_labels(run_dir, sc["labels"]))
+    assert base["accuracy"] == pytest.approx(counts.max() / counts.sum())  # always the most frequent class
+    assert lift == pytest.approx(perf["figures"]["macro_f1"]["ci"][0] - base["macro_f1"], abs=1e-6)
+    assert lift <= 0 and res.exit_code == 1
+    assert "not shown to beat the majority-class baseline" in " ".join(res.output.split())
+    html = (run_dir / "evaluate" / "report.html").read_text()
+    assert 'id="baseline-warning"' in html and 'id="per-class"' in html and "min_f1_lift" in html
+
+
+def test_a_trained_model_beats_the_baseline(trained_run: Path, tmp_path: Path) -> None:
+    res = run_eval(_cfg(copy_run(trained_run, tmp_path / "run"), probes=["performance"]))
+    assert res.passed and [g.gate for g in res.gates] == ["min_f1_lift"]
+    assert res.scorecard["probes"]["performance"]["figures"]["f1_lift"]["value"] > 0.3
+
+
+def json_labels(run_dir: Path, labels: list[str]) -> list[int]:
+    import pandas as pd
+
+    frame = pd.read_parquet(run_dir / "data" / "test.parquet")
+    return [labels.index(str(v)) for v in frame["label"]]

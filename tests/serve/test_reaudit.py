@@ -69,7 +69,8 @@ def test_retrain_adds_feedback_to_train_and_runs_the_same_gates(served_run: Path
     cfg = tmp_path / "steward.yaml"
     cfg.write_text(json.dumps({"run_dir": str(run_dir), "train": {
         "model": str(tiny_model), "method": "full", "epochs": 1, "batch_size": 16, "max_length": 32, "mlflow": False,
-        "threads": 1}, "evaluate": {"probes": ["performance"], "bootstrap": 10, "gates": {"min_accuracy": 0.0}}}))
+        "threads": 1}, "evaluate": {"probes": ["performance"], "bootstrap": 10,
+                                              "gates": {"min_accuracy": 0.0, "min_f1_lift": None}}}))
     new = tmp_path / "retrained"
     res = CliRunner().invoke(app, ["retrain", "-c", str(cfg), "--new-run-dir", str(new), "--json"])
     assert res.exit_code == 0, res.output

@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from steward.errors import ConfigError, InputDataError, StewardError
 
@@ -54,6 +56,40 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(EXIT_FAILED) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def existing_run_dir(cfg: Any) -> Path:
+    """The configured run folder (a RunConfig or a path), or a usage error naming it when it does not exist:
+    a typo in --run-dir must not read as "no trained model"."""
+    run = Path(cfg if isinstance(cfg, str | Path) else cfg.run_dir)
+    if not run.is_dir():
+        raise ConfigError(f"--run-dir: got {str(run)!r}: no such run folder (looked in {Path.cwd()}). Fix: name "
+                          f"a folder a stage wrote, or start one with `steward data FILE --run-dir {run}`")
+    return run
+
+
+def dflt(field: str) -> str:
+    """`` [default: X]`` for an option whose value otherwise comes from steward.yaml, read off the config's
+    own default so that --help and the config never disagree. ``field`` is dotted: ``data.input.task``."""
+    from rich.markup import escape
+
+    from steward.config.models import RunConfig
+
+    value: Any = RunConfig()
+    for part in field.split("."):
+        value = getattr(value, part)
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    return escape(f" [default: {value}, or steward.yaml's]")
+
+
+def table(title: str, *columns: str, right: Collection[str] = ()) -> Table:
+    """A console table whose cells wrap (a long word folds onto the next line) instead of being cut with an
+    ellipsis: at 80 columns a fix or two figure names must still read in full."""
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left", overflow="fold")
+    return t
 
 
 def print_json(obj: Any) -> None:

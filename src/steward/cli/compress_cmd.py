@@ -9,15 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from steward.cli.common import console, handle_errors, print_json
+from steward.cli.common import console, dflt, existing_run_dir, handle_errors, print_json, table
 from steward.config.loader import load_config
 
 
 def summary_table(candidates: list[dict[str, Any]]) -> Table:
-    t = Table(title="compress stage — every candidate re-scored")
-    for col in ("candidate", "format", "MiB", "accuracy", "DP diff.", "attack success", "p95 ms", "texts/s",
-                "verdict"):
-        t.add_column(col, justify="left" if col in ("candidate", "format", "verdict") else "right")
+    figures = ("MiB", "accuracy", "DP diff.", "attack success", "p95 ms", "texts/s")
+    t = table("compress stage — every candidate re-scored", "candidate", "format", *figures, "verdict",
+              right=figures)
 
     def f(v: Any) -> str:
         return "—" if v is None else f"{v:.4g}"
@@ -33,10 +32,10 @@ def summary_table(candidates: list[dict[str, Any]]) -> Table:
 @handle_errors
 def compress(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (trained and evaluated).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (trained and evaluated)." + dflt("run_dir"))] = None,
     methods: Annotated[str | None, typer.Option(
         help="Comma-separated: dynamic_int8, onnx, onnx_int8, prune_magnitude, prune_heads, prune_ffn, distill.")] = None,
-    sparsity: Annotated[float | None, typer.Option(help="Pruning target in (0, 1).")] = None,
+    sparsity: Annotated[float | None, typer.Option(help="Pruning target in (0, 1)." + dflt("compress.prune.sparsity"))] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Pareto table as JSON.")] = False,
 ) -> None:
     """Compress the trained model (int8, ONNX, pruning, distillation) and re-score every candidate with the
@@ -57,6 +56,7 @@ def compress(
     if comp:
         over["compress"] = comp
     cfg = load_config(config, over)
+    existing_run_dir(cfg)
     result = run(cfg, progress=not json_out)
     if json_out:
         import json

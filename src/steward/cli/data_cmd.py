@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from steward.cli.common import console, err_console, handle_errors, print_json
+from steward.cli.common import console, dflt, err_console, handle_errors, print_json, table
 from steward.config.loader import load_config
 
 
@@ -66,9 +66,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    t = Table(title="data stage", show_header=True)
-    t.add_column("measure")
-    t.add_column("value", justify="right")
+    t = table("data stage", "measure", "value", right={"value"})
     for key in ("rows_in", "rows_kept", "rows_quarantined", "rows_changed"):
         t.add_row(key, str(summary[key]))
     t.add_row("invariant in = kept + quarantined", "holds" if summary["invariant_ok"] else "[red]BROKEN[/]")
@@ -94,22 +92,25 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def data(
     input_path: Annotated[Path | None, typer.Argument(help="Input file (CSV, TSV, JSONL, Parquet, CoNLL).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    text_column: Annotated[str | None, typer.Option(help="Column holding the text.")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Column holding the label.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Column holding the text." + dflt("data.input.text_column"))] = None,
+    label_column: Annotated[str | None, typer.Option(help="Column holding the label." + dflt("data.input.label_column"))] = None,
     group_column: Annotated[list[str] | None, typer.Option(help="Sensitive-attribute column (repeatable).")] = None,
     labels: Annotated[str | None, typer.Option(help="Declared label set, comma-separated.")] = None,
-    task: Annotated[str | None, typer.Option(help="classification or ner.")] = None,
-    format: Annotated[str | None, typer.Option(help="auto, csv, tsv, jsonl, parquet or conll.")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or ner." + dflt("data.input.task"))] = None,
+    format: Annotated[str | None, typer.Option(help="auto, csv, tsv, jsonl, parquet or conll." + dflt("data.input.format"))] = None,
     encoding: Annotated[str | None, typer.Option(
-        help="The file's encoding, e.g. latin-1 [default: auto: UTF-8 if it decodes, else detected].")] = None,
+        help="The file's encoding, e.g. latin-1; auto: UTF-8 if it decodes, else detected." + dflt(
+            "data.input.encoding"))] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a run folder's data stage that came from another input file.")] = False,
     allow_loss: Annotated[bool, typer.Option(
         "--allow-loss", help="Warn instead of failing when one reason quarantines more than data.loss.max_share "
                              "of the rows, or a label loses every row.")] = False,
     split_column: Annotated[str | None, typer.Option(help="Use this column's train/validation/test split.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Split seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Split seed." + dflt("data.split.seed"))] = None,
     regex_only: Annotated[bool, typer.Option("--regex-only", help="PII: patterns only, no NER (fast).")] = False,
     no_pii: Annotated[bool, typer.Option("--no-pii", help="Skip PII detection (not recommended).")] = False,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder." + dflt("run_dir"))] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Clean, de-duplicate, de-identify, screen, balance and split a labelled text dataset.
@@ -123,7 +124,7 @@ def data(
         input_path=input_path, text_column=text_column, label_column=label_column, group_column=group_column,
         labels=labels, task=task, format=format, encoding=encoding, seed=seed, split_column=split_column,
         regex_only=regex_only, no_pii=no_pii, allow_loss=allow_loss, run_dir=run_dir))
-    result = run(cfg, progress=not json_out)
+    result = run(cfg, progress=not json_out, overwrite=overwrite)
     for f in result.summary["loss_guard"]["findings"]:
         err_console.print(f"[bold yellow]warning: data lost (--allow-loss):[/] {f['message']}", highlight=False)
     if json_out:
@@ -158,9 +159,7 @@ def quarantine(
                   + (f" for reason {reason!r}" if reason else "") + f" — by reason: {report['by_reason']}",
                   highlight=False)
     rows = report["rows"] if limit == 0 else report["rows"][:limit]
-    t = Table(title="quarantine", show_lines=False)
-    for col in ("row", "line", "reason", "step", "action", "detail"):
-        t.add_column(col, overflow="fold")
+    t = table("quarantine", "row", "line", "reason", "step", "action", "detail")
     for r in rows:
         t.add_row(str(r["row_id"]), str(r["line"] or ""), r["reason"], r["stage"], r["action"], r["detail"])
     console.print(t)

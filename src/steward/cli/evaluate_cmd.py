@@ -11,9 +11,12 @@ from rich.table import Table
 from steward.cli.common import (
     EXIT_FAILED,
     console,
+    dflt,
     err_console,
+    existing_run_dir,
     handle_errors,
     print_json,
+    table,
 )
 from steward.config.loader import load_config
 
@@ -33,9 +36,8 @@ def _overrides(run_dir: Path | None, probes: str | None, max_rows: int | None, s
 
 
 def summary_table(sc: dict[str, Any]) -> Table:
-    t = Table(title=f"evaluate stage — {sc['rows']} rows of {sc['split']}")
-    for col in ("probe", "figure", "value", "CI", "note"):
-        t.add_column(col, justify="right" if col in ("value", "CI") else "left")
+    t = table(f"evaluate stage — {sc['rows']} rows of {sc['split']}", "probe", "figure", "value", "CI", "note",
+              right={"value", "CI"})
     for name, p in sc["probes"].items():
         if p.get("skipped"):
             t.add_row(name, "—", "", "", f"skipped: {p['skipped']}")
@@ -49,10 +51,10 @@ def summary_table(sc: dict[str, Any]) -> Table:
 @handle_errors
 def evaluate(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/ and train/).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/ and train/)." + dflt("run_dir"))] = None,
     probes: Annotated[str | None, typer.Option(help="Comma-separated probes to run (default: all).")] = None,
-    max_rows: Annotated[int | None, typer.Option(help="Evaluate on at most this many rows.")] = None,
-    split: Annotated[str | None, typer.Option(help="test or validation.")] = None,
+    max_rows: Annotated[int | None, typer.Option(help="Evaluate on at most this many rows." + dflt("evaluate.max_rows"))] = None,
+    split: Annotated[str | None, typer.Option(help="test or validation." + dflt("evaluate.split"))] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the scorecard as JSON.")] = False,
 ) -> None:
     """Score the trained model: performance, fairness, counterfactual fairness, robustness, calibration,
@@ -64,6 +66,7 @@ def evaluate(
     from steward.evaluate import run
 
     cfg = load_config(config, _overrides(run_dir, probes, max_rows, split))
+    existing_run_dir(cfg)
     result = run(cfg, progress=not json_out)
     if json_out:
         print_json(result.scorecard)

@@ -7,17 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from steward.cli.common import handle_errors
+from steward.cli.common import dflt, handle_errors
 from steward.config.loader import load_config
 
 
 @handle_errors
 def gateway(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="The run folder (audit log, keys).")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8100).")] = None,
-    backend: Annotated[str | None, typer.Option(help="embedded (default), local or upstream.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="The run folder (audit log, keys)." + dflt("run_dir"))] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind." + dflt("gateway.host"))] = None,
+    port: Annotated[int | None, typer.Option(help="Port." + dflt("gateway.port"))] = None,
+    backend: Annotated[str | None, typer.Option(help="embedded, local or upstream." + dflt("gateway.backend"))] = None,
     model_path: Annotated[Path | None, typer.Option(help="backend local: a Hugging Face causal-LM folder.")] = None,
     upstream_url: Annotated[str | None, typer.Option(help="backend upstream: an OpenAI-compatible base URL.")] = None,
     database_url: Annotated[str | None, typer.Option(help="Audit database (default SQLite in the run).")] = None,

@@ -6,14 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from steward.cli.common import (
     EXIT_FAILED,
     console,
     err_console,
+    existing_run_dir,
     handle_errors,
     print_json,
+    table,
 )
 
 app = typer.Typer(help="Inspect and verify a run's ledger.", no_args_is_help=True)
@@ -34,9 +35,7 @@ def _run_dir(positional: Path | None, option: Path | None) -> Path:
     run_dir = option or positional
     if run_dir is None:
         raise ConfigError("--run-dir: missing; name the run folder, e.g. `steward ledger verify --run-dir runs/demo`")
-    if not run_dir.is_dir():
-        raise ConfigError(f"--run-dir: got {str(run_dir)!r}: no such run folder (looked in {Path.cwd()}); "
-                          f"give the folder a stage wrote, e.g. runs/demo")
+    existing_run_dir(run_dir)
     if not (run_dir / LEDGER_NAME).is_file():
         raise ConfigError(f"--run-dir: got {str(run_dir)!r}: the folder has no {LEDGER_NAME}, so no stage has "
                           f"run in it; run `steward data --run-dir {run_dir}` first")
@@ -83,9 +82,7 @@ def show(
     if json_out:
         print_json([{**e.body(), "hash": e.hash} for e in events])
         return
-    t = Table(title=f"ledger of {run_dir}")
-    for col in ("#", "stage", "finished", "outputs", "hash"):
-        t.add_column(col)
+    t = table(f"ledger of {run_dir}", "#", "stage", "finished", "outputs", "hash")
     for e in events:
         t.add_row(str(e.index), e.stage, e.finished_at, str(len(e.outputs)), e.hash[:16])
     console.print(t)

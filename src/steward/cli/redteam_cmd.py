@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steward.cli.common import console, handle_errors
+from steward.cli.common import EXIT_FAILED, console, handle_errors, table
 from steward.config.loader import load_config
 
 
@@ -28,7 +28,6 @@ def redteam(
 ) -> None:
     """Send instruction-override, role-play, system-prompt-extraction, PII-extraction, toxicity and obfuscation
     attacks and a benign suite; write report.json and report.html; exit 1 when a gate fails."""
-    from rich.table import Table
 
     from steward.cli.common import print_json
     from steward.gateway.redteam import CATEGORIES, run, write_report
@@ -57,20 +56,19 @@ def redteam(
     if json_out:
         print_json(data)
     else:
-        table = Table(title=f"red team: {report.model} at {report.target}")
-        for col in ("category", "attacks", "stopped by a guard", "succeeded", "success rate"):
-            table.add_column(col)
+        out = table(f"red team: {report.model} at {report.target}", "category", "attacks", "stopped by a guard",
+                    "succeeded", "success rate")
         for cat, v in data["by_category"].items():
             rate = "n/a" if v["attack_success_rate"] is None else f"{v['attack_success_rate']:.0%}"
-            table.add_row(cat, str(v["attacks"]), str(v["stopped_by_guard"]), str(v["succeeded"]), rate)
-        console.print(table)
+            out.add_row(cat, str(v["attacks"]), str(v["stopped_by_guard"]), str(v["succeeded"]), rate)
+        console.print(out)
         frr = data["false_refusal_rate"]
         console.print(f"benign prompts refused: {'n/a' if frr is None else f'{frr:.0%}'} of {len(report.benign)}")
         for g in data["gates"]:
             console.print(f"[{'green' if g['passed'] else 'red'}]{g['message']}[/]", highlight=False)
         console.print(f"report: {hpath}  ({jpath})")
     if not report.passed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:

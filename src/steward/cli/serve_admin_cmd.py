@@ -6,14 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from steward.cli.common import (
     EXIT_FAILED,
     console,
     err_console,
+    existing_run_dir,
     handle_errors,
     print_json,
+    table,
 )
 
 keys_app = typer.Typer(help="Create, list and revoke the service's API keys.", no_args_is_help=True)
@@ -73,9 +74,7 @@ def keys_list(config: ConfigOpt = None, run_dir: RunDirOpt = None,
     if json_out:
         print_json(keys)
         return
-    t = Table(title="API keys")
-    for c in ("key_id", "role", "name", "created", "revoked"):
-        t.add_column(c)
+    t = table("API keys", "key_id", "role", "name", "created", "revoked")
     for k in keys:
         t.add_row(*(str(k[c]) for c in ("key_id", "role", "name", "created", "revoked")))
     console.print(t)
@@ -118,6 +117,7 @@ def reaudit(config: ConfigOpt = None, run_dir: RunDirOpt = None,
     from steward.serve.reaudit import reaudit as do_reaudit
 
     cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
+    existing_run_dir(cfg)
     out = do_reaudit(cfg)
     if json_out:
         print_json(out)
@@ -144,6 +144,7 @@ def retrain(
     from steward.serve.retrain import retrain as do_retrain
 
     cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
+    existing_run_dir(cfg)
     res = do_retrain(cfg, new_run_dir, progress=not json_out)
     summary = {"run_dir": str(res.run_dir), "feedback_rows": res.feedback_rows, "passed": res.passed,
                "best_metric": res.train_manifest["best_metric"],

@@ -7,16 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from steward.cli.common import handle_errors
+from steward.cli.common import dflt, existing_run_dir, handle_errors
 from steward.config.loader import load_config
 
 
 @handle_errors
 def serve(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="The run whose model is served.")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="The run whose model is served." + dflt("run_dir"))] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind." + dflt("serve.host"))] = None,
+    port: Annotated[int | None, typer.Option(help="Port." + dflt("serve.port"))] = None,
     database_url: Annotated[str | None, typer.Option(help="Audit database (default SQLite in the run).")] = None,
 ) -> None:
     """Serve RUN_DIR/train/model over HTTP: /v1/predict, /v1/explain, /v1/feedback, /v1/models, /v1/monitor,
@@ -32,6 +32,7 @@ def serve(
     if serve_over:
         over["serve"] = serve_over
     cfg = load_config(config, over)
+    existing_run_dir(cfg)
     app = create_app(cfg)
     # No access log: request lines carry no text, but the service's own metrics and audit log are the record.
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, access_log=False, log_level="info",

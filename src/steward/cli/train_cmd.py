@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from steward.cli.common import console, handle_errors, print_json
+from steward.cli.common import console, dflt, existing_run_dir, handle_errors, print_json, table
 from steward.config.loader import load_config
 
 
@@ -31,9 +31,7 @@ def _overrides(**f: Any) -> dict[str, Any]:
 
 
 def summary_table(m: dict[str, Any]) -> Table:
-    t = Table(title="train stage")
-    t.add_column("measure")
-    t.add_column("value", justify="right")
+    t = table("train stage", "measure", "value", right={"value"})
     t.add_row("base model", str(m["base_model"]["id"]))
     t.add_row("method", m["method"])
     t.add_row("parameters (trainable / total)", f"{m['parameters']['trainable']:,} / {m['parameters']['total']:,}")
@@ -54,14 +52,14 @@ def summary_table(m: dict[str, Any]) -> Table:
 @handle_errors
 def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/).")] = None,
-    model: Annotated[str | None, typer.Option(help="'default', a local model directory or a hub id.")] = None,
-    method: Annotated[str | None, typer.Option(help="lora, full or head.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/)." + dflt("run_dir"))] = None,
+    model: Annotated[str | None, typer.Option(help="'default', a local model directory or a hub id." + dflt("train.model"))] = None,
+    method: Annotated[str | None, typer.Option(help="lora, full or head." + dflt("train.method"))] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs." + dflt("train.epochs"))] = None,
     max_train_samples: Annotated[int | None, typer.Option(help="Train on a random subset.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (data order, head init, dropout).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size." + dflt("train.batch_size"))] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate." + dflt("train.learning_rate"))] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (data order, head init, dropout)." + dflt("train.seed"))] = None,
     dp_epsilon: Annotated[float | None, typer.Option(help="Train with DP-SGD to this ε.")] = None,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle weights.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
@@ -79,6 +77,7 @@ def train(
                                          batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                          dp_epsilon=dp_epsilon, trust_pickle=trust_pickle, no_mlflow=no_mlflow,
                                          run_dir=run_dir))
+    existing_run_dir(cfg)
     result = run(cfg, resume=resume, progress=not json_out)
     if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` only the main process reports
         return

@@ -192,6 +192,16 @@ class DataConfig(_Config):
     split: SplitConfig = Field(default_factory=SplitConfig)
     canaries: CanaryConfig = Field(default_factory=CanaryConfig)
     loss: LossGuardConfig = Field(default_factory=LossGuardConfig)
+    # Names for the classes as the file writes them, e.g. {0: negative, 1: positive}: the splits, the model,
+    # the scorecard and the service use the names. Classification only.
+    label_names: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _label_names_need_classification(self) -> DataConfig:
+        if self.label_names and self.input.task == "ner":
+            raise ValueError(f"label_names: got {self.label_names}, but input.task is 'ner' and its labels are "
+                             "entity tags. Fix: remove label_names")
+        return self
 
     @model_validator(mode="after")
     def _canaries_need_classification(self) -> DataConfig:
@@ -294,6 +304,9 @@ class GateSettings(_Config):
 
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
     min_f1: float | None = Field(None, ge=0.0, le=1.0)  # macro F1; entity F1 for NER
+    # On by default: the F1 interval's lower end must lie above the majority-class baseline's F1 by more than
+    # this, so a model no better than always answering the most frequent class never passes unnoticed.
+    min_f1_lift: float | None = Field(0.0, ge=-1.0, le=1.0)
     max_dp_difference: float | None = Field(None, ge=0.0, le=1.0)  # demographic parity, worst column
     max_eo_difference: float | None = Field(None, ge=0.0, le=1.0)  # equalised odds, worst column
     max_cf_flip_rate: float | None = Field(None, ge=0.0, le=1.0)  # counterfactual identity swaps
@@ -374,6 +387,9 @@ class EvaluateConfig(_Config):
     # The report and model card are written beside scorecard.json.
     report: bool = True
     model_card: bool = True
+    # Example texts in the report (attacks, counterfactuals, explanations) scoring at least this on the
+    # offline toxicity classifier are shown as "[hidden: …]"; null shows every text. scorecard.json keeps them.
+    report_hide_offensive: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class BatchingSettings(_Config):

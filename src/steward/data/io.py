@@ -12,7 +12,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,11 +110,13 @@ def _decode(raw: bytes, encoding: str, path: Path) -> tuple[str, str, bool]:
                              f"utf-8, latin-1 or cp1252") from exc
 
 
-def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple[str, str]] = ()) -> Loaded:
+def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple[str, str]] = (),
+         label_names: Mapping[str, str] | None = None) -> Loaded:
     """Read ``cfg.path`` into a frame with ``row_id, text, label, raw_sha256`` (+ groups, tokens/tags for NER).
 
     ``extra_columns`` are (config field, column) pairs carried through as strings (e.g. a split column).
-    ``rows_in`` counts every record seen, including those quarantined while loading.
+    ``rows_in`` counts every record seen, including those quarantined while loading. ``label_names`` maps
+    a label as the file writes it to the name used from here on (``input.labels`` may use either).
     """
     if cfg.path is None:
         raise InputDataError("data.input.path is not set; pass the input file (steward data INPUT) "
@@ -149,7 +151,8 @@ def load(cfg: InputConfig, quarantine: Quarantine, extra_columns: Sequence[tuple
     _check_columns(cfg, columns, path, extra_columns)
     labels_found: Counter[str] = Counter()
     spellings: dict[str, str] = {}
-    frame = _to_frame(records, cfg, quarantine, [c for _, c in extra_columns], labels_found, spellings)
+    names = {canonical_label(k): v for k, v in (label_names or {}).items()}
+    frame = _to_frame(records, cfg, quarantine, [c for _, c in extra_columns], labels_found, spellings, names)
     return Loaded(frame, rows_in, fmt, encoding, detected, dict(labels_found.most_common()), spellings)
 
 
@@ -317,11 +320,12 @@ def _check_columns(cfg: InputConfig, columns: set[str], path: Path, extra: Seque
 
 
 def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, q: Quarantine,
-              extra: list[str], labels_found: Counter[str], spellings: dict[str, str]) -> pd.DataFrame:
+              extra: list[str], labels_found: Counter[str], spellings: dict[str, str],
+              names: Mapping[str, str]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     canonical = cfg.task != "ner"
-    declared = ({canonical_label(x) for x in cfg.labels} if canonical else set(cfg.labels)) \
-        if cfg.labels is not None else None
+    declared = ({names.get(canonical_label(x), canonical_label(x)) for x in cfg.labels} if canonical
+                else set(cfg.labels)) if cfg.labels is not None else None
     for row_id, line_no, rec in records:
         if cfg.task == "ner":
             tokens, tags = rec.get(cfg.tokens_column), rec.get(cfg.tags_column)
@@ -353,11 +357,12 @@ def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, 
             text = "" if raw_text is None or (isinstance(raw_text, float) and pd.isna(raw_text)) else str(raw_text)
             h = sha256_text(text)
             raw_label = rec.get(cfg.label_column)
-            label = canonical_label(raw_label)
+            canon = canonical_label(raw_label)
+            label = names.get(canon, canon)
             if label:
                 labels_found[label] += 1
-                if str(raw_label).strip() != label and not isinstance(raw_label, int | float):
-                    spellings.setdefault(str(raw_label).strip(), label)
+                if str(raw_label).strip() != canon and not isinstance(raw_label, int | float):
+                    spellings.setdefault(str(raw_label).strip(), canon)
             if _SURROGATE.search(text) or _SURROGATE.search(label):
                 q.drop_raw(row_id, "bad_encoding", STAGE, h,
                            f"line {line_no}: bytes not valid {cfg.encoding}; set input.encoding if the file uses another", line=line_no)

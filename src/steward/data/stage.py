@@ -32,7 +32,7 @@ from steward.data.pii.operators import (
     apply_to_tagged_tokens,
 )
 from steward.data.quarantine import Quarantine
-from steward.errors import DataLossError, DataStageError
+from steward.errors import ConfigError, DataLossError, DataStageError
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.progress import progress_bar
@@ -217,10 +217,17 @@ def _output_frame(part: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     return part[cols].reset_index(drop=True)
 
 
-def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = False) -> DataResult:
-    """Run the data stage for ``cfg`` and write ``RUN_DIR/data/``; append one ledger event."""
+def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = False,
+        overwrite: bool = False) -> DataResult:
+    """Run the data stage for ``cfg`` and write ``RUN_DIR/data/``; append one ledger event.
+
+    A run folder belongs to one data set: when ``RUN_DIR/data`` came from another input file the stage
+    refuses (its model, scorecard and ledger describe that data) unless ``overwrite`` is given.
+    """
     dcfg = cfg.data
     run_dir = Path(cfg.run_dir)
+    if not overwrite:
+        _check_same_input(run_dir, dcfg)
     started_at = now_iso()
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -243,7 +250,7 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
             return out
 
         extra = [("split.column", dcfg.split.column)] if dcfg.split.column else []
-        read = step("load", lambda: data_io.load(dcfg.input, q, extra))
+        read = step("load", lambda: data_io.load(dcfg.input, q, extra, dcfg.label_names))
         frame, rows_in, loaded = read.frame, read.rows_in, len(read.frame)
         frame = step("normalise", lambda: _normalise(frame, dcfg, q)) if not frame.empty else frame
         frame = step("quality", lambda: _quality(frame, dcfg, q)) if not frame.empty else frame
@@ -313,6 +320,21 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
             + f"\nIf this loss is expected, pass --allow-loss (data.loss.allow: true) to keep going with a "
               f"warning. The attempt's quarantine is in {run_dir / FAILED_DIR}.")
     return _write(cfg, run_dir, parts, q, summary, started_at, canary_info)
+
+
+def _check_same_input(run_dir: Path, dcfg: DataConfig) -> None:
+    manifest = run_dir / STAGE / "manifest.json"
+    path = Path(str(dcfg.input.path)) if dcfg.input.path is not None else None
+    if not manifest.is_file() or path is None or not path.is_file():
+        return
+    import json
+
+    before = json.loads(manifest.read_text()).get("input_sha256")
+    if before and before != sha256_file(path):
+        raise ConfigError(
+            f"--run-dir: {run_dir} already holds the data stage of another input file (sha256 {before[:12]}…, "
+            f"not {path.name}); its model, scorecard and ledger describe that data. Fix: give this data set a "
+            f"run folder of its own (--run-dir runs/<name>), or pass --overwrite to replace it")
 
 
 FAILED_DIR = "data_failed"  # the last failed attempt's quarantine and summary, for `steward data quarantine`

@@ -12,6 +12,7 @@ from steward.config.models import GateSettings
 GATES: dict[str, tuple[str, str, str]] = {
     "min_accuracy": ("performance", "accuracy", ">="),
     "min_f1": ("performance", "macro_f1", ">="),
+    "min_f1_lift": ("performance", "f1_lift", ">"),  # strictly: equal to the baseline is not better
     "max_dp_difference": ("fairness", "dp_difference", "<="),
     "max_eo_difference": ("fairness", "eo_difference", "<="),
     "max_cf_flip_rate": ("counterfactual", "flip_rate", "<="),
@@ -45,6 +46,8 @@ def judge(gates: GateSettings, probes: dict[str, dict[str, Any]], task: str) -> 
         if threshold is None:
             continue
         probe, figure, op = GATES[gate]
+        if gate not in gates.model_fields_set and probe not in probes:
+            continue  # a default gate (min_f1_lift) on a probe the user chose not to run; set gates fail instead
         if gate == "min_f1" and task == "ner":
             figure = "entity_f1"
         section = probes.get(probe) or {}
@@ -54,8 +57,12 @@ def judge(gates: GateSettings, probes: dict[str, dict[str, Any]], task: str) -> 
             out.append(GateResult(gate, threshold, None, False, probe, figure,
                                   f"{gate}: {probe}.{figure} was not measured ({why}); the gate cannot pass"))
             continue
-        passed = value >= threshold if op == ">=" else value <= threshold
+        passed = {">=": value >= threshold, ">": value > threshold, "<=": value <= threshold}[op]
         verdict = "passed" if passed else "FAILED"
+        if gate == "min_f1_lift" and not passed:
+            base = ((section.get("details") or {}).get("baseline") or {})
+            verdict += (" — the model is not shown to beat the majority-class baseline"
+                        + (f" ({base['rule']}: macro-F1 {base['macro_f1']:.4g})" if base else ""))
         out.append(GateResult(gate, threshold, float(value), passed, probe, figure,
                               f"{gate}: {probe}.{figure} = {value:.4g} {op} {threshold:g}? {verdict}"))
     return out

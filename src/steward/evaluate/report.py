@@ -30,7 +30,8 @@ th{background:#f6f8fa} .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;
 {{ "%.1f"|format(sc.timing.seconds) }} s</p>
 <div class="banner {{ 'pass' if sc.passed else 'fail' }}" id="verdict">
 {% if not sc.gates %}No release gates configured.{% elif sc.passed %}All {{ sc.gates|length }} release gates passed.
-{% else %}{{ sc.gates|rejectattr('passed')|list|length }} of {{ sc.gates|length }} release gates FAILED.{% endif %}</div>
+{% else %}{{ sc.gates|rejectattr('passed')|list|length }} of {{ sc.gates|length }} release gates FAILED:
+{{ sc.gates|rejectattr('passed')|map(attribute='gate')|join(', ') }}.{% endif %}</div>
 
 <h2>Release gates</h2>
 {% if sc.gates %}<table id="gates"><tr><th>gate</th><th>figure</th><th>measured</th><th>threshold</th><th>result</th></tr>
@@ -204,9 +205,34 @@ def _counterfactual_plot(p: dict[str, Any]) -> list[Markup]:
     return [_svg(fig)]
 
 
+_WORD_START = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark the first piece of a word
+
+
+def whole_words(tokens: list[str], scores: list[float]) -> tuple[list[str], list[float]]:
+    """Word pieces joined into the words a reader sees, each scored with the sum of its pieces' scores.
+
+    Attributions are per word piece (``un ##believ ##able``); summing keeps each word's total share of
+    the explanation, so ranking by words and by pieces agree on which word mattered.
+    """
+    words: list[str] = []
+    out: list[float] = []
+    marked = any(t.startswith(_WORD_START) for t in tokens)
+    for tok, score in zip(tokens, scores, strict=True):
+        cont = tok.startswith("##") or (marked and not tok.startswith(_WORD_START))
+        piece = tok[2:] if tok.startswith("##") else tok.lstrip("".join(_WORD_START))
+        if cont and words:
+            words[-1] += piece
+            out[-1] += score
+        else:
+            words.append(piece)
+            out.append(score)
+    return words, out
+
+
 def _highlight(tokens: list[str], scores: list[float]) -> Markup:
     from markupsafe import escape
 
+    tokens, scores = whole_words(tokens, scores)
     top = max((abs(s) for s in scores), default=0.0) or 1.0
     parts = []
     for t, s in zip(tokens, scores, strict=True):
@@ -216,22 +242,78 @@ def _highlight(tokens: list[str], scores: list[float]) -> Markup:
     return Markup(" ".join(parts))
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> Markup:
+def _table(rows: list[dict[str, Any]], columns: list[str], table_id: str = "") -> Markup:
     from markupsafe import escape
 
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{escape(fmt(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows)
-    return Markup(f"<table><tr>{head}</tr>{body}</table>")
+    attr = f' id="{escape(table_id)}"' if table_id else ""
+    return Markup(f"<table{attr}><tr>{head}</tr>{body}</table>")
 
 
-def render_report(sc: dict[str, Any]) -> str:
+def _baseline_table(p: dict[str, Any]) -> Markup:
+    figs = p.get("figures") or {}
+    f1 = "entity_f1" if "entity_f1" in figs else "macro_f1"
+    base_f1 = "baseline_entity_f1" if f1 == "entity_f1" else "baseline_macro_f1"
+    if base_f1 not in figs:
+        return Markup("")
+    lift = (figs.get("f1_lift") or {}).get("value")
+    verdict = ("" if lift is None else '<p class="pass">The model beats the baseline.</p>' if lift > 0 else
+               '<p class="fail" id="baseline-warning">The model is not shown to beat the majority-class baseline.'
+               "</p>")
+    rows = [{"": "model", "accuracy": figs["accuracy"]["value"], f1: figs[f1]["value"],
+             "CI": "–".join(fmt(v) for v in figs[f1].get("ci") or []) or None},
+            {"": f"baseline ({figs[base_f1].get('note', '').removeprefix('majority-class baseline: ')})",
+             "accuracy": figs["baseline_accuracy"]["value"], f1: figs[base_f1]["value"], "CI": None}]
+    return Markup(verdict) + _table(rows, ["", "accuracy", f1, "CI"], table_id="baseline")
+
+
+def _per_class_table(p: dict[str, Any]) -> Markup:
+    d = p.get("details") or {}
+    per = d.get("per_class") or d.get("per_type") or {}
+    rows = [{"class": k, **v} for k, v in per.items() if isinstance(v, dict) and "support" in v]
+    if not rows:
+        return Markup("")
+    return _table(rows, ["class", "precision", "recall", "f1-score", "support"], table_id="per-class")
+
+
+_EXAMPLE_TEXTS = ("original", "counterfactual", "adversarial", "text")
+
+
+def hide_offensive(probes: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """A copy of ``probes`` whose example texts scoring ``threshold`` or more for toxicity are replaced by
+    a marker (explanations of such a text lose their tokens too)."""
+    import copy
+
+    from steward.data.screen import toxicity_scores
+
+    out = copy.deepcopy(probes)
+    examples = [ex for p in out.values() for ex in p.get("examples") or []]
+    texts = sorted({ex[k] for ex in examples for k in _EXAMPLE_TEXTS if isinstance(ex.get(k), str)})
+    score = dict(zip(texts, toxicity_scores(texts).tolist(), strict=True)) if texts else {}
+    for ex in examples:
+        hidden = False
+        for k in _EXAMPLE_TEXTS:
+            if isinstance(ex.get(k), str) and score[ex[k]] >= threshold:
+                ex[k] = f"[hidden: offensive text, toxicity {score[ex[k]]:.2f}]"
+                hidden = True
+        for method in ("integrated_gradients", "occlusion"):
+            if hidden and method in ex:
+                ex[method] = {"tokens": ["[hidden]"], "scores": [0.0]}
+    return out
+
+
+def render_report(sc: dict[str, Any], *, hide_offensive_at: float | None = None) -> str:
     """The scorecard dictionary (as written to scorecard.json) rendered to one HTML page."""
     from jinja2 import Environment
 
-    probes = sc["probes"]
+    probes = sc["probes"] if hide_offensive_at is None else hide_offensive(sc["probes"], hide_offensive_at)
     sections: list[dict[str, Any]] = []
     if "performance" in probes:
-        sections.append({"title": "Performance", "plots": _confusion_plot(probes["performance"]), "html": ""})
+        sections.append({"title": "Performance", "plots": _confusion_plot(probes["performance"]),
+                         "text": "The model beside the majority-class baseline (always the most frequent class): "
+                                 "a model that does not beat it has learned nothing useful.",
+                         "html": _baseline_table(probes["performance"]) + _per_class_table(probes["performance"])})
     if "fairness" in probes and not probes["fairness"].get("skipped"):
         d = probes["fairness"]["details"]
         sections.append({"title": "Group fairness", "plots": _fairness_plots(probes["fairness"]), "html": "",

@@ -56,6 +56,7 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
     result, inputs = _score(cfg, progress=progress)
     scorecard = result.scorecard
     out_dir = _write(run_dir, cfg, scorecard)
+    _track(run_dir, scorecard)
     Ledger(run_dir).append(
         stage=STAGE, started_at=started_at, config_digest=config_digest(cfg.evaluate), inputs=inputs,
         outputs=[artifact(p, run_dir, p.name) for p in sorted(out_dir.iterdir()) if p.is_file()],
@@ -213,13 +214,27 @@ def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, An
     return ctx, inputs
 
 
+def _track(run_dir: Path, scorecard: dict[str, Any]) -> None:
+    """Every figure and the gates' verdict into the MLflow run that trained the model (when it was tracked)."""
+    from steward.tracking import Tracker
+
+    run_id = (json.loads((run_dir / "train" / "manifest.json").read_text()).get("mlflow_run_id"))
+    with Tracker(run_dir, True).resume(run_id) as tracker:
+        values = {f"evaluate.{probe}.{name}": fig["value"] for probe, p in scorecard["probes"].items()
+                  for name, fig in (p.get("figures") or {}).items() if isinstance(fig.get("value"), int | float)}
+        values["evaluate.gates_passed"] = float(scorecard["passed"])
+        tracker.metrics(values, step=0)
+        tracker.artifact(run_dir / STAGE / "scorecard.json")
+
+
 def _write(run_dir: Path, cfg: RunConfig, scorecard: dict[str, Any]) -> Path:
     with atomic_dir(run_dir / STAGE) as gen:
         write_json(gen / "scorecard.json", scorecard)
         if cfg.evaluate.report:
             from steward.evaluate.report import render_report
 
-            (gen / "report.html").write_text(render_report(scorecard), encoding="utf-8")
+            (gen / "report.html").write_text(
+                render_report(scorecard, hide_offensive_at=cfg.evaluate.report_hide_offensive), encoding="utf-8")
         if cfg.evaluate.model_card:
             from steward.evaluate.card import render_card
 

@@ -19,9 +19,9 @@ from steward.config.models import TrainConfig
 from steward.errors import ConfigError, TrainStageError
 from steward.metrics import classification_metrics, multilabel_metrics, ner_metrics
 from steward.progress import progress_bar
+from steward.tracking import Tracker
 from steward.train import checkpoint
 from steward.train.data import IGNORE_INDEX, TrainData, collate
-from steward.train.tracking import Tracker
 
 StepCallback = Callable[[int, float], None]
 

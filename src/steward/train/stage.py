@@ -13,11 +13,11 @@ from steward.config.models import RunConfig
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.provenance import stamp
+from steward.tracking import Tracker, flatten
 from steward.train import adapters, models
 from steward.train.augment import augment
 from steward.train.data import encode, load_data_stage
 from steward.train.loop import StepCallback, run_loop
-from steward.train.tracking import Tracker, flatten
 
 STAGE = "train"
 WORK_DIR = "train_checkpoints"

@@ -1,4 +1,8 @@
-"""MLflow tracking to a local store under the run folder (``mlflow ui --backend-store-uri RUN_DIR/mlruns``)."""
+"""MLflow tracking to a local store under the run folder (``mlflow ui --backend-store-uri RUN_DIR/mlruns``).
+
+The train stage opens the run; the evaluate stage logs its scorecard to that same run, so one MLflow run
+holds a model's training curve and its responsibility figures side by side.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,27 @@ class Tracker:
         with mlflow.start_run(run_name=name) as run:
             self.run_id = run.info.run_id
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            yield self
+
+    @contextlib.contextmanager
+    def resume(self, run_id: str | None) -> Iterator[Tracker]:
+        """Log into an existing run (the one training opened); a no-op if there is none or MLflow fails."""
+        store = self.run_dir / "mlruns"
+        if not self.enabled or not run_id or not store.is_dir():
+            yield self
+            return
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        try:
+            import mlflow
+
+            mlflow.set_tracking_uri(store.resolve().as_uri())
+            active = mlflow.start_run(run_id=run_id)
+        except Exception as exc:  # noqa: BLE001 — tracking never fails a stage; say why and go on
+            log.warning("MLflow: could not reopen run %s (%s); evaluate metrics not tracked", run_id, exc)
+            yield self
+            return
+        self._mlflow, self.run_id = mlflow, run_id
+        with active:
             yield self
 
     def metrics(self, values: dict[str, float], step: int) -> None:
