@@ -39,8 +39,12 @@ def test_a_run_folder_is_not_reused_for_another_data_set(tmp_path: Path) -> None
     assert _steward("data", str(a), "--run-dir", run, "--regex-only").exit_code == 0
     assert _steward("data", str(a), "--run-dir", run, "--regex-only").exit_code == 0  # same data: a rerun
     res = _steward("data", str(b), "--run-dir", run, "--regex-only")
-    assert res.exit_code == 2 and "already holds the data stage of another input file" in " ".join(res.stderr.split())
+    assert res.exit_code == 2 and "holds the data stage of another input file" in " ".join(res.stderr.split())
+    assert str(a) in res.stderr.replace("\n", "")  # names the file the folder holds
     assert json.loads((Path(run) / "data" / "summary.json").read_text())["rows_in"] == 80  # untouched
+    _csv(a, 85, ["x", "y"])  # the same file, edited
+    res = _steward("data", str(a), "--run-dir", run, "--regex-only")
+    assert res.exit_code == 2 and "a.csv changed since the data stage last read it" in " ".join(res.stderr.split())
     assert _steward("data", str(b), "--run-dir", run, "--regex-only", "--overwrite").exit_code == 0
     assert json.loads((Path(run) / "data" / "summary.json").read_text())["rows_in"] == 90
 

@@ -95,3 +95,32 @@ def test_format_errors_are_clear(tmp_path: Path) -> None:
         _load(c)
     with pytest.raises(InputDataError, match="unknown encoding"):
         _load(tmp_path / "in.xlsx", format="csv", encoding="klingon")
+
+
+def test_auto_encoding_keeps_utf8_when_only_a_stray_byte_is_bad(tmp_path: Path) -> None:
+    p = tmp_path / "mostly_utf8.csv"
+    rows = [f"café crème number {i},a".encode() for i in range(300)]
+    rows[7] = b"one stray \xff byte here,a"
+    p.write_bytes(b"text,label\n" + b"\n".join(rows) + b"\n")
+    frame, rows_in, q = _load(p)
+    assert rows_in == 300 and [r.reason for r in q.records] == ["bad_encoding"]
+    assert frame["text"].str.contains("café crème").all()  # not re-read in another code page
+
+
+@pytest.mark.parametrize("raw, canonical", [
+    ("2", "2"), ("2.0", "2"), (" 2.00 ", "2"), (2.0, "2"), (2, "2"), ("-1.0", "-1"), ("+2.0", "+2"),
+    ("007", "007"), ("007.0", "007"), ("2.5", "2.5"), ("1e3", "1e3"), (True, "True"), ("True", "True"),
+    (None, ""), (float("nan"), ""), (" refund ", "refund"),
+])
+def test_label_spellings(raw: object, canonical: str) -> None:
+    from steward.data.io import canonical_label
+
+    assert canonical_label(raw) == canonical
+
+
+def test_label_names_from_yaml_int_keys(tmp_path: Path) -> None:
+    from steward.config import load_config
+
+    cfg = tmp_path / "steward.yaml"
+    cfg.write_text("data:\n  label_names: {0: negative, 1: positive}\n")
+    assert load_config(cfg).data.label_names == {"0": "negative", "1": "positive"}

@@ -85,3 +85,22 @@ def test_ephemeral_key_when_env_missing(monkeypatch) -> None:  # type: ignore[no
     assert PIIKey.from_env("STEWARD_PII_KEY").ephemeral
     monkeypatch.setenv("STEWARD_PII_KEY", "k")
     assert PIIKey.from_env("STEWARD_PII_KEY") == PIIKey(b"k", False)
+
+
+def test_a_finding_across_a_label_and_untagged_tokens_rewrites_only_the_untagged_part() -> None:
+    tokens = ["call", "Acme", "+44", "20", "7946", "0958"]  # a detector's span runs into the ORG name
+    tags = ["O", "B-ORG", "O", "O", "O", "O"]
+    text = " ".join(tokens)
+    new, changes = apply_to_tagged_tokens(tokens, tags, [Finding("PHONE_NUMBER", text.index("Acme"), len(text),
+                                                                 0.9, "regex")], ctx())
+    assert new[:2] == ["call", "Acme"] and all(t == "<PHONE_NUMBER>" for t in new[2:])
+    assert {c["action"] for c in changes} == {"kept_labelled", "redact"}
+
+
+def test_a_surrogate_is_never_the_real_name() -> None:
+    from steward.data.pii.operators import _name_lists
+
+    firsts, lasts = _name_lists()
+    key = PIIKey(b"k", False)
+    assert all(surrogate_name(n, first=False, key=key).casefold() != n.casefold() for n in lasts)
+    assert all(surrogate_name(n, first=True, key=key).casefold() != n.casefold() for n in firsts)

@@ -167,7 +167,12 @@ Brussels B-LOC
 
 
 @pytest.mark.parametrize("ner", [True, False], ids=["spacy", "regex-only"])
-def test_conll_persons_are_pseudonymised_consistently_and_other_labels_untouched(tmp_path: Path, ner: bool) -> None:
+def test_conll_persons_are_pseudonymised_consistently_and_other_labels_untouched(
+        tmp_path: Path, ner: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_PII_KEY", "a fixed key, so the surrogates are known")
+    from steward.data.pii.operators import PIIKey, surrogate_name
+
+    lone = surrogate_name("Blackburn", first=False, key=PIIKey.from_env("STEWARD_PII_KEY"))
     src = tmp_path / "tiny.conll"
     src.write_text(CONLL * 4)  # repeated: exact duplicates are removed, the rest must survive intact
     args = ["data", str(src), "--task", "ner", "--run-dir", str(tmp_path / "r"), "--json"]
@@ -187,8 +192,9 @@ def test_conll_persons_are_pseudonymised_consistently_and_other_labels_untouched
             assert toks == ["PRICE", "100.92", "PAY", "DATE", "24.SEP.96"]
         if "Brussels" in toks:
             assert by["Brussels"] == "B-LOC"
-            # "Blackburn" as a lone PER is a surname both times: the same surrogate in both sentences
-            assert tags[0] == "B-PER" and toks[0][0].isupper()
+            assert tags[0] == "B-PER" and toks[0] == lone  # a lone PER token: its surname surrogate
+        if "Spongiform" in toks:
+            assert toks[1] == lone  # "Peter Blackburn": the same token, the same surrogate
     assert s["pii"]["by_tag"]["PER"]["pseudonymise"] >= 5
     assert "MISC" not in s["pii"]["by_tag"] or set(s["pii"]["by_tag"]["MISC"]) == {"kept_labelled"}
     assert "Token-classification data" in (tmp_path / "r" / "data" / "data_card.md").read_text()

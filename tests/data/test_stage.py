@@ -135,7 +135,7 @@ def test_ner_stage_on_real_conll(tmp_path: Path, shared_data: Path) -> None:
     s = result.summary
     assert s["invariant_ok"] and s["rows_kept"] > 200
     train = pd.read_parquet(result.out_dir / "train.parquet")
-    assert all(len(t) == len(g) for t, g in zip(train["tokens"], train["tags"], strict=False))
+    assert all(len(t) == len(g) for t, g in zip(train["tokens"], train["tags"], strict=True))
     assert set(s["balance"]["entity_types"]["counts"]) == {"PER", "ORG", "LOC", "MISC"}
     assert set(result.manifest.labels) >= {"B-PER", "I-PER", "O"}
 

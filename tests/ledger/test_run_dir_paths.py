@@ -35,11 +35,11 @@ def _invoke(*args: str) -> str:
 
 def _feedback(run_dir: Path, labels: list[str]) -> None:
     from steward.serve.audit import AuditLog, database_url
-    from tests.serve.test_reaudit import _feedback as one
+    from tests.serve.conftest import add_feedback
 
     log = AuditLog(database_url(None, run_dir))
     for i in range(12):
-        one(log, i, labels[0], labels[i % 2], "female" if i % 3 else "male")
+        add_feedback(log, i, labels[0], labels[i % 2], "female" if i % 3 else "male")
 
 
 @pytest.mark.parametrize("form", ["relative", "absolute"])

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +125,12 @@ def live(run_dir: Path, **serve: object) -> LiveServer:
 
     cfg = parse_config({"run_dir": str(run_dir), "serve": serve})
     return LiveServer(create_app(cfg), _free_port())
+
+
+def add_feedback(log: Any, i: int, predicted: str, true: str, gender: str) -> None:
+    """A served decision d<i> and the feedback f<i> on it, as the service writes them (for reaudit/retrain)."""
+    log.append(decision_id=f"d{i}", kind="predict", key_id="k", model_version="v", model_hash="h", input_hash="x",
+               redacted_input="t", findings=[], output={"label": predicted}, latency_ms=1.0)
+    log.append(decision_id=f"f{i}", kind="feedback", key_id="k", model_version="v", model_hash="h", input_hash=None,
+               redacted_input=None, findings=[], ref=f"d{i}", latency_ms=0.0,
+               output={"label": true, "predicted": predicted, "correct": predicted == true, "groups": {"gender": gender}})

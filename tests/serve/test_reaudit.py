@@ -9,15 +9,8 @@ from typer.testing import CliRunner
 
 from steward.cli.app import app
 from steward.serve.audit import AuditLog, database_url
+from tests.serve.conftest import add_feedback
 from tests.train.conftest import copy_run
-
-
-def _feedback(log: AuditLog, i: int, predicted: str, true: str, gender: str) -> None:
-    log.append(decision_id=f"d{i}", kind="predict", key_id="k", model_version="v", model_hash="h", input_hash="x",
-               redacted_input="t", findings=[], output={"label": predicted}, latency_ms=1.0)
-    log.append(decision_id=f"f{i}", kind="feedback", key_id="k", model_version="v", model_hash="h", input_hash=None,
-               redacted_input=None, findings=[], ref=f"d{i}", latency_ms=0.0,
-               output={"label": true, "predicted": predicted, "correct": predicted == true, "groups": {"gender": gender}})
 
 
 def test_reaudit_finds_a_gap_that_feedback_reveals(served_run: Path, tmp_path: Path) -> None:
@@ -28,8 +21,8 @@ def test_reaudit_finds_a_gap_that_feedback_reveals(served_run: Path, tmp_path: P
     for i in range(40):  # right for men; for women it calls every `a` case `b`
         gender = "female" if i % 2 else "male"
         true = a if i % 4 < 2 else b
-        _feedback(log, i, b if gender == "female" else true, true, gender)
-    _feedback(log, 99, a, b, "male")
+        add_feedback(log, i, b if gender == "female" else true, true, gender)
+    add_feedback(log, 99, a, b, "male")
     log.append(decision_id="f99b", kind="feedback", key_id="k", model_version="v", model_hash="h", input_hash=None,
                redacted_input=None, findings=[], ref="d99", latency_ms=0.0,
                output={"label": a, "predicted": a, "correct": True, "groups": {"gender": "male"}})  # a correction

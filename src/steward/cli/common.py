@@ -68,14 +68,19 @@ def existing_run_dir(cfg: Any) -> Path:
     return run
 
 
+@functools.cache
+def _default_config() -> Any:
+    from steward.config.models import RunConfig
+
+    return RunConfig()
+
+
 def dflt(field: str) -> str:
     """`` [default: X]`` for an option whose value otherwise comes from steward.yaml, read off the config's
     own default so that --help and the config never disagree. ``field`` is dotted: ``data.input.task``."""
     from rich.markup import escape
 
-    from steward.config.models import RunConfig
-
-    value: Any = RunConfig()
+    value: Any = _default_config()
     for part in field.split("."):
         value = getattr(value, part)
     if isinstance(value, list):

@@ -23,10 +23,11 @@ class _RunByDefault(TyperGroup):
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        elif not args:
-            args = ["run"]
+        # A lone word naming a file here is the input (`steward data quarantine` on a file of that name);
+        # with options after it, it is the subcommand. `steward data run FILE` is never ambiguous.
+        lone_file = len(args) == 1 and args[0] != "run" and Path(args[0]).is_file()
+        if not args or args[0] not in self.commands or lone_file:
+            args = ["run", *args]  # `steward data --help` shows the stage's options (its help names quarantine)
         return super().parse_args(ctx, args)
 
 
@@ -102,7 +103,8 @@ def data(
         help="The file's encoding, e.g. latin-1; auto: UTF-8 if it decodes, else detected." + dflt(
             "data.input.encoding"))] = None,
     overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace a run folder's data stage that came from another input file.")] = False,
+        "--overwrite", help="Replace a run folder's data stage that came from another input file (its train, "
+                            "evaluate and compress outputs still describe the old data until rerun).")] = False,
     allow_loss: Annotated[bool, typer.Option(
         "--allow-loss", help="Warn instead of failing when one reason quarantines more than data.loss.max_share "
                              "of the rows, or a label loses every row.")] = False,
@@ -116,7 +118,8 @@ def data(
     """Clean, de-duplicate, de-identify, screen, balance and split a labelled text dataset.
 
     Writes RUN_DIR/data/{train,validation,test}.parquet, quarantine.parquet, summary.json, data_card.md and
-    appends one event to RUN_DIR/ledger.jsonl.
+    appends one event to RUN_DIR/ledger.jsonl. `steward data quarantine --run-dir DIR` lists every removed or
+    changed row with its reason and fix (`steward data quarantine --help`).
     """
     from steward.data import run
 

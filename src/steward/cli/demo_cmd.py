@@ -23,8 +23,8 @@ data:
     languages: [en]
   pii:
     actions: {PERSON: pseudonymise, CREDIT_CARD: mask, IBAN_CODE: mask}
-  loss:   # the generator plants 150 exact and 120 near copies whatever --rows is
-    max_share_by_reason: {duplicate_exact: 0.4, duplicate_near: 0.3}
+  loss:   # the generator plants copies and abusive rows at fixed counts, whatever --rows is
+    max_share_by_reason: {planted_loss_limits}
   screen:
     action: quarantine
     threshold: 0.8
@@ -36,7 +36,7 @@ train:
 evaluate:
   max_rows: 400
   bootstrap: 500
-  robustness: {max_rows: 80, max_queries: 40}
+  robustness: {max_rows: 40, max_queries: 30}   # the costliest probe: re-run for each compressed candidate
   explain: {rows: 20, ig_steps: 16}
   privacy: {rows: 400}
   gates:
@@ -74,7 +74,12 @@ def demo(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = generate_support_dataset(run_dir / "raw" / "support_messages.csv", n=rows, seed=seed)
-    cfg_path = write_text(run_dir / "steward.yaml", DEMO_CONFIG)
+    import json
+
+    from steward.demo import PLANTED_LOSS_LIMITS
+
+    cfg_path = write_text(run_dir / "steward.yaml",  # JSON is YAML: the limits are written as the code has them
+                          DEMO_CONFIG.replace("{planted_loss_limits}", json.dumps(PLANTED_LOSS_LIMITS)))
     cfg = load_config(cfg_path)
     if not json_out:
         console.rule("[bold]Steward demo: data stage")

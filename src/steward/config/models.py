@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PII_ENTITIES = (
     "PERSON",
@@ -195,6 +195,12 @@ class DataConfig(_Config):
     # Names for the classes as the file writes them, e.g. {0: negative, 1: positive}: the splits, the model,
     # the scorecard and the service use the names. Classification only.
     label_names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("label_names", mode="before")
+    @classmethod
+    def _label_keys_as_written(cls, value: Any) -> Any:
+        # YAML reads {0: negative} with an int key; the file's labels are read as text, so compare as text.
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _label_names_need_classification(self) -> DataConfig:

@@ -89,7 +89,8 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
             f"- Rows containing PII: {pii['rows_with_pii']}",
             "",
             _table(["entity type", "found", "action"],
-                   [[k, v, cfg.pii.action_for(k)] for k, v in s["pii_by_type"].items()]) if s["pii_by_type"]
+                   [[k, v, cfg.pii.tagged.get(k, "keep") + " (tagged)" if s["task"] == "ner" and k in cfg.pii.tagged
+                     else cfg.pii.action_for(k)] for k, v in s["pii_by_type"].items()]) if s["pii_by_type"]
             else "No PII found.",
             "",
             f"- Pseudonym key: {pii['pseudonym_key']}",

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from steward.config.models import InputConfig
+from steward.data.pii.operators import bio_spans
 from steward.data.quarantine import Quarantine
 from steward.errors import InputDataError
 from steward.hashing import sha256_text
@@ -29,7 +30,7 @@ _EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jso
                 ".parquet": "parquet", ".pq": "parquet", ".conll": "conll", ".txt": "conll"}
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _BIO = re.compile(r"^(O|[BIES]-\S+)$")
-_INTEGRAL = re.compile(r"^([+-]?\d+)\.0*$")
+_INTEGRAL = re.compile(r"^([+-]?\d+)\.0+$")
 MISSING_GROUP = "(missing)"
 
 
@@ -47,20 +48,18 @@ class Loaded:
 
 
 def canonical_label(value: object) -> str:
-    """One spelling per label: trimmed, and integral numbers written as integers ("2.0", 2.0 -> "2").
+    """One spelling per label: trimmed, and an integral float written as an integer ("2.0", 2.0 -> "2").
 
     Files exported from spreadsheets and pandas often write an integer class as a float; without this a
     label written ``2.0`` becomes a class of its own beside ``2``.
     """
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer():  # numpy floats are floats too
         return str(int(value))
-    text = str(value).strip()
+    text = str(value).strip()  # booleans stay True/False, as a CSV writes them
     m = _INTEGRAL.match(text)
-    return str(int(m.group(1))) if m else text
+    return m.group(1) if m else text  # only the ".0" goes: "007" and "+2" are spellings of their own
 
 
 def detect_format(path: Path, declared: str, task: str) -> str:
@@ -91,6 +90,13 @@ def _decode(raw: bytes, encoding: str, path: Path) -> tuple[str, str, bool]:
             return raw.decode("utf-8-sig"), "utf-8", False
         except UnicodeDecodeError:
             pass
+        text = raw.decode("utf-8-sig", errors="surrogateescape")
+        lines = text.splitlines() or [""]
+        bad = sum(1 for ln in lines if _SURROGATE.search(ln))
+        if bad <= max(1, len(lines) // 100):
+            # A UTF-8 file with a stray bad byte or two: guessing another code page for the whole file would
+            # garble every row, so keep UTF-8 and let those rows be quarantined as bad_encoding.
+            return text, "utf-8", False
         from charset_normalizer import from_bytes
 
         # Fewest decoding oddities first, then the most coherent language: on short Western European files
@@ -344,7 +350,7 @@ def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, 
             if bad_tags:
                 q.drop_raw(row_id, "invalid_tag", STAGE, h, f"line {line_no}: tags not in BIO form: {bad_tags[:5]}", line=line_no)
                 continue
-            labels_found.update(t.split("-", 1)[1] for t in tags if t.startswith("B-"))  # entities, not tokens
+            labels_found.update(ent for _, _, ent in bio_spans(tags))  # entities, not tokens
             if declared is not None:
                 unknown = sorted({t.split("-", 1)[1] for t in tags if t != "O"} - declared)
                 if unknown:

@@ -16,6 +16,7 @@ import pandas as pd
 from steward.types import QuarantineRecord
 
 COLUMNS = ["row_id", "line", "reason", "stage", "text_sha256", "detail", "action"]
+FAILED_DIR = "data_failed"  # a run the loss guard stopped keeps its quarantine here, never in data/
 
 
 class Quarantine:
@@ -69,7 +70,7 @@ def read_report(run_dir: str | os.PathLike[str], reason: str | None = None) -> d
     run = Path(run_dir)
     if not run.is_dir():
         raise ConfigError(f"--run-dir: got {str(run_dir)!r}: no such run folder (looked in {Path.cwd()})")
-    failed, done = run / "data_failed" / "quarantine.parquet", run / "data" / "quarantine.parquet"
+    failed, done = run / FAILED_DIR / "quarantine.parquet", run / "data" / "quarantine.parquet"
     path = failed if failed.is_file() else done  # a successful run removes data_failed/
     if not path.is_file():
         raise ConfigError(f"--run-dir: got {str(run_dir)!r}: no data stage has run there (no {done}); run "

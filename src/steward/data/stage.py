@@ -31,7 +31,7 @@ from steward.data.pii.operators import (
     apply_operators,
     apply_to_tagged_tokens,
 )
-from steward.data.quarantine import Quarantine
+from steward.data.quarantine import FAILED_DIR, Quarantine
 from steward.errors import ConfigError, DataLossError, DataStageError
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
@@ -100,9 +100,9 @@ def _dedup(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.Data
     return frame[mask], info
 
 
-# Change records that leave the text as it was: flagged, or (NER) a detection inside a labelled span or of a
-# type not rewritten in untagged tokens.
-_NOT_APPLIED = {"flag", "kept_labelled", "ignored_in_ner"}
+# NER change records that leave the row as it was and are reported per tag, not as a changed row: a detection
+# inside a labelled span, or of a type not rewritten in untagged tokens.
+_NER_REPORT_ONLY = {"kept_labelled", "ignored_in_ner"}
 
 
 def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -130,8 +130,9 @@ def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFr
         else:
             new_text, changes = apply_operators(text, fs, ctx)
             detail = ", ".join(f"{c['entity']}@{c['start']}-{c['end']}:{c['action']}" for c in changes)
-        by_type.update(str(c["entity"]) for c in changes if c["action"] not in _NOT_APPLIED)
         by_action.update(str(c["action"]) for c in changes)
+        changes = [c for c in changes if c["action"] not in _NER_REPORT_ONLY]
+        by_type.update(str(c["entity"]) for c in changes)
         types_col.append(sorted({f.entity_type for f in fs}))
         new_texts.append(new_text)
         if any(c["action"] == "drop" for c in changes):
@@ -331,13 +332,16 @@ def _check_same_input(run_dir: Path, dcfg: DataConfig) -> None:
 
     before = json.loads(manifest.read_text()).get("input_sha256")
     if before and before != sha256_file(path):
+        summary = run_dir / STAGE / "summary.json"
+        last = json.loads(summary.read_text()).get("input") if summary.is_file() else None
+        what = (f"{path.name} changed since the data stage last read it" if last and Path(last).resolve() ==
+                path.resolve() else f"{run_dir} holds the data stage of another input file ({last or 'unknown'})")
         raise ConfigError(
-            f"--run-dir: {run_dir} already holds the data stage of another input file (sha256 {before[:12]}…, "
-            f"not {path.name}); its model, scorecard and ledger describe that data. Fix: give this data set a "
-            f"run folder of its own (--run-dir runs/<name>), or pass --overwrite to replace it")
+            f"--run-dir: {what} (sha256 {before[:12]}…); the folder's model, scorecard and ledger describe that "
+            f"data. Fix: give this data its own run folder (--run-dir runs/<name>), or pass --overwrite to "
+            f"replace the data stage (later stages then still describe the old data until rerun)")
 
 
-FAILED_DIR = "data_failed"  # the last failed attempt's quarantine and summary, for `steward data quarantine`
 
 
 def _labels_kept(parts: dict[str, pd.DataFrame], dcfg: DataConfig) -> set[str]:

@@ -206,10 +206,10 @@ def _weighted(options: list[tuple[str, float]], rng: random.Random) -> str:
     return rng.choices([o for o, _ in options], weights=[w for _, w in options])[0]
 
 
-# The generator plants 150 exact and 120 near copies whatever ``n`` is, so below ~2,500 rows they exceed the
-# data stage's default loss limits (5 %, exact copies 25 %). A run on this data states the limits it expects
-# (data.loss.max_share_by_reason) instead of turning the guard off.
-PLANTED_LOSS_LIMITS = {"duplicate_exact": 0.4, "duplicate_near": 0.3}
+# The generator plants 150 exact and 120 near copies and 40 abusive rows whatever ``n`` is, so below ~2,500
+# rows they exceed the data stage's default loss limits (5 %, exact copies 25 %). A run on this data states
+# the limits it expects (data.loss.max_share_by_reason) instead of turning the guard off.
+PLANTED_LOSS_LIMITS = {"duplicate_exact": 0.4, "duplicate_near": 0.3, "harmful_text": 0.15}
 
 
 def generate_support_dataset(path: str | Path, n: int = 4000, seed: int = 7) -> DemoPlan:

@@ -14,6 +14,17 @@ def _fig(sc: dict[str, Any], probe: str, name: str) -> float | None:
     return (((sc["probes"].get(probe) or {}).get("figures") or {}).get(name) or {}).get("value")
 
 
+def _baseline_line(perf: dict[str, Any]) -> list[str]:
+    base = (perf.get("details") or {}).get("baseline")
+    lift = ((perf.get("figures") or {}).get("f1_lift") or {}).get("value")
+    if not base or lift is None:
+        return []
+    verdict = "beats it" if lift > 0 else "is **not shown to beat it**"
+    return ["", f"Majority-class baseline ({base['rule']}): accuracy {fmt(base['accuracy'])}, macro-F1 "
+                f"{fmt(base['macro_f1'])}; the model {verdict} (f1_lift {fmt(lift)}: the lower end of its F1 "
+                f"interval minus the baseline's F1)."]
+
+
 def render_card(sc: dict[str, Any], run_dir: Path) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -83,6 +94,7 @@ def _body(sc: dict[str, Any], train: dict[str, Any], data_card: str) -> str:
         "| figure | value | CI |", "|---|---|---|",
         *[f"| {k} | {fmt(v['value'])} | {' – '.join(fmt(c) for c in v['ci']) if v.get('ci') else ''} |"
           for k, v in perf.items()],
+        *_baseline_line(probes.get("performance", {})),
     ])
     fair_lines = []
     for key in ("dp_difference", "eo_difference"):

@@ -46,8 +46,10 @@ def judge(gates: GateSettings, probes: dict[str, dict[str, Any]], task: str) -> 
         if threshold is None:
             continue
         probe, figure, op = GATES[gate]
-        if gate not in gates.model_fields_set and probe not in probes:
-            continue  # a default gate (min_f1_lift) on a probe the user chose not to run; set gates fail instead
+        if gate not in gates.model_fields_set and figure not in ((probes.get(probe) or {}).get("figures") or {}):
+            # A default gate (min_f1_lift) on a probe the user chose not to run, or on a scorecard written
+            # before the figure existed; a gate the user set fails instead.
+            continue
         if gate == "min_f1" and task == "ner":
             figure = "entity_f1"
         section = probes.get(probe) or {}

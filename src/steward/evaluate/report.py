@@ -271,7 +271,7 @@ def _baseline_table(p: dict[str, Any]) -> Markup:
 def _per_class_table(p: dict[str, Any]) -> Markup:
     d = p.get("details") or {}
     per = d.get("per_class") or d.get("per_type") or {}
-    rows = [{"class": k, **v} for k, v in per.items() if isinstance(v, dict) and "support" in v]
+    rows = [{"class": k, **v} for k, v in per.items() if isinstance(v, dict) and "support" in v and "avg" not in k]
     if not rows:
         return Markup("")
     return _table(rows, ["class", "precision", "recall", "f1-score", "support"], table_id="per-class")

@@ -4,6 +4,7 @@ release gates, and a ledger event linking the scorecard to the exact model and d
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from steward.progress import progress_bar
 from steward.provenance import stamp
 from steward.types import ArtifactRef
 
+log = logging.getLogger(__name__)
 STAGE = "evaluate"
 
 
@@ -56,13 +58,13 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
     result, inputs = _score(cfg, progress=progress)
     scorecard = result.scorecard
     out_dir = _write(run_dir, cfg, scorecard)
-    _track(run_dir, scorecard)
     Ledger(run_dir).append(
         stage=STAGE, started_at=started_at, config_digest=config_digest(cfg.evaluate), inputs=inputs,
         outputs=[artifact(p, run_dir, p.name) for p in sorted(out_dir.iterdir()) if p.is_file()],
         summary={"passed": scorecard["passed"], "failed_gates": [g.gate for g in result.gates if not g.passed],
                  "composite": scorecard["composite"]["value"], "seconds": scorecard["timing"]["seconds"]},
     )
+    _track(run_dir, scorecard)
     return EvaluateResult(scorecard, result.gates, out_dir)
 
 
@@ -219,12 +221,15 @@ def _track(run_dir: Path, scorecard: dict[str, Any]) -> None:
     from steward.tracking import Tracker
 
     run_id = (json.loads((run_dir / "train" / "manifest.json").read_text()).get("mlflow_run_id"))
-    with Tracker(run_dir, True).resume(run_id) as tracker:
-        values = {f"evaluate.{probe}.{name}": fig["value"] for probe, p in scorecard["probes"].items()
-                  for name, fig in (p.get("figures") or {}).items() if isinstance(fig.get("value"), int | float)}
-        values["evaluate.gates_passed"] = float(scorecard["passed"])
-        tracker.metrics(values, step=0)
-        tracker.artifact(run_dir / STAGE / "scorecard.json")
+    values = {f"evaluate.{probe}.{name}": fig["value"] for probe, p in scorecard["probes"].items()
+              for name, fig in (p.get("figures") or {}).items() if isinstance(fig.get("value"), int | float)}
+    values["evaluate.gates_passed"] = float(scorecard["passed"])
+    try:
+        with Tracker(run_dir, True).resume(run_id) as tracker:
+            tracker.metrics(values, step=0)
+            tracker.artifact(run_dir / STAGE / "scorecard.json")
+    except Exception as exc:  # noqa: BLE001 — tracking never fails a stage whose outputs and ledger are written
+        log.warning("MLflow: evaluate metrics not tracked (%s)", exc)
 
 
 def _write(run_dir: Path, cfg: RunConfig, scorecard: dict[str, Any]) -> Path:

@@ -115,13 +115,16 @@ def surrogate_name(token: str, *, first: bool, key: PIIKey) -> str:
     firsts, lasts = _name_lists()
     pool = firsts if first else lasts
     mac = hmac.new(key.secret, f"PER:{'first' if first else 'last'}:{token.casefold()}".encode(), hashlib.sha256)
-    name = pool[int.from_bytes(mac.digest()[:8], "big") % len(pool)]
+    index = int.from_bytes(mac.digest()[:8], "big") % len(pool)
+    if pool[index].casefold() == token.casefold():  # the lists hold real names: never hand one back as is
+        index = (index + 1) % len(pool)
+    name = pool[index]
     if token.isupper() and len(token) > 1:
         return name.upper()
     return name if token[:1].isupper() else name.lower()
 
 
-def _spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+def bio_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     """(start, end, entity) of each BIO span; a stray I- starts a span of its own."""
     out: list[tuple[int, int, str]] = []
     for i, tag in enumerate(tags):
@@ -145,7 +148,7 @@ def apply_to_tagged_tokens(tokens: Sequence[str], tags: Sequence[str], findings:
     """
     new = list(tokens)
     changes: list[dict[str, object]] = []
-    for start, end, ent in _spans(tags):
+    for start, end, ent in bio_spans(tags):
         action = ctx.cfg.tagged.get(ent, "keep")
         if action == "keep":
             continue
@@ -165,9 +168,11 @@ def apply_to_tagged_tokens(tokens: Sequence[str], tags: Sequence[str], findings:
         if labelled:
             tag = tags[labelled[0]].split("-", 1)[1]
             if ctx.cfg.tagged.get(tag, "keep") == "keep":  # otherwise the tag's own action has handled it
-                changes.append({"entity": f.entity_type, "tag": tag, "action": "kept_labelled", "tokens": len(hit),
-                                "detector": f.detector})
-            continue
+                changes.append({"entity": f.entity_type, "tag": tag, "action": "kept_labelled",
+                                "tokens": len(labelled), "detector": f.detector})
+            hit = [i for i in hit if tags[i] == "O"]  # the untagged part of the finding is still rewritten
+            if not hit:
+                continue
         if f.entity_type not in allowed:
             changes.append({"entity": f.entity_type, "tag": "O", "action": "ignored_in_ner", "tokens": len(hit),
                             "detector": f.detector})
