@@ -14,8 +14,10 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     │   └── DataLossError                one reason would drop too many rows, or a whole label
     ├── TrainStageError                  the train stage could not run (inputs, model, checkpoint)
     │   └── PrivacyBudgetExceeded        the next step would spend more ε than the configured budget
-    └── EvaluateStageError               the evaluate stage could not run (no model, changed inputs)
-        └── GateFailed                   the scorecard was written, and one or more release gates failed
+    ├── EvaluateStageError               the evaluate stage could not run (no model, changed inputs)
+    │   └── GateFailed                   the scorecard was written, and one or more release gates failed
+    └── DetectorError                    the built-in injection detector cannot be built, or its cached copy
+                                         fails its checks (key, weight hashes)
 """
 
 from __future__ import annotations
@@ -92,3 +94,6 @@ class GateFailed(EvaluateStageError):
         super().__init__(message)
         self.failed = failed or []
 
+
+class DetectorError(StewardError):
+    """The built-in injection detector could not be built, or its cached copy fails its checks."""

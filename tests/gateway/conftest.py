@@ -57,7 +57,10 @@ class Gateway:
         from steward.serve.loopback import on_loopback
 
         self.run_dir = run_dir
-        self.cfg = parse_config({"run_dir": str(run_dir), "gateway": gateway or {}})
+        # Patterns-only injection guard unless the test chooses (see tests/serve/conftest.py::live).
+        gateway = {**(gateway or {})}
+        gateway["guards"] = {"injection_model": "patterns", **gateway.get("guards", {})}
+        self.cfg = parse_config({"run_dir": str(run_dir), "gateway": gateway})
         self.app = create_app(self.cfg, backend=backend)
         self._served = on_loopback(self.app)
         self.url = self._served.__enter__()

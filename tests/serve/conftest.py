@@ -119,10 +119,18 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+PATTERNS_ONLY = {"injection_model": "patterns"}
+
+
 def live(run_dir: Path, **serve: object) -> LiveServer:
+    """The service for ``run_dir`` on a free loopback port. Its injection guard is patterns only unless the test
+    sets ``guards.injection_model``: these tests pin guard outcomes that must not hang on a trained detector's
+    judgement; tests/e2e/test_default_guards.py serves the built-in detector, the default."""
     from steward.config import parse_config
     from steward.serve import create_app
 
+    guards = dict(serve.get("guards") or {})  # type: ignore[call-overload]
+    serve = {**serve, "guards": {**PATTERNS_ONLY, **guards}}
     cfg = parse_config({"run_dir": str(run_dir), "serve": serve})
     return LiveServer(create_app(cfg), _free_port())
 

@@ -51,6 +51,9 @@ def test_load_on_loopback_has_no_errors_and_every_decision_is_audited(served_run
 
 
 def test_kill_9_mid_load_loses_no_committed_decision_and_the_chain_verifies(served_run: Path, tmp_path: Path) -> None:
+    from steward.serve.guards.detector import ensure
+
+    ensure()  # the default config serves the built-in detector: build it first, not inside the readiness wait
     run_dir = copy_run(served_run, tmp_path / "run")
     log = AuditLog(database_url(None, run_dir))
     key = KeyStore(log.engine).create("predict")[1]

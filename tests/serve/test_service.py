@@ -188,7 +188,7 @@ def test_a_model_changed_after_training_is_refused_at_start_up(served_run: Path,
     run_dir = copy_run(served_run, tmp_path / "run")
     weights = next((run_dir / "train" / "model").glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
-    app = create_app(parse_config({"run_dir": str(run_dir)}))
+    app = create_app(parse_config({"run_dir": str(run_dir), "serve": {"guards": {"injection_model": "patterns"}}}))
     from fastapi.testclient import TestClient
 
     with pytest.raises(ConfigError, match="do not match the hashes"), TestClient(app):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from steward import __version__
-from steward.cli import ledger_cmd
+from steward.cli import guards_cmd, ledger_cmd
 from steward.cli.common import EXIT_USAGE, console, err_console, handle_errors
 from steward.cli.compress_cmd import compress
 from steward.cli.data_cmd import data_app
@@ -53,6 +53,7 @@ app.command(name="reaudit")(reaudit)
 app.command(name="retrain")(retrain)
 app.command(name="demo")(demo)
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(guards_cmd.app, name="guards")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 

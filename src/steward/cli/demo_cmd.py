@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from steward.cli.common import console, handle_errors, print_json
+from steward.cli.common import console, handle_errors, prepare_guards, print_json
 
 DEMO_CONFIG = """\
 # The demo's configuration (written by `steward demo`): every stage that exists runs with it.
@@ -161,6 +161,7 @@ def _serve_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-
     from steward.serve.keys import KeyStore
     from steward.serve.loopback import on_loopback
 
+    prepare_guards(cfg.serve.guards)
     log = AuditLog(database_url(cfg.serve.database_url, Path(cfg.run_dir)))
     store = KeyStore(log.engine)
     key, fb_key = store.create("predict", "demo")[1], store.create("feedback", "demo")[1]
@@ -208,6 +209,7 @@ def _chat_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-a
     from steward.serve.keys import KeyStore
     from steward.serve.loopback import on_loopback
 
+    prepare_guards(cfg.gateway.guards)
     log = AuditLog(database_url(cfg.gateway.database_url, Path(cfg.run_dir)))
     key = KeyStore(log.engine).create("chat", "demo")[1]
     if not quiet:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steward.cli.common import dflt, handle_errors
+from steward.cli.common import dflt, handle_errors, prepare_guards
 from steward.config.loader import load_config
 
 
@@ -38,6 +38,8 @@ def gateway(
     if gw:
         over["gateway"] = gw
     cfg = load_config(config, over)
+    for role in ("chat", *cfg.gateway.policies):
+        prepare_guards(cfg.gateway.guards_for(role))
     app = create_app(cfg)
     uvicorn.run(app, host=cfg.gateway.host, port=cfg.gateway.port, access_log=False, log_level="info",
                 timeout_keep_alive=5, limit_concurrency=256)

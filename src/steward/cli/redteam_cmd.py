@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steward.cli.common import EXIT_FAILED, console, handle_errors, table
+from steward.cli.common import EXIT_FAILED, console, handle_errors, prepare_guards, table
 from steward.config.loader import load_config
 
 
@@ -84,6 +84,7 @@ def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:
     cfg = cfg.model_copy(update={"gateway": gcfg.model_copy(update={"system_prompt": system})})
     log = AuditLog(database_url(gcfg.database_url, Path(cfg.run_dir)))
     api_key = KeyStore(log.engine).create("chat", "redteam")[1]
+    prepare_guards(gcfg.guards)
     say(f"starting the run's gateway on loopback ({gcfg.backend} backend)")
     try:
         with on_loopback(create_app(cfg), ready_timeout=600) as url:

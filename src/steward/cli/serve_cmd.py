@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steward.cli.common import dflt, existing_run_dir, handle_errors
+from steward.cli.common import dflt, existing_run_dir, handle_errors, prepare_guards
 from steward.config.loader import load_config
 
 
@@ -33,6 +33,7 @@ def serve(
         over["serve"] = serve_over
     cfg = load_config(config, over)
     existing_run_dir(cfg)
+    prepare_guards(cfg.serve.guards)
     app = create_app(cfg)
     # No access log: request lines carry no text, but the service's own metrics and audit log are the record.
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, access_log=False, log_level="info",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PII_ENTITIES = (
     "PERSON",
@@ -63,7 +63,9 @@ class NormaliseConfig(_Config):
     fix_mojibake: bool = True
     strip_html: bool = True
     whitespace: bool = True
-    strip_invisible: bool = True
+    strip_invisible: bool = True  # every Unicode default-ignorable character; right-to-left overrides resolved
+    fold_digits: bool = True  # digits of every script (Arabic-Indic, Devanagari…) as 0-9
+    repair_lookalikes: bool = True  # Cyrillic/Greek look-alikes inside Latin words as Latin (UTS #39 skeletons)
     lowercase: bool = False
 
 
@@ -412,6 +414,15 @@ class BatchingSettings(_Config):
     workers: int = Field(2, ge=1, le=16)
 
 
+def _injection_model(value: Any) -> Any:
+    if value is None:
+        raise ValueError("null is no longer accepted; use 'patterns' for patterns only, or 'builtin' (the default)")
+    return value
+
+
+InjectionModel = Annotated[Literal["builtin", "patterns"] | Path, BeforeValidator(_injection_model)]
+
+
 class GuardSettings(_Config):
     """Guards run in the listed order; a client cannot switch one off."""
 
@@ -422,8 +433,10 @@ class GuardSettings(_Config):
     pii_action: Literal["redact", "pseudonymise"] = "redact"  # what the model sees instead of the PII
     pii_ner: bool = False  # names via spaCy NER too (slower); off: the fast pattern recognisers only
     injection_threshold: float = Field(0.5, gt=0.0, le=1.0)  # block at or above this risk
-    # A Steward run whose classifier (labels incl. "injection") backs the patterns; null: patterns only.
-    injection_model: Path | None = None
+    # builtin: Steward's own classifier (built once by its stages from the shipped set, cached under
+    # $STEWARD_CACHE); patterns: the patterns alone (weak: they miss most polite injections); or a Steward run
+    # folder whose classifier has the label "injection".
+    injection_model: InjectionModel = "builtin"
     toxicity_threshold: float = Field(0.8, gt=0.0, le=1.0)
     blocked_topics: list[str] = Field(default_factory=list)  # words or phrases; a match blocks the request
     label_allowlist: list[str] | None = None  # null: every label the model knows
@@ -540,9 +553,8 @@ class ChatGuardSettings(_Config):
     output_pii_action: Literal["block", "redact", "warn"] = "redact"
     output_toxicity_action: Literal["block", "warn"] = "block"
     injection_threshold: float = Field(0.5, gt=0.0, le=1.0)
-    # A Steward run whose classifier (labels incl. "injection") backs the patterns (bench/bench_injection.py
-    # trains one through the data, train and evaluate stages); null: patterns only.
-    injection_model: Path | None = None
+    # builtin (default), patterns, or a run folder: as for the classifier service (GuardSettings).
+    injection_model: InjectionModel = "builtin"
     toxicity_threshold: float = Field(0.8, gt=0.0, le=1.0)
     blocked_topics: list[str] = Field(default_factory=list)
     # Share of the system prompt's word 5-grams an answer may repeat before it counts as a leak.

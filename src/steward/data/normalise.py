@@ -1,19 +1,21 @@
-"""Text normalisation: NFKC, mojibake repair, markup stripping, invisible characters, whitespace.
+"""Text normalisation: NFKC, mojibake repair, markup stripping, invisible characters, digits, whitespace.
 
-Each step is switchable. Pure-ASCII text skips the Unicode steps: it is already NFKC and cannot be
-mojibake, and skipping them is what makes the stage run at thousands of rows per second.
+Each step is switchable. The Unicode steps are the ones the services apply before their guards and the model
+(``steward.canonical``), so a model is trained on the text it will be served. Pure-ASCII text skips them: it
+is already NFKC, cannot be mojibake and has no invisible characters, which is what makes the stage run at
+thousands of rows per second.
 """
 
 from __future__ import annotations
 
 import html
 import re
-import unicodedata
 
+import unicodedata2
+
+from steward.canonical import fold_digits, remove_ignorables, repair_lookalikes, resolve_bidi
 from steward.config.models import NormaliseConfig
 
-# Zero-width and bidi format characters (Unicode category Cf) that hide text from humans and filters.
-_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,500}>")
 _SPACE = re.compile(r"\s+")
 _MARKUP_HINT = re.compile(r"<\s*/?\s*[a-zA-Z]|&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
@@ -34,17 +36,28 @@ def strip_markup(text: str) -> str:
     return html.unescape(text)
 
 
+def _unicode_steps(text: str, cfg: NormaliseConfig) -> str:
+    if cfg.fix_mojibake:
+        import ftfy
+
+        # ftfy's own NFC/HTML handling is off: NFKC and markup are separate switches here.
+        text = ftfy.fix_text(text, normalization=None, unescape_html=False, fix_character_width=False)
+    if cfg.strip_invisible:
+        text = remove_ignorables(resolve_bidi(text)[0])[0]
+    if cfg.repair_lookalikes:  # before NFKC, as the services do
+        text = repair_lookalikes(text)[0]
+    if cfg.unicode_nfkc:
+        text = unicodedata2.normalize("NFKC", text)
+        if cfg.strip_invisible:
+            text = remove_ignorables(text)[0]
+    if cfg.fold_digits:
+        text = fold_digits(text)[0]
+    return text
+
+
 def normalise_text(text: str, cfg: NormaliseConfig) -> str:
     if not text.isascii():
-        if cfg.fix_mojibake:
-            import ftfy
-
-            # ftfy's own NFC/HTML handling is off: NFKC and markup are separate switches here.
-            text = ftfy.fix_text(text, normalization=None, unescape_html=False, fix_character_width=False)
-        if cfg.unicode_nfkc:
-            text = unicodedata.normalize("NFKC", text)
-        if cfg.strip_invisible:
-            text = _INVISIBLE.sub("", text)
+        text = _unicode_steps(text, cfg)
     if cfg.strip_html:
         text = strip_markup(text)
     if cfg.whitespace:
@@ -57,14 +70,7 @@ def normalise_text(text: str, cfg: NormaliseConfig) -> str:
 def normalise_token(token: str, cfg: NormaliseConfig) -> str:
     """Token-level normalisation for NER rows: markup stripping would break token alignment, so it is skipped."""
     if not token.isascii():
-        if cfg.fix_mojibake:
-            import ftfy
-
-            token = ftfy.fix_text(token, normalization=None, unescape_html=False, fix_character_width=False)
-        if cfg.unicode_nfkc:
-            token = unicodedata.normalize("NFKC", token)
-        if cfg.strip_invisible:
-            token = _INVISIBLE.sub("", token)
+        token = _unicode_steps(token, cfg)
     if cfg.whitespace:
         token = _SPACE.sub("", token)
     return token.lower() if cfg.lowercase else token

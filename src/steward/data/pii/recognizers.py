@@ -19,6 +19,16 @@ from steward.types import Finding
 CONTEXT_WINDOW = 40  # characters before a match searched for context words
 CONTEXT_BOOST = 0.35
 
+# Separators people put between digit groups: any space or dash of Unicode (en dash, no-break space…), dot,
+# slash, underscore, middle dot; up to two in a row ("4111  1111"). Recognisers see canonical text
+# (``steward.canonical``), so invisible characters and foreign digits are already gone.
+SEP = r"[\p{Zs}\p{Pd}./_\u00b7]"
+# E-mail addresses with international local parts and domains (RFC 6531 / IDNA): letters and marks of any script.
+_LOCAL = r"[\p{L}\p{M}\p{N}._%+-]+"
+_LABEL = r"[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}-]{0,61}[\p{L}\p{M}\p{N}])?"
+_PSEP = r"[\p{Zs}\p{Pd}.]"  # phone group separators: any space or dash, or a dot
+_TLD = r"(?:\p{L}[\p{L}\p{M}]{1,23}|xn--[a-z0-9-]{2,59})"
+
 
 @dataclass(frozen=True)
 class Pattern:
@@ -88,7 +98,8 @@ def _register(rec: PatternRecognizer) -> PatternRecognizer:
 
 _register(PatternRecognizer(
     "EMAIL_ADDRESS",
-    (Pattern("email", r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b", 0.95),),
+    (Pattern("email", r"(?<![\p{L}\p{M}\p{N}._%+-])" + _LOCAL + "@(?:" + _LABEL + r"\.)+" + _TLD
+             + r"(?![\p{L}\p{M}\p{N}-])", 0.95),),
     context=("email", "e-mail", "mail", "contact"),
 ))
 _register(PatternRecognizer(
@@ -108,13 +119,15 @@ _register(PatternRecognizer(
 ))
 _register(PatternRecognizer(
     "CREDIT_CARD",
-    (Pattern("card_digits", r"(?<![\d-])[1-6]\d{3}(?:[ -]?\d){9,15}(?![\d-])", 0.3),),
+    # Not preceded by a digit group ("12-4111…" is part of a longer number); a trailing dash is punctuation.
+    (Pattern("card_digits", r"(?<!\d)(?<!\d[\p{Pd}./_])[1-6]\d{3}(?:" + SEP + r"{0,2}\d){9,15}(?!\d)", 0.3),),
     context=("card", "credit", "debit", "visa", "mastercard", "amex", "payment", "cc"),
     validator=v.luhn, validated_score=0.85,
 ))
 _register(PatternRecognizer(
     "IBAN_CODE",
-    (Pattern("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0.3),),
+    (Pattern("iban", r"\b[A-Z]{2}\d{2}(?:" + SEP + r"{0,2}[A-Z0-9]{4}){2,7}(?:" + SEP + r"{0,2}[A-Z0-9]{1,4})?\b",
+             0.3),),
     context=("iban", "account", "bank", "transfer", "wire"),
     validator=v.iban, validated_score=0.95,
 ))
@@ -128,15 +141,16 @@ _register(PatternRecognizer(
 ))
 _register(PatternRecognizer(
     "PHONE_NUMBER",
-    (Pattern("phone_international", r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)",
-             0.75),
-     Pattern("phone_parens", r"(?<!\w)\(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{2,4}(?:[ .-]\d{2,4})?(?!\w)", 0.7),
-     Pattern("phone_grouped", r"(?<![\w.-])\d{2,4}(?:[ .-]\d{2,4}){2,4}(?![\w.-])", 0.5),
+    (Pattern("phone_international", r"(?<![\w+])\+\d{1,3}" + _PSEP + r"?(?:\(\d{1,4}\)" + _PSEP + r"?)?\d{1,4}(?:"
+             + _PSEP + r"?\d{2,4}){1,4}(?!\w)", 0.75),
+     Pattern("phone_parens", r"(?<!\w)\(\d{2,4}\)" + _PSEP + r"?\d{3,4}" + _PSEP + r"?\d{2,4}(?:" + _PSEP
+             + r"\d{2,4})?(?!\w)", 0.7),
+     Pattern("phone_grouped", r"(?<![\w.-])\d{2,4}(?:" + _PSEP + r"\d{2,4}){2,4}(?![\w.-])", 0.5),
      Pattern("phone_plain", r"(?<![\w.-])0\d{9,10}(?![\w.-])", 0.4)),
     context=("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "number", "reach", "text", "whatsapp"),
     validator=v.phone,
     # Dates, times, amounts and years that the grouped pattern would otherwise take for phone numbers.
-    invalid=(r"\d{1,4}[-./ ]\d{1,2}[-./ ]\d{1,4}", r"\d{4} \d{4}", r"(?:19|20)\d\d(?:[ .-]\d{1,2}){0,2}"),
+    invalid=(r"\d{1,4}[-./ ]\d{1,2}[-./ ]\d{1,4}", r"\d{4} \d{4}", r"(?:19|20)\d\d(?:" + _PSEP + r"\d{1,2}){0,2}"),
 ))
 _register(PatternRecognizer(
     "STREET_ADDRESS",

@@ -38,7 +38,7 @@ IBAN_LENGTHS = {
 
 def iban(value: str) -> bool:
     """ISO 13616: country length and the mod-97 check digits."""
-    s = re.sub(r"[\s-]", "", value).upper()
+    s = re.sub(r"[\W_]", "", value).upper()
     if len(s) < 15 or IBAN_LENGTHS.get(s[:2]) != len(s) or not s[2:4].isdigit():
         return False
     rearranged = s[4:] + s[:4]

@@ -4,6 +4,10 @@ Every guard returns a frozen :class:`GuardResult` (never a tuple) whose ``risk``
 [0, 1] on construction. A guard may rewrite the text (PII redaction, invisible-character removal) and may
 block (``valid=False``) with a machine-readable ``code``. Guards run in the configured order; the rewritten
 text of one is the input of the next; the first block stops the chain.
+
+Before the first guard the chain puts the text in its canonical form (``steward.canonical``: bidi overrides
+resolved, default-ignorable characters removed, NFKC, digits of every script as 0-9), whatever guards are
+configured: every guard, the audit log and the model see the same characters.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from steward.canonical import canonicalize
 from steward.registry import Registry
 
 
@@ -78,9 +83,35 @@ class ChainResult:
         return [r.to_dict() for r in self.results if r.findings or not r.valid or r.risk > 0]
 
 
+class UnicodeGuard:
+    """The chain's fixed first step: the canonical text (``steward.canonical``), with what changed as findings.
+
+    Registered as ``unicode`` so configurations may name it, but it always runs first whatever the list says:
+    every later guard, the audit log and the model must see the same characters."""
+
+    name = "unicode"
+
+    def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
+        c = canonicalize(text)
+        findings: list[dict[str, Any]] = []
+        for kind, count in (("invisible_characters", c.ignorable), ("bidi_override", c.bidi_overrides),
+                            ("homoglyphs", c.homoglyphs), ("non_ascii_digits", c.digits_folded)):
+            if count:
+                findings.append({"type": kind, "count": count})
+        disguise = c.ignorable + c.bidi_overrides + c.homoglyphs
+        return GuardResult(self.name, c.text, True, min(1.0, 0.25 * disguise), tuple(findings))
+
+
+UNICODE = UnicodeGuard()
+
+
 def run_chain(guards: list[Guard], text: str, ctx: GuardContext) -> ChainResult:
-    results = []
+    first = UNICODE.scan(text, ctx=ctx)
+    results = [first]
+    text = first.text
     for guard in guards:
+        if guard.name == UNICODE.name:  # already ran, first
+            continue
         res = guard.scan(text, ctx=ctx)
         results.append(res)
         text = res.text

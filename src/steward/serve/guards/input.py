@@ -3,45 +3,51 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
+from steward.canonical import key_pattern, match_key
 from steward.config.models import GuardSettings
 from steward.errors import ConfigError
-from steward.serve.guards.base import INPUT_GUARDS, GuardContext, GuardResult
-
-# Zero-width, joiners, bidi controls, soft hyphen, BOM: invisible in a browser, visible to a tokenizer.
-INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-# Cyrillic and Greek letters that look like Latin ones (the common confusables).
-HOMOGLYPHS = str.maketrans({
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
-    "ԛ": "q", "ԝ": "w", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
-    "Т": "T", "Х": "X", "У": "Y", "І": "I", "Ј": "J", "Ѕ": "S", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k",
-    "ν": "v", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "Ο": "O", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H",
-    "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
-})
-_LATIN_WORD = re.compile(r"\w+")
+from steward.serve.guards.base import INPUT_GUARDS, UNICODE, GuardContext, GuardResult, UnicodeGuard
 
 # Instruction-smuggling patterns with the risk each adds. Data, not code: extend the list to extend the guard.
+# Written for plain lower-case text; each is matched on the canonical text and on its confusable skeleton
+# (``match_key``: "1gn0re", "ΙGΝΟRΕ", "ɪgnore" and "ignore" share a key), accents removed ("precedentes").
 INJECTION_PATTERNS: list[tuple[str, float, str]] = [
-    (r"\b(ignore|disregard|forget|skip|override)\b.{0,40}\b(previous|prior|above|earlier|all|any|your|the)\b"
-     r".{0,30}\b(instructions?|prompts?|rules|directions|guidelines|context)\b", 0.85, "override instructions"),
+    (r"\b(ignore|disregard|forget|skip|override|bypass)\b.{0,80}\b(previous|prior|above|earlier|all|any|your|"
+     r"the|these|those|preceding)\b.{0,60}\b(instructions?|prompts?|rules|directions|guidelines|context|commands)\b",
+     0.85, "override instructions"),
     (r"\b(reveal|show|print|repeat|output|display|leak|tell me)\b.{0,30}\b(system|hidden|initial|original|secret)"
      r"\s+(prompt|instructions?|message)", 0.8, "system prompt extraction"),
     (r"\byou are (now|no longer)\b", 0.45, "role reassignment"),
-    (r"\b(developer|god|jailbreak|dan)\s+mode\b|\bDAN\b|\bjailbr(eak|oken)\b", 0.7, "jailbreak persona"),
+    (r"\b(developer|god|jailbreak|dan)\s+mode\b|\bdan\b|\bjailbr(eak|oken)\b", 0.7, "jailbreak persona"),
     (r"\b(pretend|act|behave|roleplay)\b.{0,30}\b(without|no)\b.{0,20}\b(restrictions|rules|filters|limits|"
      r"guidelines|censorship)\b", 0.75, "remove restrictions"),
-    (r"(^|\n)\s*(#+\s*)?(system|assistant)\s*:|<\|?(im_start|system|endoftext)\|?>|\[/?(INST|SYS)\]", 0.7,
+    (r"(^|\n)\s*(#+\s*)?(system|assistant)\s*:|<\|?(im_start|system|endoftext)\|?>|\[/?(inst|sys)\]", 0.7,
      "role marker"),
     (r"\bnew (instructions|task|rules)\s*:", 0.6, "new instructions"),
     (r"\b(do not|don't|never)\b.{0,20}\b(follow|obey)\b.{0,20}\b(rules|instructions|guidelines)\b", 0.6,
      "refuse rules"),
-    (r"\bignorier\w*\b.{0,40}\b(anweisungen|instruktionen|regeln|vorgaben)\b|\bvergiss\b.{0,20}\balles\b", 0.8,
-     "override instructions (de)"),
+    (r"\b(ignorier|missacht|vergiss|vergesst|vergessen)\w*\b.{0,80}\b(anweisungen|instruktionen|regeln|vorgaben|"
+     r"befehle)\b|\bvergiss\b.{0,20}\balles\b", 0.8, "override instructions (de)"),
+    # German puts the infinitive last: "Die obigen Anweisungen ignorieren und …".
+    (r"\b(obigen|vorherigen|vorigen|bisherigen|vorangegangenen|vorstehenden)\b.{0,40}\b(ausfuhrungen|anweisungen|"
+     r"instruktionen|befehle|regeln|vorgaben)\b.{0,20}\b(ignorieren|vergessen|missachten|ubergehen)\b", 0.8,
+     "override instructions (de, verb last)"),
+    # The persona opener of the shared jailbreak prompt collections, in English and German.
+    (r"\bi want you to act as\b|\bich mochte,? dass (du|sie) (als|die rolle)\b.{0,60}\b(fungierst|fungieren|"
+     r"agierst|agieren|handelst|handeln|ubernimmst|ubernehmen)\b", 0.8, "persona takeover"),
+    (r"\b(ignorez|ignorer|oubliez|oublie|oublier|ne tenez pas compte)\b.{0,80}\b(instructions?|consignes|regles|directives)\b",
+     0.8, "override instructions (fr)"),
+    (r"\b(ignora[r]?|ignore|olvida[r]?|olvide)\b.{0,80}\b(instrucciones|reglas|indicaciones)\b", 0.8,
+     "override instructions (es)"),
+    (r"\b(ignora|dimentica)\b.{0,80}\b(istruzioni|regole)\b", 0.8, "override instructions (it)"),
+    (r"\b(ignore|ignora|esqueca)\b.{0,80}\b(instrucoes|regras)\b", 0.8, "override instructions (pt)"),
+    (r"\b(negeer|vergeet)\b.{0,80}\b(instructies|regels|opdrachten)\b", 0.8, "override instructions (nl)"),
 ]
-_INJECTION = [(re.compile(p, re.IGNORECASE | re.DOTALL), w, why) for p, w, why in INJECTION_PATTERNS]
+_FLAGS = re.IGNORECASE | re.DOTALL
+_INJECTION = [(re.compile(p, _FLAGS), re.compile(key_pattern(p), _FLAGS), w, why) for p, w, why in INJECTION_PATTERNS]
 
 
 class SizeGuard:
@@ -57,35 +63,6 @@ class SizeGuard:
             return GuardResult(self.name, text, False, 1.0, code="too_long",
                                message=f"the text has {len(text)} characters; the limit is {self.max_chars}")
         return GuardResult(self.name, text, True, 0.0)
-
-
-class UnicodeGuard:
-    """Remove invisible characters, apply NFKC, and map look-alike letters inside Latin words to Latin."""
-
-    name = "unicode"
-
-    def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
-        invisible = len(INVISIBLE.findall(text))
-        clean = unicodedata.normalize("NFKC", INVISIBLE.sub("", text))
-        swapped = 0
-
-        def fix(m: re.Match[str]) -> str:
-            nonlocal swapped
-            word = m.group(0)
-            mapped = word.translate(HOMOGLYPHS)
-            # Only mixed-script words: a whole Cyrillic or Greek word is a real word, not a disguise.
-            if mapped != word and any("a" <= c.lower() <= "z" for c in word):
-                swapped += sum(a != b for a, b in zip(word, mapped, strict=True))
-                return mapped
-            return word
-
-        clean = _LATIN_WORD.sub(fix, clean)
-        findings: list[dict[str, Any]] = []
-        if invisible:
-            findings.append({"type": "invisible_characters", "count": invisible})
-        if swapped:
-            findings.append({"type": "homoglyphs", "count": swapped})
-        return GuardResult(self.name, clean, True, min(1.0, 0.25 * (invisible + swapped)), tuple(findings))
 
 
 class PIIGuard:
@@ -121,11 +98,12 @@ class PIIGuard:
 
 class InjectionDetector:
     """A Steward-trained classifier (labels include ``injection``) loaded from its run folder, hashes checked
-    like any served model. Trained by `bench/bench_injection.py` through the data, train and evaluate stages."""
+    like any served model: the built-in one (``steward.serve.guards.detector``) or a run of the user's own."""
 
-    def __init__(self, run_dir: Path, label: str = "injection") -> None:
+    def __init__(self, run_dir: Path, label: str = "injection", operating_threshold: float = 0.5) -> None:
         from steward.serve.model import load
 
+        self.operating_threshold = operating_threshold
         self.served = load(Path(run_dir), None, mode="auto")
         if label not in self.served.labels:
             raise ConfigError(f"injection_model: the model in {run_dir} has labels {self.served.labels}, none of "
@@ -135,6 +113,19 @@ class InjectionDetector:
     def proba(self, text: str) -> float:
         return float(self.served.clf.predict_proba([text])[0][self.index])
 
+    def risk(self, text: str) -> tuple[float, float]:
+        """(risk, probability): the probability rescaled so the detector's operating point is risk 0.5."""
+        from steward.serve.guards.detector import risk
+
+        p = self.proba(text)
+        return risk(p, self.operating_threshold), p
+
+
+# The PII guard's placeholders (<EMAIL_ADDRESS>, <CREDIT_CARD_3f2a…>): removed from what the classifier reads. It
+# learnt from raw prompts, where personal data looks like values, and reads a sentence full of angle-bracket
+# capitals as markup smuggling ("card <CREDIT_CARD>, mail <EMAIL_ADDRESS>" scored 0.97). They are Steward's
+# words, not the caller's; the patterns still see them.
+PII_PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*[A-Z](?:_[0-9a-f]{6,})?>")
 
 # With a classifier, pattern evidence below this is left to the classifier ("developer mode", "you are now"
 # alone): it was trained on benign messages that use those words (bench/bench_injection.py).
@@ -147,12 +138,35 @@ class InjectionGuard:
 
     name = "injection"
 
-    def __init__(self, threshold: float, model: Path | None = None) -> None:
+    def __init__(self, threshold: float, model: str | Path | None = None, *, progress: bool = False) -> None:
+        from steward.serve.guards.detector import resolve
+
         self.threshold = threshold
-        self.detector = InjectionDetector(model) if model is not None else None
+        self.setting = "patterns" if model is None else str(model)
+        run_dir, self.info = resolve(model, progress=progress)
+        self.detector = InjectionDetector(run_dir, operating_threshold=self.info.operating_threshold
+                                          if self.info is not None else 0.5) if run_dir is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        """What /v1/models and the model card say about this guard: which detector, its hashes and scorecard."""
+        out: dict[str, Any] = {"guard": self.name, "threshold": self.threshold, "strong_pattern": STRONG_PATTERN,
+                               "patterns": len(INJECTION_PATTERNS)}
+        if self.info is not None:
+            out.update(detector="builtin", name=self.info.name, key=self.info.key, base_model=self.info.base_model,
+                       operating_threshold=self.info.operating_threshold,
+                       data_sha256=self.info.data_sha256, weights_sha256=self.info.weights_sha256,
+                       training_rows=self.info.rows, scorecard=self.info.scorecard)
+        elif self.detector is not None:
+            sc = self.detector.served.scorecard or {}
+            out.update(detector="run", name=self.detector.served.version, weights_sha256=self.detector.served
+                       .weights_sha256, scorecard={"gates_passed": sc.get("passed")})
+        else:
+            out.update(detector="patterns only", name="patterns")
+        return out
 
     def pattern_risk(self, text: str) -> tuple[float, list[tuple[float, str]]]:
-        hits = [(w, why) for rx, w, why in _INJECTION if rx.search(text)]
+        key = match_key(text)
+        hits = [(w, why) for rx, krx, w, why in _INJECTION if rx.search(text) or krx.search(key)]
         risk = 1.0
         for w, _ in hits:
             risk *= 1.0 - w
@@ -163,15 +177,16 @@ class InjectionGuard:
         findings = [{"type": "prompt_injection", "pattern": why, "weight": w} for w, why in hits]
         source = ", ".join(why for _, why in hits)
         if self.detector is not None:
-            p = self.detector.proba(text)
+            r, p = self.detector.risk(PII_PLACEHOLDER.sub("", text))
             strong = risk if risk >= STRONG_PATTERN else 0.0
-            if p >= strong:
-                risk, source = p, f"classifier, p = {p:.2f}"
-            findings.append({"type": "prompt_injection", "classifier": round(p, 4)})
+            if r >= strong:
+                risk, source = r, f"classifier, p = {p:.2f}"
+            findings.append({"type": "prompt_injection", "classifier": round(p, 4), "classifier_risk": round(r, 4)})
         if risk >= self.threshold:
             return GuardResult(self.name, text, False, risk, tuple(findings), "prompt_injection",
                                f"the text looks like an attempt to override instructions ({source})")
-        return GuardResult(self.name, text, True, risk, tuple(f for f in findings if f.get("classifier", 1) >= 0.1))
+        return GuardResult(self.name, text, True, risk,
+                           tuple(f for f in findings if f.get("classifier_risk", 1) >= 0.1))
 
 
 class ToxicityGuard:
@@ -194,15 +209,17 @@ class TopicGuard:
     name = "blocked_topics"
 
     def __init__(self, topics: list[str]) -> None:
-        self.topics = [t for t in topics if t.strip()]
-        self.rx = re.compile(r"\b(" + "|".join(re.escape(t.strip()) for t in self.topics) + r")\b",
-                             re.IGNORECASE) if self.topics else None
+        self.topics = [t.strip() for t in topics if t.strip()]
+        # Compared on confusable skeletons: "crypt0", "сrypto" (Cyrillic с) and "CRYPTO" are the same topic.
+        self.keys = {match_key(t): t for t in self.topics}
+        self.rx = re.compile(r"\b(" + "|".join(re.escape(k) for k in self.keys) + r")\b") if self.topics else None
 
     def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
-        m = self.rx.search(text) if self.rx else None
+        m = self.rx.search(match_key(text)) if self.rx else None
         if m:
-            return GuardResult(self.name, text, False, 1.0, ({"type": "blocked_topic", "topic": m.group(0).lower()},),
-                               "blocked_topic", f"the text touches a blocked topic ({m.group(0).lower()!r})")
+            topic = self.keys.get(m.group(0), m.group(0)).lower()
+            return GuardResult(self.name, text, False, 1.0, ({"type": "blocked_topic", "topic": topic},),
+                               "blocked_topic", f"the text touches a blocked topic ({topic!r})")
         return GuardResult(self.name, text, True, 0.0)
 
 
@@ -213,7 +230,7 @@ def _size(cfg: GuardSettings, max_chars: int) -> SizeGuard:
 
 @INPUT_GUARDS.register("unicode")
 def _unicode(cfg: GuardSettings, max_chars: int) -> UnicodeGuard:
-    return UnicodeGuard()
+    return UNICODE
 
 
 @INPUT_GUARDS.register("pii")
@@ -223,7 +240,7 @@ def _pii(cfg: GuardSettings, max_chars: int) -> PIIGuard:
 
 @INPUT_GUARDS.register("injection")
 def _injection(cfg: GuardSettings, max_chars: int) -> InjectionGuard:
-    return InjectionGuard(cfg.injection_threshold, getattr(cfg, "injection_model", None))
+    return InjectionGuard(cfg.injection_threshold, cfg.injection_model)
 
 
 @INPUT_GUARDS.register("toxicity")
