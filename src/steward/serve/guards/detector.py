@@ -86,10 +86,20 @@ def _base_model_id(recipe: dict[str, Any]) -> str:
 
 def detector_key(recipe: dict[str, Any] | None = None, labelled: Path | None = None) -> tuple[str, str, str]:
     """(key, data sha256, recipe sha256) of the detector these inputs build."""
+    from steward.serve.guards.injection_data import build_training_csv
+
     recipe = RECIPE if recipe is None else recipe
-    data_sha = sha256_file(labelled or labelled_set())
+    labelled = labelled or labelled_set()
+    data_sha = sha256_file(labelled)
     recipe_sha = digest({"recipe": recipe, "base_model": _base_model_id(recipe)})
-    return digest({"data": data_sha, "recipe": recipe_sha}), data_sha, recipe_sha
+    # The generated rows are part of the training data: hash the whole training file, so a change to the
+    # generator (not only to the shipped set or the recipe) builds a new detector. Generating it takes ms.
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "training.csv"
+        build_training_csv(labelled, raw, negatives=recipe.get("negatives", 300),
+                           short=bool(recipe.get("short_messages", False)), injections=recipe.get("injections"))
+        training_sha = sha256_file(raw)
+    return digest({"data": data_sha, "training": training_sha, "recipe": recipe_sha}), data_sha, recipe_sha
 
 
 def folder_for(root: Path, key: str) -> Path:
