@@ -140,15 +140,18 @@ def hard_negatives(n: int, family: str, seed: int = 0, language: str = "en") -> 
     if language not in LANGUAGES:
         raise ValueError(f"language: got {language!r}; valid: {', '.join(LANGUAGES)}")
     rng = random.Random(f"{family}:{seed}" if language == "en" else f"{family}:{language}:{seed}")
+    return _sample(n, rng, LANGUAGES[language][family], _FILL[language])
+
+
+def _sample(n: int, rng: random.Random, templates: list[str], fill: dict[str, list[str]]) -> list[str]:
+    """Up to ``n`` distinct texts: a random template, each slot filled at random (slots in ``fill`` order)."""
     out: list[str] = []
     seen: set[str] = set()
-    templates = LANGUAGES[language][family]
-    fill = _FILL[language]
     tries = 0
     while len(out) < n and tries < 50 * n:
         tries += 1
-        text = rng.choice(templates).format(topic=rng.choice(fill["topic"]), security=rng.choice(fill["security"]),
-                                            people=rng.choice(fill["people"]))
+        template = rng.choice(templates)
+        text = template.format(**{slot: rng.choice(values) for slot, values in fill.items()})
         text = text[0].upper() + text[1:]
         if text not in seen:
             seen.add(text)
@@ -242,16 +245,4 @@ def generated_injections(n: int, family: str, seed: int = 0, language: str = "en
     if language not in INJECTION_TEMPLATES:
         raise ValueError(f"language: got {language!r}; valid: {', '.join(INJECTION_TEMPLATES)}")
     rng = random.Random(f"injection:{family}:{language}:{seed}")
-    fill, templates = _ATTACK[language], INJECTION_TEMPLATES[language][family]
-    out: list[str] = []
-    seen: set[str] = set()
-    tries = 0
-    while len(out) < n and tries < 50 * n:
-        tries += 1
-        text = rng.choice(templates).format(question=rng.choice(fill["question"]), payload=rng.choice(fill["payload"]),
-                                            persona=rng.choice(fill["persona"]))
-        text = text[0].upper() + text[1:]
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
+    return _sample(n, rng, INJECTION_TEMPLATES[language][family], _ATTACK[language])
