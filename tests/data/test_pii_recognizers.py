@@ -27,6 +27,17 @@ POSITIVE = [
     ("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334 down", "IP_ADDRESS", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
     ("call me on (212) 555-0147 after 5", "PHONE_NUMBER", "(212) 555-0147"),
     ("mobile +44 7700 900123", "PHONE_NUMBER", "+44 7700 900123"),
+    # Shapes the grouped pattern missed: extensions, a trunk prefix, sentence punctuation or a label after it,
+    # and short local numbers, which count beside a context word only.
+    ("Desk: (898)666-3621x0135 Fax: none", "PHONE_NUMBER", "(898)666-3621x0135"),
+    ("office 345-899-3560 ext. 4587", "PHONE_NUMBER", "345-899-3560 ext. 4587"),
+    ("my registered number is 905-674-3793. Could you check", "PHONE_NUMBER", "905-674-3793"),
+    ("registered on 0961-7596216 since May", "PHONE_NUMBER", "0961-7596216"),
+    ("085 175 7641-Office, the other one is for faxes", "PHONE_NUMBER", "085 175 7641"),
+    ("Phone: 467 3395  E-mail: none", "PHONE_NUMBER", "467 3395"),
+    ("can someone call me on 9472 7916? thanks", "PHONE_NUMBER", "9472 7916"),
+    ("Fax: 5403926876", "PHONE_NUMBER", "5403926876"),
+    ("reach me on +44 20 7946 0958 x1234", "PHONE_NUMBER", "+44 20 7946 0958 x1234"),  # ext. digits not counted
     ("see https://example.com/a/b?c=1.", "URL", "https://example.com/a/b?c=1"),
     ("visit www.example.org for more", "URL", "www.example.org"),
     ("ship to 742 Evergreen Terrace, Springfield", "STREET_ADDRESS", "742 Evergreen Terrace"),
@@ -48,6 +59,13 @@ NEGATIVE = [
     ("meeting on 12-05-2019 at noon", "PHONE_NUMBER"),
     ("we sold 2019 2020 units", "PHONE_NUMBER"),
     ("the price is 1,299.00 dollars", "PHONE_NUMBER"),
+    ("On 2007-01-17 23:08:55 the order was placed", "PHONE_NUMBER"),  # a timestamp
+    ("Date: 2003-08-28 12:13:52 Name: Ann", "PHONE_NUMBER"),
+    ("call me about invoice 2019-11-04 please", "PHONE_NUMBER"),  # a date beside a context word
+    ("please contact us before 17-01-2007", "PHONE_NUMBER"),  # ... day first
+    ("call me on 17.01.2007", "PHONE_NUMBER"),
+    ("we shipped 467 3395 units last year", "PHONE_NUMBER"),  # a short number without context
+    ("reference 5403926876 on the parcel", "PHONE_NUMBER"),  # ten digits without context
     ("email me at home", "EMAIL_ADDRESS"),
     ("What's your name? It's fine", "PERSON"),
     ("I read it on the website yesterday", "URL"),

@@ -31,6 +31,8 @@ def test_every_row_is_accounted_for_and_outputs_are_complete(tmp_path: Path, sma
     assert s["quarantine_by_reason"]["duplicate_exact"] == 1
     assert s["quarantine_by_reason"]["duplicate_near"] == 1
     assert s["pii_by_type"] == {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}
+    # The default NER is the built-in names model, named by its keyed name in the summary and the card.
+    assert s["pii"]["mode"] == "regex+ner" and s["pii"]["ner_model"].startswith("steward-names-")
     out = result.out_dir
     for name in ("train", "validation", "test", "quarantine"):
         assert (out / f"{name}.parquet").is_file()
@@ -49,6 +51,7 @@ def test_every_row_is_accounted_for_and_outputs_are_complete(tmp_path: Path, sma
     assert summary["rows_kept"] == s["rows_kept"]
     card = (out / "data_card.md").read_text()
     assert "## What was removed and why" in card and "| empty_text | 1 |" in card
+    assert f"`{s['pii']['ner_model']}`" in card
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == s["splits"] and manifest["splits"]["train"]["path"] == "data/train.parquet"
     assert verify(tmp_path / "run").ok

@@ -17,17 +17,28 @@ from steward.ledger import verify
 BASELINE_TYPES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS"]
 
 
-def test_pii_beats_presidio_baseline_on_the_labelled_set(shared_data: Path) -> None:
-    """Presidio's default AnalyzerEngine measured here: P 0.758, R 0.682 (bench/bench_data.py re-measures it)."""
+def test_pii_defaults_on_the_untuned_half_of_the_labelled_set(shared_data: Path) -> None:
+    """The default engine (regex + the built-in names model) on the presidio-research set's test half, the half
+    nothing was tuned on (bench/bench_data.py: seed 2026). Measured: names P 0.76 / R 0.95, phone 0.98 / 0.96,
+    card 1.00 / 0.92, IBAN 6 of 7; Presidio's default AnalyzerEngine: names 0.73 / 0.66, phone 0.72 / 0.62."""
+    import random
+
     data = json.loads((shared_data / "pii" / "synth_dataset_v2.json").read_text())
-    texts = [d["full_text"] for d in data]
-    gold = [[(s["entity_type"], s["start_position"], s["end_position"]) for s in d["spans"]] for d in data]
-    found = PIIEngine(PIIConfig(ner=True)).detect(texts)
-    scores = score_spans(gold, [[(f.entity_type, f.start, f.end) for f in fs] for fs in found], BASELINE_TYPES)
-    assert scores["ALL"].precision > 0.78 and scores["ALL"].recall > 0.70
-    assert scores["CREDIT_CARD"].recall > 0.9 and scores["EMAIL_ADDRESS"].f1 == 1.0
-    street = score_spans(gold, [[(f.entity_type, f.start, f.end) for f in fs] for fs in found], ["STREET_ADDRESS"])
-    assert street["STREET_ADDRESS"].precision > 0.9 and street["STREET_ADDRESS"].recall > 0.5
+    idx = list(range(len(data)))
+    random.Random(2026).shuffle(idx)
+    test = [data[i] for i in sorted(idx[len(data) // 2:])]
+    texts = [d["full_text"] for d in test]
+    gold = [[(s["entity_type"], s["start_position"], s["end_position"]) for s in d["spans"]] for d in test]
+    found = PIIEngine(PIIConfig()).detect(texts)
+    pred = [[(f.entity_type, f.start, f.end) for f in fs] for fs in found]
+    s = score_spans(gold, pred, [*BASELINE_TYPES, "STREET_ADDRESS"])
+    assert s["PERSON"].recall >= 0.9 and s["PERSON"].precision >= 0.72
+    assert s["PHONE_NUMBER"].recall >= 0.9 and s["PHONE_NUMBER"].precision >= 0.9
+    assert s["CREDIT_CARD"].recall >= 0.9 and s["CREDIT_CARD"].precision >= 0.95
+    for typ in ("EMAIL_ADDRESS", "US_SSN", "IP_ADDRESS"):
+        assert s[typ].f1 == 1.0, typ
+    assert s["IBAN_CODE"].precision == 1.0 and s["IBAN_CODE"].recall >= 0.85
+    assert s["STREET_ADDRESS"].precision > 0.9 and s["STREET_ADDRESS"].recall > 0.6
 
 
 def test_sst2_subset_end_to_end(tmp_path: Path, shared_data: Path) -> None:

@@ -1,5 +1,5 @@
 """``steward data``: run the data stage from a config file and/or flags; ``steward data quarantine`` lists
-the rows it removed or changed, with their reasons."""
+the rows it removed or changed, with their reasons; ``steward data names-model`` builds the PII names model."""
 
 from __future__ import annotations
 
@@ -170,3 +170,28 @@ def quarantine(
         console.print(f"… {report['total'] - len(rows)} more; --limit 0 prints all, --json prints them as JSON")
     for r, fix in sorted({(r["reason"], r["fix"]) for r in report["rows"] if r["fix"]}):
         console.print(f"fix for {r}: {fix}", highlight=False, soft_wrap=True)
+
+
+@data_app.command("names-model")
+@handle_errors
+def names_model(
+    force: Annotated[bool, typer.Option("--force", help="Build again even if a cached model matches.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the model's record as JSON.")] = False,
+) -> None:
+    """Build (once) and show the built-in PII names model: spaCy's small English NER fine-tuned on generated
+    PII text, cached under $STEWARD_CACHE (default ~/.cache/steward) and checked by sha256 when loaded.
+
+    The data stage (data.pii.ner_model: builtin, the default) builds it on first use; this builds it ahead.
+    """
+    from steward.data.pii import names
+
+    info = names.build(progress=not json_out, force=force) if force else names.ensure(progress=not json_out)
+    if json_out:
+        print_json(info.to_dict())
+        return
+    t = table("built-in PII names model", "field", "value")
+    for k, v in (("name", info.name), ("folder", info.path), ("key", info.key), ("base model", info.base_model),
+                 ("training texts", info.examples), ("loss per epoch", ", ".join(map(str, info.losses))),
+                 ("files checked", len(info.files_sha256))):
+        t.add_row(k, str(v))
+    console.print(t)

@@ -38,7 +38,7 @@ def gateway(
     if gw:
         over["gateway"] = gw
     cfg = load_config(config, over)
-    for role in ("chat", *cfg.gateway.policies):
+    for role in ("chat", "predict", "feedback", "admin"):  # every role's guard chain is built at start-up
         prepare_guards(cfg.gateway.guards_for(role))
     app = create_app(cfg)
     uvicorn.run(app, host=cfg.gateway.host, port=cfg.gateway.port, access_log=False, log_level="info",

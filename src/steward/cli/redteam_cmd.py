@@ -84,7 +84,8 @@ def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:
     cfg = cfg.model_copy(update={"gateway": gcfg.model_copy(update={"system_prompt": system})})
     log = AuditLog(database_url(gcfg.database_url, Path(cfg.run_dir)))
     api_key = KeyStore(log.engine).create("chat", "redteam")[1]
-    prepare_guards(gcfg.guards)
+    for role in ("chat", "predict", "feedback", "admin"):  # every role's guard chain is built at start-up
+        prepare_guards(gcfg.guards_for(role))
     say(f"starting the run's gateway on loopback ({gcfg.backend} backend)")
     try:
         with on_loopback(create_app(cfg), ready_timeout=600) as url:

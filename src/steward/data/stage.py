@@ -105,11 +105,11 @@ def _dedup(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.Data
 _NER_REPORT_ONLY = {"kept_labelled", "ignored_in_ner"}
 
 
-def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine,
+         engine: PIIEngine) -> tuple[pd.DataFrame, dict[str, Any]]:
     pcfg = cfg.pii
     if not pcfg.enabled or frame.empty:
         return frame.assign(pii_types=[[] for _ in range(len(frame))]), {"enabled": pcfg.enabled}
-    engine = PIIEngine(pcfg)
     key = PIIKey.from_env(pcfg.key_env)
     ctx = OperatorContext(pcfg, key)
     texts = frame["text"].tolist()
@@ -148,6 +148,7 @@ def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.DataFr
     info = {
         "enabled": True,
         "mode": "regex+ner" if engine.uses_ner else "regex",
+        "ner_model": engine.ner_model_name,
         "rows_with_pii": int(sum(1 for t in types_col if t)),
         "pseudonym_key": ("ephemeral (set " + pcfg.key_env + " for stable pseudonyms)") if key.ephemeral else "env",
         "by_action": dict(by_action),
@@ -234,6 +235,10 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
     timings: dict[str, float] = {}
     q = Quarantine()
 
+    # Loaded before the stage's progress starts: the built-in names model is built here on first use.
+    engine = PIIEngine(dcfg.pii, progress=progress)
+    if dcfg.pii.enabled:
+        engine.prepare()
     bar = progress_bar(progress, counts=False)
     with bar as pbar:
         task = pbar.add_task("data", total=9) if pbar else None
@@ -256,7 +261,7 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
         frame = step("normalise", lambda: _normalise(frame, dcfg, q)) if not frame.empty else frame
         frame = step("quality", lambda: _quality(frame, dcfg, q)) if not frame.empty else frame
         frame, dup_info = step("dedup", lambda: _dedup(frame, dcfg, q)) if not frame.empty else (frame, {})
-        frame, pii_info = step("pii", lambda: _pii(frame, dcfg, q))
+        frame, pii_info = step("pii", lambda: _pii(frame, dcfg, q, engine))
         frame, screen_info = step("screen", lambda: _screen(frame, dcfg, q)) if not frame.empty else (frame, {})
         if frame.empty:
             _write_failed(run_dir, q, {"rows_in": rows_in, "quarantine_by_reason": q.counts("dropped")})

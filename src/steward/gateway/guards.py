@@ -92,7 +92,7 @@ class OutputPIIGuard:
         from steward.data.pii.engine import PIIEngine
 
         self.action = action
-        self.engine = PIIEngine(PIIConfig(ner=ner, default_action="redact"))
+        self.engine = PIIEngine(PIIConfig(ner=ner, default_action="redact")).prepare()
         self._pseudonym = re.compile(r"<[A-Z_]+_[0-9a-f]{12}>")
 
     def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:

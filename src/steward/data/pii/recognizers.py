@@ -35,6 +35,9 @@ class Pattern:
     name: str
     regex: str
     score: float
+    # A weak shape (a bare "467 3395") that counts only next to a context word ("Phone: 467 3395"). The context
+    # word is the evidence, so the recogniser's ``invalid`` vetoes (dates, amounts) do not apply to it.
+    needs_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,13 @@ class PatternRecognizer:
                     stripped = value.rstrip(self.strip_trailing)
                     end -= len(value) - len(stripped)
                     value = stripped
-                if not value or any(iv.fullmatch(value) for iv in self._invalid):
+                if not value:
+                    continue
+                hit = self._context.search(text, max(0, start - CONTEXT_WINDOW), start) if self._context else None
+                if pattern.needs_context:
+                    if hit is None:
+                        continue
+                elif any(iv.fullmatch(value) for iv in self._invalid):
                     continue
                 score = pattern.score
                 why = f"pattern {pattern.name}"
@@ -79,11 +88,9 @@ class PatternRecognizer:
                     why += f"; {self.validator.__name__} check passed"
                     if self.validated_score is not None:
                         score = max(score, self.validated_score)
-                if self._context is not None:
-                    hit = self._context.search(text, max(0, start - CONTEXT_WINDOW), start)
-                    if hit:
-                        score = min(1.0, score + CONTEXT_BOOST)
-                        why += f"; context word {hit.group(1)!r}"
+                if hit:
+                    score = min(1.0, score + CONTEXT_BOOST)
+                    why += f"; context word {hit.group(1)!r}"
                 out.append(Finding(self.entity, start, end, round(score, 3), f"regex:{self.entity}", why))
         return out
 
@@ -139,15 +146,25 @@ _register(PatternRecognizer(
     context=("ssn", "social security", "social", "security number", "taxpayer", "tin"),
     validator=v.us_ssn,
 ))
+# Phone numbers end at a word boundary; sentence punctuation or a "-Fax" label may follow, a time (":08") may not.
+_PEND = r"(?:" + r"\p{Zs}?(?:x|ext\.?|extension)\p{Zs}?\d{1,6})?(?!\w|[.-]\d|:\d)"
+# Dates in either order ("2019-11-04", "17.01.2007", "4/11/19"): never a phone number, whatever word is near.
+_DATE = r"(?:(?:19|20)\d\d[-./]\d\d?[-./]\d|\d\d?[-./]\d\d?[-./](?:19|20)?\d\d(?!\d))"
 _register(PatternRecognizer(
     "PHONE_NUMBER",
     (Pattern("phone_international", r"(?<![\w+])\+\d{1,3}" + _PSEP + r"?(?:\(\d{1,4}\)" + _PSEP + r"?)?\d{1,4}(?:"
-             + _PSEP + r"?\d{2,4}){1,4}(?!\w)", 0.75),
+             + _PSEP + r"?\d{2,4}){1,4}" + _PEND, 0.75),
      Pattern("phone_parens", r"(?<!\w)\(\d{2,4}\)" + _PSEP + r"?\d{3,4}" + _PSEP + r"?\d{2,4}(?:" + _PSEP
-             + r"\d{2,4})?(?!\w)", 0.7),
-     Pattern("phone_grouped", r"(?<![\w.-])\d{2,4}(?:" + _PSEP + r"\d{2,4}){2,4}(?![\w.-])", 0.5),
-     Pattern("phone_plain", r"(?<![\w.-])0\d{9,10}(?![\w.-])", 0.4)),
-    context=("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "number", "reach", "text", "whatsapp"),
+             + r"\d{2,4})?" + _PEND, 0.7),
+     Pattern("phone_grouped", r"(?<![\w.-])\d{2,4}(?:" + _PSEP + r"\d{2,4}){2,4}" + _PEND, 0.5),
+     # A trunk prefix then the subscriber number: "0961-7596216", "0378 3549890".
+     Pattern("phone_trunk", r"(?<![\w.-])0\d{1,4}[\p{Zs}\p{Pd}]\d{5,8}" + _PEND, 0.5),
+     Pattern("phone_plain", r"(?<![\w.-])0\d{9,10}" + _PEND, 0.4),
+     # Short local numbers and bare ten-digit numbers look like counts and IDs: only beside a context word.
+     Pattern("phone_local", r"(?<![\w.-])(?!" + _DATE + r")\d{2,4}(?:[\p{Zs}\p{Pd}.]\d{2,8}){1,3}" + _PEND, 0.2, needs_context=True),
+     Pattern("phone_bare", r"(?<![\w.-])\d{10}" + _PEND, 0.2, needs_context=True)),
+    context=("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "number", "reach", "text", "whatsapp",
+             "desk", "office", "landline", "ring", "contact"),
     validator=v.phone,
     # Dates, times, amounts and years that the grouped pattern would otherwise take for phone numbers.
     invalid=(r"\d{1,4}[-./ ]\d{1,2}[-./ ]\d{1,4}", r"\d{4} \d{4}", r"(?:19|20)\d\d(?:" + _PSEP + r"\d{1,2}){0,2}"),

@@ -66,7 +66,11 @@ def ip_address(value: str) -> bool:
     return True
 
 
+_EXTENSION = re.compile(r"\s?(?:x|ext\.?|extension)\s?\d{1,6}$")
+
+
 def phone(value: str) -> bool:
-    """A plausible phone number: 7–15 digits (E.164), not a date- or year-like run of digits."""
-    d = _DIGITS.sub("", value)
+    """A plausible phone number: 7–15 digits (E.164) before any extension ("x1234", "ext. 12"), not a date-
+    or year-like run of digits."""
+    d = _DIGITS.sub("", _EXTENSION.sub("", value))
     return 7 <= len(d) <= 15 and len(set(d)) > 2

@@ -13,13 +13,12 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.resources
 import json
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steward.cache import cache_root
+from steward.cache import build_once, cache_root
 from steward.errors import ConfigError, DetectorError
 from steward.hashing import digest, sha256_file
 
@@ -135,8 +134,6 @@ def build(root: Path | None = None, *, recipe: dict[str, Any] | None = None, lab
           progress: bool = False, force: bool = False) -> DetectorInfo:
     """Build the detector into the cache (or return the cached one). Safe to call from several processes at
     once: one builds under a file lock, the others wait and then read its result."""
-    from filelock import FileLock
-
     from steward.serve.guards.injection_data import build_training_csv
 
     root = cache_root() if root is None else root
@@ -144,37 +141,28 @@ def build(root: Path | None = None, *, recipe: dict[str, Any] | None = None, lab
     labelled = labelled or labelled_set()
     key, data_sha, recipe_sha = detector_key(recipe, labelled)
     target = folder_for(root, key)
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".{target.name}.lock")):
-        if not force and (target / RECORD).is_file():
-            return read(target, key)
+
+    def make(tmp: Path) -> None:
         from steward.data import run as run_data
         from steward.evaluate import run as run_eval
         from steward.train import run as run_train
 
-        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-        try:
-            raw = tmp / "training.csv"
-            rows = build_training_csv(labelled, raw, negatives=recipe.get("negatives", 300),
-                                      short=bool(recipe.get("short_messages", False)),
-                                      injections=recipe.get("injections"))
-            cfg = _run_config(tmp / "run", raw, recipe)
-            run_data(cfg, progress=progress)
-            run_train(cfg, progress=progress)
-            scorecard = run_eval(cfg, progress=progress)
-            manifest = json.loads((tmp / "run" / "train" / "manifest.json").read_text())
-            weights = manifest.get("model_weights_sha256") or {}
-            threshold = float(recipe.get("operating_threshold", 0.5))
-            card = {"gates_passed": bool(scorecard.passed), **_test_rates(tmp / "run", threshold)}
-            info = DetectorInfo(f"steward-injection-{key[:12]}", key, data_sha, recipe_sha, _base_model_id(recipe),
-                                weights, threshold, card, rows, str(target))
-            (tmp / RECORD).write_text(json.dumps(info.to_dict(), indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        raw = tmp / "training.csv"
+        rows = build_training_csv(labelled, raw, negatives=recipe.get("negatives", 300),
+                                  short=bool(recipe.get("short_messages", False)), injections=recipe.get("injections"))
+        cfg = _run_config(tmp / "run", raw, recipe)
+        run_data(cfg, progress=progress)
+        run_train(cfg, progress=progress)
+        scorecard = run_eval(cfg, progress=progress)
+        manifest = json.loads((tmp / "run" / "train" / "manifest.json").read_text())
+        weights = manifest.get("model_weights_sha256") or {}
+        threshold = float(recipe.get("operating_threshold", 0.5))
+        card = {"gates_passed": bool(scorecard.passed), **_test_rates(tmp / "run", threshold)}
+        info = DetectorInfo(f"steward-injection-{key[:12]}", key, data_sha, recipe_sha, _base_model_id(recipe),
+                            weights, threshold, card, rows, str(target))
+        (tmp / RECORD).write_text(json.dumps(info.to_dict(), indent=2))
+
+    build_once(target, RECORD, make, force=force)
     # The run folder moved: the ledger names artifacts relative to it, so it verifies at the new place.
     return read(target, key)
 

@@ -77,7 +77,7 @@ class PIIGuard:
 
         cfg = PIIConfig(ner=ner, default_action=action)  # type: ignore[arg-type]
         self.cfg = cfg
-        self.engine = PIIEngine(cfg)
+        self.engine = PIIEngine(cfg).prepare()  # NER loaded at start-up, not on the first request
         self.ctx = OperatorContext(cfg, PIIKey.from_env(cfg.key_env))
 
     def scan(self, text: str, *, ctx: GuardContext) -> GuardResult:
