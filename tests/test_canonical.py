@@ -24,6 +24,9 @@ INJECTION = InjectionGuard(0.5)
 PII = INPUT_GUARDS.create("pii", GuardSettings(), 5000)
 # Every default-ignorable code point, from the regex module's Unicode data (the class, not a list of examples).
 IGNORABLES = [chr(c) for c in range(0x110000) if regex.match(r"\p{Default_Ignorable_Code_Point}", chr(c))]
+# What the property tests insert: every ignorable but the five embedding/override controls (U+202A–U+202E),
+# which are not removed but resolved to the order a reader sees (an RLO reverses what follows: the table below).
+REMOVED = [c for c in IGNORABLES if not "\u202a" <= c <= "\u202e"]
 KNOWN_PII = [
     ("card 4111 1111 1111 1111 please", "CREDIT_CARD", "1111"),
     ("card 4111.1111.1111.1111 please", "CREDIT_CARD", "1111"),
@@ -116,7 +119,7 @@ def test_property_ignorables_anywhere_in_pii(case: tuple[str, str, str], data: s
     text, entity, secret = case
     chars = list(text)
     for _ in range(data.draw(st.integers(1, 6))):
-        chars.insert(data.draw(st.integers(0, len(chars))), data.draw(st.sampled_from(IGNORABLES)))
+        chars.insert(data.draw(st.integers(0, len(chars))), data.draw(st.sampled_from(REMOVED)))
     disguised = "".join(chars)
     assert entity in entities(disguised), repr(disguised)
     redacted = run_chain([PII], disguised, GuardContext()).text
@@ -128,7 +131,7 @@ def test_property_ignorables_anywhere_in_pii(case: tuple[str, str, str], data: s
 def test_property_ignorables_anywhere_in_injections(text: str, data: st.DataObject) -> None:
     chars = list(text)
     for _ in range(data.draw(st.integers(1, 6))):
-        chars.insert(data.draw(st.integers(0, len(chars))), data.draw(st.sampled_from(IGNORABLES)))
+        chars.insert(data.draw(st.integers(0, len(chars))), data.draw(st.sampled_from(REMOVED)))
     res = run_chain([INJECTION], "".join(chars), GuardContext())
     assert res.blocked is not None, repr("".join(chars))
 
