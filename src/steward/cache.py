@@ -9,6 +9,9 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def cache_root() -> Path:
@@ -35,3 +38,8 @@ def build_once(target: Path, record: str, make: Callable[[Path], None], *, force
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def read_or_build(folder: Path, record: str, read: Callable[[Path], T], build: Callable[[], T]) -> T:
+    """The cached entry in ``folder`` (read, which checks it) if its record is there, else ``build()``."""
+    return read(folder) if (folder / record).is_file() else build()

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steward.cache import build_once, cache_root
+from steward.cache import build_once, cache_root, read_or_build
 from steward.data.pii import name_data
 from steward.data.pii.name_data import LABELS
 from steward.errors import DependencyMissingError, DetectorError
@@ -213,7 +213,5 @@ def is_built() -> bool:
 def ensure(*, progress: bool = False) -> NamesInfo:
     """The default names model, built on first use."""
     key = names_key()[0]
-    folder = folder_for(cache_root(), key)
-    if (folder / RECORD).is_file():
-        return read(folder, key)
-    return build(progress=progress)
+    return read_or_build(folder_for(cache_root(), key), RECORD, lambda f: read(f, key),
+                         lambda: build(progress=progress))

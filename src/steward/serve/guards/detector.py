@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steward.cache import build_once, cache_root
+from steward.cache import build_once, cache_root, read_or_build
 from steward.errors import ConfigError, DetectorError
 from steward.hashing import digest, sha256_file
 
@@ -198,10 +198,8 @@ def is_built() -> bool:
 def ensure(*, progress: bool = False) -> DetectorInfo:
     """The default detector, built on first use."""
     key, _, _ = detector_key()
-    folder = folder_for(cache_root(), key)
-    if (folder / RECORD).is_file():
-        return read(folder, key)
-    return build(progress=progress)
+    return read_or_build(folder_for(cache_root(), key), RECORD, lambda f: read(f, key),
+                         lambda: build(progress=progress))
 
 
 def risk(p: float, operating_threshold: float) -> float:
