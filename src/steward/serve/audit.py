@@ -50,6 +50,31 @@ def record_hash(prev: str, fields: dict[str, Any]) -> str:
     return sha256_bytes(prev.encode() + canonical_json(body))
 
 
+def _wal(cur: Any, wait_s: float = 30.0) -> None:
+    """Put an SQLite database in WAL mode, waiting for other openers.
+
+    Switching the journal mode of a new file needs an exclusive lock and SQLite does not run the busy
+    handler for it: replicas (or threads) opening a fresh database together got "database is locked"
+    at once. Once the file is in WAL mode (it stays so) the check is a plain read.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + wait_s
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")  # an in-memory database stays "memory": nothing to wait for
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def database_url(url: str | None, run_dir: Path) -> str:
     """The configured URL, or the embedded default ``sqlite:///RUN_DIR/serve/audit.db``."""
     if url:
@@ -87,9 +112,9 @@ class AuditLog:
                 # WAL: readers never block the writer; synchronous=FULL: a commit survives power loss too.
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (BEGIN IMMEDIATE for appends)
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=FULL")
                 cur.execute("PRAGMA busy_timeout=30000")
+                _wal(cur)
+                cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
 
             @event.listens_for(engine, "begin")
