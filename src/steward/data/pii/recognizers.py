@@ -52,15 +52,18 @@ class PatternRecognizer:
     invalid: tuple[str, ...] = ()  # regexes that veto a candidate (e.g. dates for phone numbers)
     group: int = 0  # regex group holding the entity (e.g. the name after a title)
     strip_trailing: str = ""  # characters trimmed from the end of a match (URL punctuation)
+    extend: str = ""  # a regex matched right after a hit that, where it matches, is part of it (an address's town)
     _compiled: tuple[tuple[Pattern, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
     _invalid: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
     _context: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _extend: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_compiled", tuple((p, re.compile(p.regex)) for p in self.patterns))
         object.__setattr__(self, "_invalid", tuple(re.compile(r) for r in self.invalid))
         ctx = re.compile(r"\b(" + "|".join(map(re.escape, self.context)) + r")\b", re.I) if self.context else None
         object.__setattr__(self, "_context", ctx)
+        object.__setattr__(self, "_extend", re.compile(self.extend) if self.extend else None)
 
     def analyze(self, text: str) -> list[Finding]:
         out: list[Finding] = []
@@ -74,6 +77,9 @@ class PatternRecognizer:
                     value = stripped
                 if not value:
                     continue
+                if self._extend is not None and (more := self._extend.match(text, end)):
+                    end = more.end()
+                    value = text[start:end]
                 hit = self._context.search(text, max(0, start - CONTEXT_WINDOW), start) if self._context else None
                 if pattern.needs_context:
                     if hit is None:
@@ -133,7 +139,8 @@ _register(PatternRecognizer(
 ))
 _register(PatternRecognizer(
     "IBAN_CODE",
-    (Pattern("iban", r"\b[A-Z]{2}\d{2}(?:" + SEP + r"{0,2}[A-Z0-9]{4}){2,7}(?:" + SEP + r"{0,2}[A-Z0-9]{1,4})?\b",
+    # Any case ("gb42nawi…" in lower-case chat): the length and mod-97 check decide, not the capitals.
+    (Pattern("iban", r"(?i:\b[A-Z]{2}\d{2}(?:" + SEP + r"{0,2}[A-Z0-9]{4}){2,7}(?:" + SEP + r"{0,2}[A-Z0-9]{1,4})?\b)",
              0.3),),
     context=("iban", "account", "bank", "transfer", "wire"),
     validator=v.iban, validated_score=0.95,
@@ -169,6 +176,22 @@ _register(PatternRecognizer(
     # Dates, times, amounts and years that the grouped pattern would otherwise take for phone numbers.
     invalid=(r"\d{1,4}[-./ ]\d{1,2}[-./ ]\d{1,4}", r"\d{4} \d{4}", r"(?:19|20)\d\d(?:" + _PSEP + r"\d{1,2}){0,2}"),
 ))
+def _address_rest() -> str:
+    """The rest of an address after its street line — suite, towns, state, then a country or a postcode it must
+    end in ("…, Apt. 4, Porto Alegre, RS Brazil 95828", "… > Suite 292 > Zuoz > Switzerland 53730"). Without
+    that ending nothing is added: "12 Baker Street, Anna Berg will sign" keeps its name."""
+    from faker.providers.address.en_US import Provider as Address
+
+    sep = r"[\p{Zs},>|/•·\n-]{1,6}"
+    town = r"\p{Lu}[\p{L}'.-]*(?:\p{Zs}+(?:(?:de|del|da|do|dos|la|le|am|an|upon|sur)\p{Zs}+)?\p{Lu}[\p{L}'.-]*){0,3}"
+    country = "|".join(sorted((re.escape(c) for c in Address.countries), key=len, reverse=True))
+    postcode = (r"(?:\d{4,6}(?:-\d{3,4}|\p{Zs}\d{2}(?!\d))?|[A-Z]{1,2}\d[A-Z\d]?\p{Zs}?\d[A-Z]{2}"  # UK
+                r"|[A-Z]\d[A-Z]\p{Zs}?\d[A-Z]\d)(?!\w)")  # Canada
+    suite = r"(?:Apt|Apartment|Suite|Ste|Unit|Floor|Flat)\.?\p{Zs}*[\w-]{1,6}"
+    return (r"(?:" + sep + suite + r")?(?:" + sep + town + r"){0,3}?" + sep
+            + r"(?:(?:" + country + r")(?:" + sep + postcode + r")?(?![\p{L}])|" + postcode + r")")
+
+
 _register(PatternRecognizer(
     "STREET_ADDRESS",
     (Pattern("street_number_first",
@@ -187,8 +210,14 @@ _register(PatternRecognizer(
              r"\s+(?:(?:de|del|della|da|do|dos|la|le|du|des)\s+)?[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){0,3},?\s+\d{1,5}\b", 0.6),
      # "6750 Koskikatu 25", "450 Præstevænget 15": house/postal number, street name, number.
      Pattern("number_name_number", r"\b\d{1,6}\s+\p{Lu}[\p{L}'.-]+(?:\s+\p{L}[\p{L}'.-]+){0,3}\s+\d{1,5}\b\.?"
-             r"(?:\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*\d+)*", 0.55)),
+             r"(?:\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*\d+)*", 0.55),
+     # US military addresses (USPS Publication 28): a ship, or a unit and box, then FPO/APO/DPO, AA/AE/AP, ZIP.
+     Pattern("military_ship", r"\b(?:USNS|USS|USNV|USCGC)\s+\p{Lu}[\p{L}'-]+(?:\s+\p{Lu}[\p{L}'-]+)?,?\s+FPO\s+"
+             r"A[AEP]\s+\d{5}(?:-\d{4})?\b", 0.8),
+     Pattern("military_box", r"\b(?:Unit|PSC|CMR)\s+\d{1,5},?\s+Box\s+\d{1,5},?\s+[ADF]PO\s+A[AEP]\s+\d{5}(?:-\d{4})?\b",
+             0.8)),
     context=("address", "live", "lives", "located", "ship", "deliver", "street"),
+    extend=_address_rest(),
 ))
 # Titles followed by capitalised words are names even when the NER model misses them.
 _NAME = r"(\p{Lu}[\p{Ll}'-]+(?:\s+(?:\p{Lu}[\p{Ll}'-]+|\p{Lu}\.?(?!\p{L}))){0,3})"
