@@ -57,6 +57,11 @@ def test_the_default_engine_names_its_model(default_engine: PIIEngine) -> None:
     ("Border Force", "The Border Force have detained a player", False),
     ("Leeds", "Leeds beat Chelsea on Sunday", False),  # one frequent word alone: a place or a team as often
     ("Barack Obama", "Barack Obama spoke", True),  # frequent in every language's news: a name that travels
+    # Two English words run together name brands and places, not people; patronymics and known names stay.
+    ("Flightaware", "I work at Flightaware now", False),
+    ("Opencounter", "Opencounter is a start-up", False),
+    ("Jackson", "Jackson called", True),
+    ("Newman", "Ask Newman", True),
     # ... but names that are also words stay names (Faker's name lists), and an unknown word may be a name.
     ("Rose Hope", "Rose Hope called again", True),
     ("Mark", "Mark said he would call", True),
@@ -94,6 +99,19 @@ def test_ner_finds_names_that_patterns_cannot() -> None:
     names = {text[f.start:f.end] for f in with_ner if f.entity_type == "PERSON"}
     assert names == {"Angela Merkel", "Barack Obama"}
     assert all(f.detector == "spacy:ner" for f in with_ner if f.entity_type == "PERSON")
+
+
+def test_a_town_after_a_street_address_is_not_a_person(default_engine: PIIEngine) -> None:
+    block = "Freja Clausen > 83854 Strickstrasse 61 > Suite 292 > Qaqortoq"
+    assert persons(default_engine, block) == ["Freja Clausen"]
+    # ... but a given name there is a person's
+    assert persons(default_engine, "Leave it at 12 Baker Street, Anna Berg will sign.") == ["Anna Berg"]
+
+
+def test_names_found_by_patterns_pass_the_same_checks() -> None:
+    regex_only = PIIEngine(PIIConfig(ner=False))
+    assert persons(regex_only, "Ask for Anna Berg") == ["Anna Berg"]
+    assert persons(regex_only, "We met Josef of Civis Analytics's team") == []  # an organisation's possessive
 
 
 def test_entities_filter_and_min_score() -> None:

@@ -27,6 +27,14 @@ POSITIVE = [
     ("USS Lorenzen\nFPO AP 96349-1234", "STREET_ADDRESS", "USS Lorenzen\nFPO AP 96349-1234"),
     ("Unit 3245 Box 1234, DPO AA 34021", "STREET_ADDRESS", "Unit 3245 Box 1234, DPO AA 34021"),
     ("PSC 1234, Box 5678 APO AE 09021", "STREET_ADDRESS", "PSC 1234, Box 5678 APO AE 09021"),
+    # The rest of an address after its street line, when it ends in a country or a postcode
+    ("at 6076 Piroska u. 97. Porto Alegre , RS  Brazil 95828", "STREET_ADDRESS",
+     "6076 Piroska u. 97. Porto Alegre , RS  Brazil 95828"),
+    ("> 83854 Strickstrasse 61 > Suite 292 > Zuoz > Switzerland 53730", "STREET_ADDRESS",
+     "83854 Strickstrasse 61 > Suite 292 > Zuoz > Switzerland 53730"),
+    ("He lives at 12 Baker Street, London NW1 6XE", "STREET_ADDRESS", "12 Baker Street, London NW1 6XE"),
+    ("at 12 Oak Street, Springfield, IL 62704 today", "STREET_ADDRESS", "12 Oak Street, Springfield, IL 62704"),
+    ("Send it to 12 Baker Street, Anna Berg will sign.", "STREET_ADDRESS", "12 Baker Street"),  # no ending: kept apart
     ("my ssn is 536-22-8726", "US_SSN", "536-22-8726"),
     ("social security number 078051121", "US_SSN", "078051121"),
     ("logged in from 192.168.10.254 yesterday", "IP_ADDRESS", "192.168.10.254"),
