@@ -19,8 +19,9 @@ BASELINE_TYPES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_
 
 def test_pii_defaults_on_the_untuned_half_of_the_labelled_set(shared_data: Path) -> None:
     """The default engine (regex + the built-in names model) on the presidio-research set's test half, the half
-    nothing was tuned on (bench/bench_data.py: seed 2026). Measured: names P 0.76 / R 0.95, phone 0.98 / 0.96,
-    card 1.00 / 0.92, IBAN 6 of 7; Presidio's default AnalyzerEngine: names 0.73 / 0.66, phone 0.72 / 0.62."""
+    nothing was tuned on (bench/bench_data.py: seed 2026). Measured: names P 0.85 / R 0.92, phone 0.98 / 0.96,
+    card 1.00 / 0.92, IBAN 7 of 7, street R 0.79; Presidio's default AnalyzerEngine: names 0.73 / 0.66, phone
+    0.72 / 0.62."""
     import random
 
     data = json.loads((shared_data / "pii" / "synth_dataset_v2.json").read_text())
@@ -32,13 +33,13 @@ def test_pii_defaults_on_the_untuned_half_of_the_labelled_set(shared_data: Path)
     found = PIIEngine(PIIConfig()).detect(texts)
     pred = [[(f.entity_type, f.start, f.end) for f in fs] for fs in found]
     s = score_spans(gold, pred, [*BASELINE_TYPES, "STREET_ADDRESS"])
-    assert s["PERSON"].recall >= 0.9 and s["PERSON"].precision >= 0.72
+    assert s["PERSON"].recall >= 0.9 and s["PERSON"].precision >= 0.83
     assert s["PHONE_NUMBER"].recall >= 0.9 and s["PHONE_NUMBER"].precision >= 0.9
     assert s["CREDIT_CARD"].recall >= 0.9 and s["CREDIT_CARD"].precision >= 0.95
     for typ in ("EMAIL_ADDRESS", "US_SSN", "IP_ADDRESS"):
         assert s[typ].f1 == 1.0, typ
-    assert s["IBAN_CODE"].precision == 1.0 and s["IBAN_CODE"].recall >= 0.85
-    assert s["STREET_ADDRESS"].precision > 0.9 and s["STREET_ADDRESS"].recall > 0.6
+    assert s["IBAN_CODE"].precision == 1.0 and s["IBAN_CODE"].recall >= 0.85  # 7 spans: one miss is 0.86
+    assert s["STREET_ADDRESS"].precision > 0.9 and s["STREET_ADDRESS"].recall > 0.75
 
 
 def test_sst2_subset_end_to_end(tmp_path: Path, shared_data: Path) -> None:
