@@ -83,26 +83,34 @@ def test_reordering_two_records_is_detected(log: AuditLog) -> None:
     assert not rep.ok and rep.seq == 2
 
 
-def test_concurrent_writers_build_one_chain(log: AuditLog) -> None:
-    """Several writers (threads here; replicas in production) append at once: one unbroken chain."""
-    url = log.url
+def _writers(url: str, writers: int, each: int, *, together: bool = False) -> list[BaseException]:
+    """``writers`` threads, each with its own AuditLog on ``url``, append ``each`` records (after all have
+    opened it, when ``together``); the errors they hit."""
     errors: list[BaseException] = []
+    start = threading.Barrier(writers)
 
     def writer(k: int) -> None:
         other = AuditLog(url)
+        if together:
+            start.wait()
         try:
-            _append(other, 15, start=100 * k)
+            _append(other, each, start=100 * k)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
         finally:
             other.close()
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    return errors
+
+
+def test_concurrent_writers_build_one_chain(log: AuditLog) -> None:
+    """Several writers (threads here; replicas in production) append at once: one unbroken chain."""
+    assert not _writers(log.url, 4, 15)
     rep = log.verify()
     assert rep.ok and rep.records == 60
 
@@ -113,25 +121,7 @@ def test_replicas_opening_a_new_sqlite_file_together_all_write(tmp_path: Path) -
     before the fix about one round in sixteen failed)."""
     for r in range(40):
         url = database_url(None, tmp_path / f"r{r}")
-        start = threading.Barrier(8)
-        errors: list[BaseException] = []
-
-        def writer(k: int, url: str = url, start: threading.Barrier = start,
-                   errors: list[BaseException] = errors) -> None:
-            other = AuditLog(url)
-            start.wait()
-            try:
-                _append(other, 1, start=k)
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-            finally:
-                other.close()
-
-        threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = _writers(url, 8, 1, together=True)
         assert not errors, f"round {r}: {errors[0]!r}"
         check = AuditLog(url)
         assert check.verify().records == 8
