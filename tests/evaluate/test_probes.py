@@ -96,6 +96,37 @@ def test_attacks_flip_exactly_the_rows_a_keyword_decides(rows: pd.DataFrame) -> 
     assert all(e["queries"] <= 60 for e in res.examples)
 
 
+def test_disguise_attacks_meet_the_served_form_first() -> None:
+    """A look-alike letter or an invisible character flips the bare keyword model; the text a service passes
+    to the model (canonical form) undoes both, so as served the same attack fails."""
+    from steward.evaluate.attacks import greedy_word_attack
+    from steward.evaluate.probes.robustness import ServedPredictor
+    from steward.textops import HOMOGLYPHS
+
+    def disguises(word: str) -> list[str]:
+        glyph = next((k for k, c in enumerate(word) if c in HOMOGLYPHS), None)
+        out = [word[:1] + "\u200b" + word[1:], word[:1] + "\u00ad" + word[1:]]  # zero-width space, soft hyphen
+        if glyph is not None:
+            out.append(word[:glyph] + HOMOGLYPHS[word[glyph]] + word[glyph + 1:])
+        return out
+
+    bare = KeywordSentiment()
+    text = "a great phone"
+    hit = greedy_word_attack(text, 1, bare, disguises, max_queries=30, max_edit_share=0.5)
+    assert hit.success and hit.adversarial != text
+    served = greedy_word_attack(text, 1, ServedPredictor(bare), disguises, max_queries=30, max_edit_share=0.5)
+    assert not served.success
+
+
+def test_the_robustness_probe_attacks_the_served_form_unless_told(rows: pd.DataFrame) -> None:
+    served = _run("robustness", make_ctx(KeywordSentiment(), rows, EvaluateConfig(robustness={"max_rows": 20})))
+    bare = _run("robustness", make_ctx(KeywordSentiment(), rows,
+                                        EvaluateConfig(robustness={"max_rows": 20, "as_served": False})))
+    assert served.details["as_served"] is True and bare.details["as_served"] is False
+    # Typos and dropped letters still flip a keyword as served: the canonical form is no spelling fix.
+    assert served.figures["char_attack_success"].value == bare.figures["char_attack_success"].value > 0
+
+
 def test_calibration_error_is_the_gap_between_confidence_and_accuracy(rows: pd.DataFrame) -> None:
     res = _run("calibration", make_ctx(KeywordSentiment(confidence=0.9), rows))
     assert res.figures["ece"].value == pytest.approx(0.1)  # always right, always 90 % sure

@@ -341,6 +341,9 @@ class RobustnessSettings(_Config):
     max_queries: int = Field(60, ge=1)  # model calls per row and attack
     max_edits: float = Field(0.25, gt=0.0, le=1.0)  # at most this share of the words may change
     max_examples: int = Field(5, ge=0)
+    # Attack the text the services pass to the model: its canonical form (steward.canonical), so a look-alike
+    # letter or an invisible character the guard chain undoes is no successful attack. false: the bare model.
+    as_served: bool = True
 
 
 class CalibrationSettings(_Config):

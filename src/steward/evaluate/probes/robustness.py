@@ -3,10 +3,12 @@ accuracy under attack, attack success rate, queries used, a success-versus-edit-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from steward.canonical import canonical_text
 from steward.evaluate.attacks import (
     AttackOutcome,
     char_candidates,
@@ -15,6 +17,19 @@ from steward.evaluate.attacks import (
     synonyms,
 )
 from steward.evaluate.probes.base import PROBES, EvalContext, Figure, ProbeResult
+from steward.inference import Predictor
+
+
+class ServedPredictor:
+    """The predictor behind the services' first step: every text in its canonical form, as the guard chain
+    passes it to the model (a homoglyph or zero-width attack on a served model meets the chain first)."""
+
+    def __init__(self, inner: Predictor) -> None:
+        self.inner = inner
+        self.labels = inner.labels
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.predict_proba([canonical_text(t) for t in texts])
 
 
 @PROBES.register("robustness")
@@ -30,7 +45,9 @@ def robustness(ctx: EvalContext) -> ProbeResult:
     rows = np.sort(rng.choice(correct, size=min(cfg.max_rows, len(correct)), replace=False))
     clean_acc = float(len(correct) / len(ctx.y))
     figures: dict[str, Figure] = {}
-    details: dict[str, Any] = {"attacked_rows": len(rows), "clean_accuracy": clean_acc, "attacks": {}}
+    details: dict[str, Any] = {"attacked_rows": len(rows), "clean_accuracy": clean_acc, "attacks": {},
+                               "as_served": cfg.as_served}
+    predictor = ServedPredictor(ctx.predictor) if cfg.as_served else ctx.predictor
     examples: list[dict[str, Any]] = []
     worst: tuple[float, str] | None = None
     for attack in cfg.attacks:
@@ -38,10 +55,10 @@ def robustness(ctx: EvalContext) -> ProbeResult:
         for i in rows:
             text, label = ctx.texts[i], int(ctx.y[i])
             if attack == "sentence":
-                out = distractor_attack(text, label, ctx.predictor, max_queries=cfg.max_queries)
+                out = distractor_attack(text, label, predictor, max_queries=cfg.max_queries)
             else:
                 cands = char_candidates if attack == "char" else synonyms
-                out = greedy_word_attack(text, label, ctx.predictor, cands, max_queries=cfg.max_queries,
+                out = greedy_word_attack(text, label, predictor, cands, max_queries=cfg.max_queries,
                                          max_edit_share=cfg.max_edits)
             outcomes.append(out)
         success = np.array([o.success for o in outcomes])
