@@ -29,12 +29,22 @@ def build_once(target: Path, record: str, make: Callable[[Path], None], *, force
     with FileLock(str(root / f".{target.name}.lock")):
         if not force and (target / record).is_file():
             return
-        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        # Only the lock holder builds this target: a temporary folder of it that is still here was left by a
+        # build killed outright (SIGKILL, power loss), which no exception handler saw.
+        for stale in root.glob(f".build-{target.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=root))
         try:
             make(tmp)
             if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
+                # Renamed aside, not deleted in place: a process reading the old entry keeps its open files,
+                # and the entry's path is missing only between two renames.
+                old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=root))
+                target.rename(old / "entry")
+                tmp.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
