@@ -163,6 +163,23 @@ def canonical_text(text: str) -> str:
     return canonicalize(text).text
 
 
+_UNSTORABLE = regex.compile(r"[\ud800-\udfff\x00]")
+
+
+def check_storable(text: str) -> str | None:
+    """Why ``text`` cannot be scored, hashed or stored, or None when it can: a lone surrogate (JSON's
+    ``"\\ud800"`` decodes to one; it is not Unicode, and no UTF-8 encoder, tokenizer or database takes it) or
+    U+0000 (PostgreSQL text refuses it)."""
+    m = _UNSTORABLE.search(text)
+    if m is None:
+        return None
+    ch = m.group(0)
+    if ch == "\x00":
+        return f"U+0000 (NUL) at position {m.start()}: not allowed in text. Fix: remove it"
+    return (f"a lone surrogate U+{ord(ch):04X} at position {m.start()} is not valid Unicode. Fix: send UTF-8 "
+            f"text; in JSON a \\uD800-\\uDBFF escape must be followed by its \\uDC00-\\uDFFF pair")
+
+
 @functools.cache
 def _spoof_checker():  # type: ignore[no-untyped-def]
     """ICU's SpoofChecker (PyICU, from the ``pyicu-wheels`` binary wheels): the reference UTS #39 skeleton on

@@ -16,8 +16,10 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     │   └── PrivacyBudgetExceeded        the next step would spend more ε than the configured budget
     ├── EvaluateStageError               the evaluate stage could not run (no model, changed inputs)
     │   └── GateFailed                   the scorecard was written, and one or more release gates failed
-    └── DetectorError                    the built-in injection detector cannot be built, or its cached copy
-                                         fails its checks (key, weight hashes)
+    ├── DetectorError                    the built-in injection detector cannot be built, or its cached copy
+    │                                    fails its checks (key, weight hashes)
+    ├── AuditChainError                  a service's audit log fails verification at start-up
+    └── ModelIntegrityError              a shipped model file's hash differs from its pin; it is not loaded
 """
 
 from __future__ import annotations
@@ -97,3 +99,11 @@ class GateFailed(EvaluateStageError):
 
 class DetectorError(StewardError):
     """The built-in injection detector could not be built, or its cached copy fails its checks."""
+
+
+class AuditChainError(StewardError):
+    """The audit log a service would append to fails verification: its decisions could not be proven."""
+
+
+class ModelIntegrityError(StewardError):
+    """A model file Steward loads from a dependency does not have the pinned hash, so it is not loaded."""

@@ -16,12 +16,12 @@ runner = CliRunner()
 
 
 def test_keys_create_prints_the_key_once_on_its_last_line(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["keys", "create", "--role", "feedback", "--run-dir", str(tmp_path), "--name", "labellers"])
+    res = runner.invoke(app, ["keys", "create", "--role", "reviewer", "--run-dir", str(tmp_path), "--name", "labellers"])
     assert res.exit_code == 0, res.output
     key = res.stdout.strip().splitlines()[-1]
     log = AuditLog(database_url(None, tmp_path))
     rec = KeyStore(log.engine).authenticate(key)
-    assert rec is not None and rec.role == "feedback" and rec.name == "labellers"
+    assert rec is not None and rec.role == "reviewer" and rec.name == "labellers"
     listed = json.loads(runner.invoke(app, ["keys", "list", "--run-dir", str(tmp_path), "--json"]).stdout)
     assert [k["key_id"] for k in listed] == [rec.key_id] and key not in json.dumps(listed)
     assert runner.invoke(app, ["keys", "revoke", rec.key_id, "--run-dir", str(tmp_path)]).exit_code == 0
@@ -29,7 +29,7 @@ def test_keys_create_prints_the_key_once_on_its_last_line(tmp_path: Path) -> Non
     bad = runner.invoke(app, ["keys", "revoke", "nope", "--run-dir", str(tmp_path)])
     assert bad.exit_code == 1
     wrong = runner.invoke(app, ["keys", "create", "--role", "root", "--run-dir", str(tmp_path)])
-    assert wrong.exit_code == 2 and "valid roles: predict, feedback, chat, admin" in wrong.output
+    assert wrong.exit_code == 2 and "valid roles: predict, reviewer, chat, admin" in wrong.output
 
 
 def test_audit_verify_and_export_exit_codes(tmp_path: Path) -> None:

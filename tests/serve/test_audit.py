@@ -67,6 +67,48 @@ def test_any_edit_delete_or_truncation_is_detected(log: AuditLog, tamper: str, e
     assert not rep.ok and expected in (rep.error or "")
 
 
+def test_a_record_inserted_beyond_the_head_is_detected(log: AuditLog) -> None:
+    _append(log, 3)
+    row = {k: v for k, v in next(iter(log.records())).items() if k != "seq"}
+    from steward.serve.tables import audit_records
+
+    with log.engine.begin() as conn:
+        conn.execute(audit_records.insert().values(seq=4, **{**row, "decision_id": "forged", "hash": "f" * 64}))
+    rep = log.verify()
+    assert not rep.ok and "beyond the head" in (rep.error or "") and rep.seq == 4
+
+
+def test_verify_on_a_live_database_never_reports_a_sound_chain_broken(log: AuditLog) -> None:
+    """Finding 10: the walk and the head were read at different moments, so appends in between looked like
+    deleted records. Verify while another connection appends; every report must be sound."""
+    _append(log, 20)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        other = AuditLog(log.url)
+        k = 1000
+        try:
+            while not stop.is_set():
+                _append(other, 1, start=k)
+                k += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            other.close()
+
+    t = threading.Thread(target=append)
+    t.start()
+    try:
+        reports = [log.verify() for _ in range(40)]
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    assert all(r.ok for r in reports), [r.error for r in reports if not r.ok][:3]
+    assert reports[-1].records > 20 and log.verify().records == log.count()
+
+
 def test_reordering_two_records_is_detected(log: AuditLog) -> None:
     _append(log, 4)
     # Swap the content of records 2 and 3 (keeping seq): the chain no longer links.
@@ -170,7 +212,9 @@ def test_keys_are_stored_hashed_checked_and_revocable(log: AuditLog) -> None:
     store = KeyStore(log.engine)
     rec, key = store.create("predict", name="ci")
     assert key.startswith(f"stw_{rec.key_id}_")
-    assert store.authenticate(key) == rec and rec.may("predict") and not rec.may("feedback")
+    assert store.authenticate(key) == rec and rec.may("predict") and not rec.may("metrics")
+    assert rec.may("feedback") and not rec.reviews  # its own decisions only (checked by the service)
+    assert store.create("feedback")[0].role == "reviewer"  # the old name of the reviewer role
     secret = key.split("_", 2)[2]
     from sqlalchemy import select
 
@@ -185,7 +229,7 @@ def test_keys_are_stored_hashed_checked_and_revocable(log: AuditLog) -> None:
     _admin, admin_key = store.create("admin")
     assert store.authenticate(admin_key).may("metrics")  # type: ignore[union-attr]
     assert store.revoke(rec.key_id) and store.authenticate(key) is None
-    assert [k["revoked"] for k in store.list()] == [True, False]
+    assert [k["revoked"] for k in store.list()] == [True, False, False]
     with pytest.raises(ConfigError, match="--role: got 'root'"):
         store.create("root")
 

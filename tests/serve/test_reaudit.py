@@ -22,17 +22,25 @@ def test_reaudit_finds_a_gap_that_feedback_reveals(served_run: Path, tmp_path: P
         gender = "female" if i % 2 else "male"
         true = a if i % 4 < 2 else b
         add_feedback(log, i, b if gender == "female" else true, true, gender)
-    add_feedback(log, 99, a, b, "male")
-    log.append(decision_id="f99b", kind="feedback", key_id="k", model_version="v", model_hash="h", input_hash=None,
-               redacted_input=None, findings=[], ref="d99", latency_ms=0.0,
-               output={"label": a, "predicted": a, "correct": True, "groups": {"gender": "male"}})  # a correction
+    log.append(decision_id="d99", kind="predict", key_id="k", model_version="v", model_hash="h", input_hash="x",
+               redacted_input="t", findings=[], output={"label": a}, latency_ms=1.0)
+
+    def label(fid: str, ref: str, key: str, value: str, basis: str) -> None:
+        log.append(decision_id=fid, kind="feedback", key_id=key, model_version="v", model_hash="h", input_hash=None,
+                   redacted_input=None, findings=[], ref=ref, latency_ms=0.0,
+                   output={"label": value, "predicted": a, "correct": value == a, "groups": {"gender": "male"},
+                           "basis": basis})
+
+    label("f99", "d99", "k", b, "own_decision")  # the key that asked says b …
+    label("f99b", "d99", "r", a, "reviewer")  # … a reviewer corrects it to a: the reviewer's label counts
+    label("f0b", "d0", "k", b, "reviewer")  # a second label by the same key is not accepted
     cfg = tmp_path / "steward.yaml"
     cfg.write_text(json.dumps({"run_dir": str(run_dir), "evaluate": {
         "min_group_size": 5, "bootstrap": 50, "gates": {"min_accuracy": 0.5, "max_eo_difference": 0.2}}}))
     res = CliRunner().invoke(app, ["reaudit", "-c", str(cfg), "--json"])
     assert res.exit_code == 1, res.output
     out = json.loads(res.stdout[: res.stdout.rindex("}") + 1])
-    assert out["feedback_cases"] == 41  # the correction replaced the earlier feedback on d99
+    assert out["feedback_cases"] == 41 and out["disputed_cases"] == 0  # one accepted label per decision
     acc = out["probes"]["performance"]["figures"]["accuracy"]["value"]
     assert acc == (41 - 10) / 41  # ten female `a` cases were wrong
     assert out["probes"]["fairness"]["figures"]["eo_difference"]["value"] > 0.2

@@ -19,7 +19,7 @@ from tests.train.conftest import copy_run
 def service(served_run: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     run_dir = copy_run(served_run, tmp_path_factory.mktemp("svc") / "run")
     store = KeyStore(AuditLog(database_url(None, run_dir)).engine)
-    keys = {role: store.create(role)[1] for role in ("predict", "feedback", "admin")}
+    keys = {role: store.create(role)[1] for role in ("predict", "reviewer", "chat", "admin")}
     with live(run_dir, rate_limit_per_minute=6000, rate_limit_burst=500,
               guards={"blocked_topics": ["crypto investment"]}) as srv:
         yield srv, keys, run_dir
@@ -83,7 +83,7 @@ def test_keys_and_roles(service) -> None:  # type: ignore[no-untyped-def]
     srv, keys, _ = service
     assert _post(srv, "/v1/predict", None, {"text": "hi"}).json()["error"]["code"] == "missing_api_key"
     assert _post(srv, "/v1/predict", "stw_x_y", {"text": "hi"}).status_code == 401
-    assert _post(srv, "/v1/predict", keys["feedback"], {"text": "hi"}).status_code == 403
+    assert _post(srv, "/v1/predict", keys["reviewer"], {"text": "hi"}).status_code == 403
     assert httpx.get(srv.url + "/metrics", headers={"X-API-Key": keys["predict"]}).status_code == 403
     assert httpx.get(srv.url + "/healthz").status_code == 200  # health needs no key
     bearer = httpx.post(srv.url + "/v1/predict", json={"text": "hi"},
@@ -94,14 +94,14 @@ def test_keys_and_roles(service) -> None:  # type: ignore[no-untyped-def]
 def test_feedback_links_to_a_decision(service) -> None:  # type: ignore[no-untyped-def]
     srv, keys, run_dir = service
     d = _post(srv, "/v1/predict", keys["predict"], {"text": "my parcel is late"}).json()["decisions"][0]
-    r = _post(srv, "/v1/feedback", keys["feedback"], {"decision_id": d["decision_id"], "label": d["label"]})
+    r = _post(srv, "/v1/feedback", keys["reviewer"], {"decision_id": d["decision_id"], "label": d["label"]})
     assert r.status_code == 200 and r.json()["correct"] is True
     rec = AuditLog(database_url(None, run_dir)).get(r.json()["feedback_id"])
     assert rec["kind"] == "feedback" and rec["ref"] == d["decision_id"]
-    assert _post(srv, "/v1/feedback", keys["feedback"], {"decision_id": "nope", "label": d["label"]}).status_code == 404
-    bad = _post(srv, "/v1/feedback", keys["feedback"], {"decision_id": d["decision_id"], "label": "nonsense"})
+    assert _post(srv, "/v1/feedback", keys["reviewer"], {"decision_id": "nope", "label": d["label"]}).status_code == 404
+    bad = _post(srv, "/v1/feedback", keys["reviewer"], {"decision_id": d["decision_id"], "label": "nonsense"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_label"
-    assert _post(srv, "/v1/feedback", keys["predict"], {"decision_id": "x", "label": "y"}).status_code == 403
+    assert _post(srv, "/v1/feedback", keys["chat"], {"decision_id": "x", "label": "y"}).status_code == 403
 
 
 @pytest.mark.parametrize("content, ctype, status", [

@@ -164,7 +164,7 @@ def _serve_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-
     prepare_guards(cfg.serve.guards)
     log = AuditLog(database_url(cfg.serve.database_url, Path(cfg.run_dir)))
     store = KeyStore(log.engine)
-    key, fb_key = store.create("predict", "demo")[1], store.create("feedback", "demo")[1]
+    key, fb_key = store.create("predict", "demo")[1], store.create("reviewer", "demo")[1]
     requests = [
         ("plain", "My parcel still has not arrived after two weeks"),
         ("with PII", "I was charged twice on card 4111 1111 1111 1111, email me at jane.doe@example.com"),

@@ -35,7 +35,8 @@ def _audit(config: Path | None, run_dir: Path | None):  # type: ignore[no-untype
 @keys_app.command("create")
 @handle_errors
 def keys_create(
-    role: Annotated[str, typer.Option(help="predict, feedback, chat (the gateway) or admin.")],
+    role: Annotated[str, typer.Option(help="predict (may also label its own decisions), reviewer (labels any "
+                                           "decision), chat (the gateway) or admin.")],
     config: ConfigOpt = None, run_dir: RunDirOpt = None,
     name: Annotated[str | None, typer.Option(help="A label for the key (who or what uses it).")] = None,
 ) -> None:

@@ -483,9 +483,17 @@ class ServeConfig(_Config):
     max_body_bytes: int = Field(65_536, ge=1024)
     max_text_chars: int = Field(5_000, ge=1)
     max_batch_texts: int = Field(64, ge=1)
-    request_timeout_s: float = Field(10.0, gt=0.0)
+    request_timeout_s: float = Field(10.0, gt=0.0)  # from the request's first byte to the response's first
+    body_timeout_s: float = Field(10.0, gt=0.0)  # the whole body must arrive within this (408 otherwise)
+    # The audit log fails verification at start-up: refuse to start, or start read-only (no decisions; health,
+    # models and metrics answer; /readyz says why) with a critical log line and steward_audit_chain_ok 0.
+    audit_broken: Literal["refuse", "read_only"] = "refuse"
+    docs: bool = False  # /docs (Swagger UI, served from local files); the schema is always at /openapi.json
     rate_limit_per_minute: int = Field(600, ge=1)  # per API key, token bucket
     rate_limit_burst: int = Field(60, ge=1)
+    # Failed authentications (missing, unknown or revoked key) per client address; over it, the address gets 429.
+    auth_failures_per_minute: int = Field(10, ge=1)
+    auth_failures_burst: int = Field(20, ge=1)
     # A key that checked out is trusted this long before the database is asked again (0: ask on every
     # request); `steward keys revoke` takes effect within this time.
     key_cache_seconds: float = Field(2.0, ge=0.0, le=300.0)
@@ -564,6 +572,9 @@ class ChatGuardSettings(_Config):
     blocked_topics: list[str] = Field(default_factory=list)
     # Share of the system prompt's word 5-grams an answer may repeat before it counts as a leak.
     system_prompt_overlap: float = Field(0.3, gt=0.0, le=1.0)
+    # A caller's own system/developer messages: refuse (400, the default) or append them to the gateway's system
+    # prompt as application instructions. Per role through `policies`, e.g. {"admin": {"caller_system": "append"}}.
+    caller_system: Literal["refuse", "append"] = "refuse"
 
 
 class GatewayConfig(_Config):
@@ -577,6 +588,7 @@ class GatewayConfig(_Config):
     upstream_url: str | None = None  # e.g. http://127.0.0.1:8001/v1 (vLLM, TGI, llama.cpp, Ollama)
     upstream_model: str | None = None  # the model name the upstream expects; null: its first listed model
     upstream_api_key_env: str | None = None  # environment variable holding the upstream's API key
+    upstream_allow_http: bool = False  # plain http to a remote upstream (loopback is always allowed)
     model_name: str | None = None  # the id clients see; null: the backend's own model id
     host: str = "127.0.0.1"
     port: int = Field(8100, ge=1, le=65535)
@@ -591,15 +603,23 @@ class GatewayConfig(_Config):
     default_max_tokens: int = Field(256, ge=1)
     max_tokens_limit: int = Field(1_024, ge=1)  # the most a caller may ask for
     request_timeout_s: float = Field(300.0, gt=0.0)
+    body_timeout_s: float = Field(10.0, gt=0.0)  # the whole body must arrive within this (408 otherwise)
+    # The audit log fails verification at start-up: refuse to start, or start read-only (no decisions; health,
+    # models and metrics answer; /readyz says why) with a critical log line and steward_audit_chain_ok 0.
+    audit_broken: Literal["refuse", "read_only"] = "refuse"
+    docs: bool = False  # /docs (Swagger UI, served from local files); the schema is always at /openapi.json
     rate_limit_per_minute: int = Field(120, ge=1)  # requests per API key, token bucket
     rate_limit_burst: int = Field(20, ge=1)
+    # Failed authentications (missing, unknown or revoked key) per client address; over it, the address gets 429.
+    auth_failures_per_minute: int = Field(10, ge=1)
+    auth_failures_burst: int = Field(20, ge=1)
     tokens_per_minute: int = Field(20_000, ge=1)  # prompt + completion tokens per API key
     threads: int | None = Field(None, ge=1)  # torch threads for the local model; null: library default
     seed: int = 0  # sampling seed (temperature > 0) for reproducible answers
     guards: ChatGuardSettings = Field(default_factory=ChatGuardSettings)
     # Per API-key role, changes to `guards` (which guards run, thresholds, actions), e.g.
     # {"admin": {"output_pii_action": "warn"}}. Roles not listed get `guards` as it is.
-    policies: dict[Literal["predict", "feedback", "chat", "admin"], dict[str, Any]] = Field(default_factory=dict)
+    policies: dict[Literal["predict", "reviewer", "chat", "admin"], dict[str, Any]] = Field(default_factory=dict)
 
     def guards_for(self, role: str) -> ChatGuardSettings:
         """The guard settings a key of this role gets: `guards` with the role's policy applied."""
@@ -616,6 +636,20 @@ class GatewayConfig(_Config):
         if self.backend == "upstream" and not self.upstream_url:
             raise ValueError("upstream_url: backend 'upstream' needs the base URL of an OpenAI-compatible server "
                              "(e.g. http://127.0.0.1:8001/v1). Fix: set gateway.upstream_url")
+        if self.backend == "upstream" and self.upstream_url and not self.upstream_allow_http:
+            import ipaddress
+            import urllib.parse
+
+            parts = urllib.parse.urlsplit(self.upstream_url)
+            host = parts.hostname or ""
+            try:
+                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if parts.scheme != "https" and not loopback:
+                raise ValueError(f"upstream_url: {parts.scheme}://{host}… is not https and not on this machine: "
+                                 f"prompts, answers and the upstream key would cross the network in clear. Fix: an "
+                                 f"https:// URL, or upstream_allow_http: true on a network you trust")
         for role in self.policies:
             try:
                 self.guards_for(role)

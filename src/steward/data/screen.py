@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from steward.errors import DependencyMissingError
+from steward.errors import DependencyMissingError, ModelIntegrityError
 
 
 @lru_cache(maxsize=1)
@@ -20,12 +20,8 @@ def _model() -> tuple[Any, Any, tuple[np.ndarray, ...] | None]:
     request's guard time; the same probabilities are mean_k expit(-(a_k (x·w_k + c_k) + b_k)), computed
     here with one sparse product (a test checks they equal the library's to float precision).
     """
-    try:
-        import profanity_check.profanity_check as pc
-    except ImportError as exc:  # pragma: no cover - core dependency
-        raise DependencyMissingError("harmful-text screening needs alt-profanity-check: "
-                                     "pip install alt-profanity-check") from exc
-    model, form = pc.model, None
+    vectorizer, model = _load_checked()
+    form = None
     try:
         cal = model.calibrated_classifiers_
         if getattr(model, "method", None) == "sigmoid" and all(len(c.calibrators) == 1 for c in cal):
@@ -33,7 +29,42 @@ def _model() -> tuple[Any, Any, tuple[np.ndarray, ...] | None]:
                     np.array([c.calibrators[0].a_ for c in cal]), np.array([c.calibrators[0].b_ for c in cal]))
     except (AttributeError, IndexError):
         form = None  # another model shape: use the library's own predict_proba
-    return pc.vectorizer, model, form
+    return vectorizer, model, form
+
+
+# sha256 of the model files of the alt-profanity-check release pyproject.toml pins (1.9.1). They are joblib
+# pickles, and loading a pickle runs whatever code it holds: a file that is not the audited release's is
+# refused before it is opened. The package's own module is not imported — it unpickles both files on import.
+PINNED_SHA256 = {
+    "vectorizer.joblib": "19c5200dc6a41f026e0558e2f164f5fe8d8f58e502b46b37e4385037fcfa4831",
+    "model.joblib": "aeafc04849d4d93db4721cf30a86ebf22085595294b8a07d51918e7fa98f538b",
+}
+
+
+def _load_checked(pinned: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """alt-profanity-check's vectorizer and model, each loaded only after its hash matched the pin."""
+    import importlib.util
+    from pathlib import Path
+
+    from steward.hashing import sha256_file
+
+    spec = importlib.util.find_spec("profanity_check")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - core dependency
+        raise DependencyMissingError("harmful-text screening needs alt-profanity-check: "
+                                     "pip install alt-profanity-check==1.9.1")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    loaded = []
+    for name, want in (pinned or PINNED_SHA256).items():
+        path = folder / name
+        got = sha256_file(path) if path.is_file() else "missing"
+        if got != want:
+            raise ModelIntegrityError(f"{path}: sha256 {got[:16]}…, expected {want[:16]}… (alt-profanity-check "
+                                      f"1.9.1). It is a pickle, which runs code when loaded, so it is not loaded. "
+                                      f"Fix: pip install --force-reinstall alt-profanity-check==1.9.1")
+        import joblib
+
+        loaded.append(joblib.load(path))
+    return loaded[0], loaded[1]
 
 
 @lru_cache(maxsize=1)

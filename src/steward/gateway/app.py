@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from typing import Any
 
 from steward.config.models import RunConfig
 
+log = logging.getLogger("steward.gateway")
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
 
@@ -76,13 +78,16 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     from steward.gateway.backends import BACKENDS, BackendError, Generation, GenerationParams
     from steward.gateway.guards import OutputGuardContext, Release, build, restore_pseudonyms, with_canary
     from steward.gateway.schemas import ChatCompletionRequest
-    from steward.serve.app import _service_secret
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.batcher import AuditWriter
+    from steward.serve.access import Access, AccessDenied, client_address
+    from steward.serve.app import DECIDING, audit_failed
+    from steward.serve.audit import AuditLog, check_at_start, database_url
+    from steward.serve.batcher import AuditWriteError, AuditWriter
+    from steward.serve.docs import mount_docs
     from steward.serve.guards import GuardContext, run_chain
-    from steward.serve.keys import ROLES, ApiKey, KeyStore, key_from_headers
+    from steward.serve.keys import ROLES, ApiKey, KeyStore
     from steward.serve.limits import RequestLimits
     from steward.serve.ratelimit import RateLimiter
+    from steward.serve.runfiles import service_secret
 
     gcfg = cfg.gateway
     run_dir = Path(cfg.run_dir)
@@ -91,10 +96,12 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
+        audit = AuditLog(database_url(gcfg.database_url, run_dir))
+        chain = check_at_start(audit, gcfg.audit_broken)  # a broken chain: no start, or read-only (by config)
+        if not chain.ok:
+            log.critical("READ-ONLY: the audit log fails verification (%s); no turns will be answered", chain.error)
         be = backend if backend is not None else await loop.run_in_executor(
             None, lambda: BACKENDS.create(gcfg.backend, gcfg))
-        audit = AuditLog(database_url(gcfg.database_url, run_dir))
-        audit.verify()  # opens the database (and creates the tables) before the first request
         system, canary = with_canary(gcfg.system_prompt) if gcfg.canary else (gcfg.system_prompt, None)
         # One pair of chains per role (its policy applied); roles with the same settings share one.
         built: dict[str, tuple[list[Any], list[Any]]] = {}
@@ -107,13 +114,20 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                 for g in built[fingerprint][0] + built[fingerprint][1]:  # load guard models now, not on a request
                     g.scan("warm up", ctx=GuardContext())
             chains[role] = built[fingerprint]
-        writer = AuditWriter(audit.append_many)
+        metrics = metrics_mod.create()
+        metrics.audit_chain_ok.set(1 if chain.ok else 0)
+        writer = AuditWriter(audit.append_many, on_failure=audit_failed(metrics, log))
         writer.start()
-        state.update(backend=be, audit=audit, writer=writer, keys=KeyStore(audit.engine), chains=chains,
-                     system=system, canary=canary, metrics=metrics_mod.create(),
-                     limiter=RateLimiter(gcfg.rate_limit_per_minute, gcfg.rate_limit_burst),
+        access = Access(KeyStore(audit.engine), RateLimiter(gcfg.rate_limit_per_minute, gcfg.rate_limit_burst),
+                        RateLimiter(gcfg.auth_failures_per_minute, gcfg.auth_failures_burst),
+                        missing_hint="send an API key as 'Authorization: Bearer <key>' (the openai client's "
+                                     "api_key); create one with `steward keys create --role chat`",
+                        refused=lambda reason: metrics.auth_failures.labels(reason).inc())
+        state.update(backend=be, audit=audit, writer=writer, access=access, chains=chains,
+                     system=system, canary=canary, metrics=metrics,
                      budget=RateLimiter(gcfg.tokens_per_minute, gcfg.tokens_per_minute),
-                     secret=_service_secret(run_dir), model_name=gcfg.model_name or be.model_id)
+                     secret=service_secret(run_dir), model_name=gcfg.model_name or be.model_id,
+                     read_only=None if chain.ok else chain.error)
         yield
         await writer.stop()
         audit.close()
@@ -121,7 +135,11 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             be.close()
 
     app = FastAPI(title="Steward guarded chat gateway", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # /docs only by config, from local files (steward.serve.docs)
                   description="An OpenAI-compatible chat API behind input and output guards; every turn is audited.")
+
+    if gcfg.docs:
+        mount_docs(app, app.title)
 
     def error_response(exc: GatewayError) -> Any:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
@@ -129,6 +147,10 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Any:
         return error_response(exc)
+
+    @app.exception_handler(AuditWriteError)
+    async def _unrecorded(request: Request, exc: AuditWriteError) -> Any:
+        return error_response(GatewayError(503, "audit_unavailable", f"{exc}; the turn was not answered. Retry later"))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Any:
@@ -151,24 +173,19 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             state["metrics"].latency.labels(route).observe(seconds)
 
     app.add_middleware(RequestLimits, max_body_bytes=gcfg.max_body_bytes, timeout_s=gcfg.request_timeout_s,
+                       body_timeout_s=gcfg.body_timeout_s,
                        error=lambda status, code, message: error_response(GatewayError(status, code, message)),
                        observe=observe)
 
-    def authorise(request: Request, action: str) -> ApiKey:
-        raw = key_from_headers(request.headers)
-        if not raw:
-            raise GatewayError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>' (the "
-                                                       "openai client's api_key); create one with `steward keys "
-                                                       "create --role chat`")
-        key = state["keys"].authenticate(raw)
-        if key is None:
-            raise GatewayError(401, "invalid_api_key", "the API key is unknown or revoked")
-        if not key.may(action):
-            raise GatewayError(403, "forbidden", f"role {key.role!r} may not {action}")
-        wait = state["limiter"].take(key.key_id)
-        if wait > 0:
-            raise GatewayError(429, "rate_limited", "too many requests for this key",
-                               headers={"Retry-After": str(max(1, round(wait)))})
+    async def authorise(request: Request, action: str) -> ApiKey:
+        try:
+            key = await state["access"].check(request.headers, client_address(request), action)
+        except AccessDenied as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+            raise GatewayError(exc.status, exc.code, exc.message, headers=headers) from None
+        if state["read_only"] and action in DECIDING:
+            raise GatewayError(503, "audit_chain_broken", f"the gateway is read-only: its audit log failed "
+                               f"verification at start-up ({state['read_only']}); no turns are answered")
         return key
 
     def keyed_hash(text: str) -> str:
@@ -201,8 +218,8 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         return out, chains
 
     def model_messages(redacted: list[dict[str, str]]) -> list[dict[str, str]]:
-        """The gateway's system prompt first; a caller's own system/developer messages are appended to it as
-        application instructions (they cannot replace it)."""
+        """The gateway's system prompt first; a caller's own system/developer messages (only where the role's
+        ``caller_system`` policy is ``append``) follow it as application instructions (they cannot replace it)."""
         extra = [m["content"] for m in redacted if m["role"] in ("system", "developer") and m["content"].strip()]
         system = state["system"]
         if extra:
@@ -245,6 +262,9 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         """Readiness: the model is loaded and the audit database answers."""
         if "backend" not in state:
             return error_response(GatewayError(503, "not_ready", "the model is still loading"))
+        if state["read_only"]:
+            return error_response(GatewayError(503, "audit_chain_broken", f"read-only: the audit log failed "
+                                                                          f"verification ({state['read_only']})"))
         try:
             await asyncio.get_running_loop().run_in_executor(None, state["audit"].count)
         except Exception as exc:  # noqa: BLE001
@@ -255,7 +275,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     @app.get("/v1/models", tags=["v1"])
     async def models(request: Request) -> dict[str, Any]:
         """The served model, in the OpenAI list format (plus Steward's backend facts)."""
-        key = authorise(request, "models")
+        key = await authorise(request, "models")
         be = state["backend"]
         return {"object": "list", "data": [{
             "id": state["model_name"], "object": "model", "created": 0, "owned_by": "steward",
@@ -268,13 +288,13 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Any:
         """Prometheus metrics (admin keys)."""
-        authorise(request, "metrics")
+        await authorise(request, "metrics")
         return PlainTextResponse(generate_latest(state["metrics"].registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/chat/completions", tags=["v1"])
     async def chat(body: ChatCompletionRequest, request: Request) -> Any:
         """An OpenAI chat completion, guarded on the way in and on the way out, and audited."""
-        key = authorise(request, "chat")
+        key = await authorise(request, "chat")
         loop = asyncio.get_running_loop()
         m, be = state["metrics"], state["backend"]
         bad = body.unsupported()
@@ -292,6 +312,13 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             raise GatewayError(400, "max_tokens_too_large", f"max_tokens: {max_tokens} is above this gateway's "
                                                             f"limit of {gcfg.max_tokens_limit}", "max_tokens")
         policy = gcfg.guards_for(key.role)
+        if policy.caller_system == "refuse":
+            i = next((i for i, msg in enumerate(body.messages) if msg.role in ("system", "developer")), None)
+            if i is not None:
+                raise GatewayError(400, "system_message_not_allowed", f"messages[{i}].role: "
+                                   f"{body.messages[i].role!r} messages are not taken from role {key.role!r} (the "
+                                   f"gateway's own system prompt applies). Fix: send it as a user message, or an "
+                                   f"operator sets policies.{key.role}.caller_system: append", f"messages.{i}.role")
         raw = [{"role": msg.role, "content": msg.text()} for msg in body.messages]
         raw_json = json.dumps(raw, ensure_ascii=False, sort_keys=True)
         turn = Turn(uuid.uuid4().hex, key.key_id, time.perf_counter())
@@ -392,7 +419,9 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             try:
                 async for piece in answer():
                     parts.append(piece)
-            except BackendError as exc:
+            except BackendError as exc:  # audited like a streamed turn that failed
+                turn.finish_reason, turn.blocked = "error", {"stage": "model", "code": exc.code, "message": str(exc)}
+                await audit(turn, "chat", redacted, raw_json)
                 raise GatewayError(exc.status, exc.code, str(exc)) from exc
             await audit(turn, "chat", redacted, raw_json)  # committed before the answer leaves
             message: dict[str, Any] = {"role": "assistant", "content": "".join(parts), "refusal": turn.refusal}

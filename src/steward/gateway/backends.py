@@ -12,7 +12,9 @@ import copy
 import json
 import math
 import os
+import re
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 from steward.cache import cache_root
 from steward.errors import ConfigError, StewardError
+from steward.hashing import digest
 from steward.registry import Registry
 
 
@@ -169,7 +172,7 @@ class LocalBackend:
                               f"messages cannot be turned into a prompt. Fix: use an instruction-tuned model "
                               f"(its tokenizer_config.json carries chat_template)")
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
-        from steward.hashing import digest, sha256_file
+        from steward.hashing import sha256_file
 
         self.weights_sha256 = checked or {p.name: sha256_file(p) for p in sorted(model_dir.glob("*.safetensors"))}
         self.model_hash = digest(self.weights_sha256)
@@ -245,6 +248,19 @@ class LocalBackend:
 
 # --- upstream OpenAI-compatible server -------------------------------------------------------------------
 
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without a user name or password in it (``https://user:pw@host/v1`` -> ``https://host/v1``)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
 class UpstreamBackend:
     """A thin client for ``POST {base}/chat/completions`` with ``stream: true`` (vLLM, TGI, llama.cpp server,
     Ollama, another Steward gateway). Asks for usage in the last chunk; without it, counts characters / 4."""
@@ -262,11 +278,13 @@ class UpstreamBackend:
                 r.raise_for_status()
                 model = r.json()["data"][0]["id"]
             except Exception as exc:
-                raise ConfigError(f"gateway.upstream_url: could not list models at {self.base}/models "
-                                  f"({type(exc).__name__}: {exc}). Fix: check the URL (it usually ends in /v1) "
+                raise ConfigError(f"gateway.upstream_url: could not list models at {without_credentials(self.base)}"
+                                  f"/models ({type(exc).__name__}). Fix: check the URL (it usually ends in /v1) "
                                   f"and the key, or set gateway.upstream_model") from exc
         self.model_id = model
-        self.model_hash = f"upstream:{self.base}#{model}"
+        # What clients see as the model's hash: it names the upstream and its model without saying where it
+        # is (an internal address, or credentials in the URL, are no business of a caller's).
+        self.model_hash = "upstream:" + digest({"upstream": without_credentials(self.base), "model": model})
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         return math.ceil(sum(len(m["content"]) for m in messages) / 4) + 4 * len(messages)
@@ -290,16 +308,18 @@ class UpstreamBackend:
         try:
             with self.client.stream("POST", "/chat/completions", json=body) as r:
                 if r.status_code >= 400:
-                    detail = r.read().decode("utf-8", "replace")[:500]
+                    # Not relayed: an upstream's error text can name its hosts, paths or keys. The caller gets
+                    # the status and a reason code that is a plain identifier.
+                    detail = r.read()[:4096].decode("utf-8", "replace")
                     try:
                         err = json.loads(detail).get("error") or {}
-                    except ValueError:
+                    except (ValueError, AttributeError):
                         err = {}
                     code = err.get("code") if isinstance(err, dict) else None
-                    msg = err.get("message") if isinstance(err, dict) else None
+                    code = code if isinstance(code, str) and _CODE.fullmatch(code) else "upstream_error"
                     status = 400 if r.status_code in (400, 422) else 502
-                    raise BackendError(f"the upstream model refused the request ({r.status_code}): {msg or detail}",
-                                       status, code or "upstream_error")
+                    raise BackendError(f"the upstream model refused the request (HTTP {r.status_code}, {code})",
+                                       status, code)
                 for line in r.iter_lines():
                     if gen.cancel.is_set():
                         gen.finish_reason = "stop"
@@ -322,8 +342,7 @@ class UpstreamBackend:
                         if choice.get("finish_reason"):
                             gen.finish_reason = choice["finish_reason"]
         except httpx.HTTPError as exc:
-            raise BackendError(f"the upstream model at {self.base} did not answer: {type(exc).__name__}: {exc}") \
-                from exc
+            raise BackendError(f"the upstream model did not answer ({type(exc).__name__})") from exc
         if gen.tokens_approximate:
             gen.completion_tokens = math.ceil(chars / 4)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -17,6 +17,9 @@ class Metrics:
     key_tokens: Counter
     ttft: Histogram
     tokens_per_second: Histogram
+    audit_failures: Counter
+    auth_failures: Counter
+    audit_chain_ok: Gauge
 
 
 def create() -> Metrics:
@@ -36,4 +39,11 @@ def create() -> Metrics:
                        registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)),
         tokens_per_second=Histogram("steward_gateway_tokens_per_second", "Completion tokens per second of a turn",
                                     registry=r, buckets=(1, 2, 5, 10, 20, 50, 100, 200)),
+        audit_failures=Counter("steward_gateway_audit_write_failures_total", "Turns whose audit records could not "
+                               "be committed (the rest of their group commit was retried alone)", registry=r),
+        auth_failures=Counter("steward_gateway_auth_failures_total", "Requests refused for a missing, unknown or "
+                              "revoked API key, or while their client address was over the failure limit",
+                              ["reason"], registry=r),
+        audit_chain_ok=Gauge("steward_gateway_audit_chain_ok", "1 when the audit log verified at start-up; 0: read-only, "
+                             "no decisions are taken", registry=r),
     )

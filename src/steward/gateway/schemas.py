@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from steward.serve.schemas import Text
+
 # Fields a caller may send that the gateway cannot honour; ignoring them would silently change the answer.
 UNSUPPORTED = {
     "tools": "tool calling", "tool_choice": "tool calling", "functions": "function calling",
@@ -21,14 +23,14 @@ UNSUPPORTED = {
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart]
-    name: str | None = None
+    content: Text | list[ContentPart]
+    name: Text | None = None
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -43,18 +45,18 @@ class StreamOptions(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
-    model: str = Field(..., min_length=1)
+    model: Text = Field(..., min_length=1)
     messages: list[ChatMessage] = Field(..., min_length=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
+    stop: Text | list[Text] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1)
     seed: int | None = None
-    user: str | None = None
+    user: Text | None = None
     logprobs: bool | None = None
     response_format: dict[str, Any] | None = None
 

@@ -11,8 +11,8 @@ log holds the redacted text and a keyed hash of the original.
 import asyncio
 import hashlib
 import hmac
-import os
-import secrets
+import json
+import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -20,23 +20,37 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from steward.config.models import RunConfig
+from steward.serve.schemas import FEEDBACK_LIMITS
 
 API_KEY_HEADER = "X-API-Key"
 INLINE_GUARD_CHARS = 2_000  # input guards run on the event loop for requests up to this many characters
+COMMENT_CHARS, GROUP_CHARS = FEEDBACK_LIMITS
+log = logging.getLogger("steward.serve")
+DECIDING = frozenset({"predict", "explain", "feedback", "chat"})  # actions refused while read-only
 
 
-def _service_secret(run_dir: Path) -> bytes:
-    """The key for input hashes in the audit log: $STEWARD_AUDIT_KEY, else a per-run secret file (0600)."""
-    env = os.environ.get("STEWARD_AUDIT_KEY")
-    if env:
-        return env.encode()
-    path = run_dir / "serve" / "audit.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
-    return path.read_bytes()
+def public_base_model(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The train manifest's base model as a caller may see it: a name and the weights' hash, never a path on
+    the server (a local model folder is named by its last part; hub ids and the embedded default as they are)."""
+    base = manifest.get("base_model")
+    if not isinstance(base, dict):
+        return None
+    model_id = str(base.get("id") or "")
+    if Path(model_id).is_absolute() or model_id.startswith(("./", "../", "~")):
+        model_id = Path(model_id).name
+    return {"id": model_id, "weights_sha256": base.get("weights_sha256")}
+
+
+def audit_failed(metrics: Any, logger: logging.Logger = log) -> Any:
+    """``AuditWriter``'s failure report: a metric and a log line naming the error, never the record."""
+
+    def report(exc: BaseException) -> None:
+        metrics.audit_failures.inc()
+        # The type only: a database error's text quotes the statement's parameters, i.e. the record.
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        logger.error("an audit record could not be committed (%s); the request was refused", cause)
+
+    return report
 
 
 def create_app(cfg: RunConfig) -> Any:
@@ -50,15 +64,18 @@ def create_app(cfg: RunConfig) -> Any:
     from steward import __version__
     from steward.serve import metrics as metrics_mod
     from steward.serve import model as model_mod
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.batcher import AuditWriter, Batcher
-    from steward.serve.guards import GuardContext, build, run_chain
+    from steward.serve.access import Access, AccessDenied, client_address
+    from steward.serve.audit import AuditLog, check_at_start, database_url
+    from steward.serve.batcher import AuditWriteError, AuditWriter, Batcher
+    from steward.serve.docs import mount_docs
+    from steward.serve.guards import INPUT_GUARDS, GuardContext, build, run_chain
     from steward.serve.guards.detector import card_section as guards_card
-    from steward.serve.keys import ApiKey, KeyStore, key_from_headers
+    from steward.serve.keys import ApiKey, KeyStore
     from steward.serve.limits import RequestLimits
     from steward.serve.metrics import publish_drift
     from steward.serve.monitor import DriftChecker, DriftMonitor, reference_embeddings, reference_texts
     from steward.serve.ratelimit import RateLimiter
+    from steward.serve.runfiles import service_secret
     from steward.serve.schemas import (
         Decision,
         ErrorResponse,
@@ -83,8 +100,13 @@ def create_app(cfg: RunConfig) -> Any:
         served = model_mod.load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.physical_batch_size,
                                 mode=scfg.model)
         audit = AuditLog(database_url(scfg.database_url, run_dir))
-        audit.verify()  # opens the database (and creates the tables) before the first request
+        chain = check_at_start(audit, scfg.audit_broken)  # a broken chain: no start, or read-only (by config)
+        if not chain.ok:
+            log.critical("READ-ONLY: the audit log fails verification (%s); no decisions will be taken", chain.error)
         inputs, outputs = build(scfg.guards, scfg.max_text_chars)
+        # Free text that is stored but not classified (feedback comments, group attributes) passes the same
+        # PII engine as the texts to classify; even when the input chain has no PII guard, it is never stored raw.
+        pii = [g for g in inputs if g.name == "pii"] or [INPUT_GUARDS.create("pii", scfg.guards, scfg.max_text_chars)]
         for g in inputs + outputs:  # load models behind the guards now, not on the first request
             g.scan("warm up", ctx=GuardContext(labels=served.labels, proba=[1.0], threshold=0.0))
         ref_texts = reference_texts(run_dir)
@@ -98,17 +120,25 @@ def create_app(cfg: RunConfig) -> Any:
                           set_threads=served.clf.set_threads if threads is not None else None,
                           threads_alone=threads or 1)
         batcher.start()
-        writer = AuditWriter(audit.append_many)
+        metrics = metrics_mod.create()
+        metrics.audit_chain_ok.set(1 if chain.ok else 0)
+        writer = AuditWriter(audit.append_many, on_failure=audit_failed(metrics))
         writer.start()
         monitor = DriftMonitor(scfg.drift, served.labels, served.scorecard,
                                [len(t.split()) for t in ref_texts] if ref_texts else None, ref_emb)
-        metrics = metrics_mod.create()
         checker = DriftChecker(monitor, metrics, scfg.drift.check_seconds)
         checker.start()
         state.update(model=served, audit=audit, writer=writer, inputs=inputs, outputs=outputs, batcher=batcher,
-                     keys=KeyStore(audit.engine, scfg.key_cache_seconds), metrics=metrics, monitor=monitor,
-                     limiter=RateLimiter(scfg.rate_limit_per_minute, scfg.rate_limit_burst),
-                     secret=_service_secret(run_dir), feedback={"right": 0, "total": 0})
+                     metrics=metrics, monitor=monitor,
+                     access=Access(KeyStore(audit.engine, scfg.key_cache_seconds),
+                                   RateLimiter(scfg.rate_limit_per_minute, scfg.rate_limit_burst),
+                                   RateLimiter(scfg.auth_failures_per_minute, scfg.auth_failures_burst),
+                                   missing_hint=f"send an API key in the {API_KEY_HEADER} header (create one with "
+                                                f"`steward keys create`)",
+                                   refused=lambda reason: metrics.auth_failures.labels(reason).inc()),
+                     secret=service_secret(run_dir), feedback={"right": 0, "total": 0}, stored_text_guards=pii,
+                     feedback_lock=asyncio.Lock(),
+                     read_only=None if chain.ok else chain.error)
         yield
         await checker.stop()
         await batcher.stop()
@@ -116,10 +146,14 @@ def create_app(cfg: RunConfig) -> Any:
         audit.close()
 
     app = FastAPI(title="Steward guarded inference service", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # /docs only by config, from local files (steward.serve.docs)
                   description="Classifies text behind input and output guards; every decision is audited.",
                   responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
                              413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
                              429: {"model": ErrorResponse}})
+
+    if scfg.docs:
+        mount_docs(app, app.title)
 
     def error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Any:
         body = {"error": {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}}
@@ -127,8 +161,13 @@ def create_app(cfg: RunConfig) -> Any:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Any:
-        headers = {"Retry-After": str(exc.extra.pop("retry_after"))} if "retry_after" in exc.extra else None
+        wait = exc.extra.pop("retry_after", None)
+        headers = {"Retry-After": str(wait)} if wait is not None else None
         return error(exc.status, exc.code, exc.message, headers, **exc.extra)
+
+    @app.exception_handler(AuditWriteError)
+    async def _unrecorded(request: Request, exc: AuditWriteError) -> Any:
+        return error(503, "audit_unavailable", f"{exc}; the request was not decided. Retry later")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Any:
@@ -149,25 +188,18 @@ def create_app(cfg: RunConfig) -> Any:
             state["metrics"].latency.labels(route).observe(seconds)
 
     app.add_middleware(RequestLimits, max_body_bytes=scfg.max_body_bytes, timeout_s=scfg.request_timeout_s,
+                       body_timeout_s=scfg.body_timeout_s,
                        error=error, observe=observe)
 
     def authorise(action: str):  # type: ignore[no-untyped-def]
         async def dep(request: Request) -> ApiKey:
-            raw = key_from_headers(request.headers)
-            if not raw:
-                raise ApiError(401, "missing_api_key", f"send an API key in the {API_KEY_HEADER} header "
-                                                       f"(create one with `steward keys create`)")
-            keys = state["keys"]
-            key = keys.cached(raw)  # most requests: no database round trip, no worker thread
-            if key is None:
-                key = await asyncio.get_running_loop().run_in_executor(None, keys.authenticate, raw)
-            if key is None:
-                raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
-            if not key.may(action):
-                raise ApiError(403, "forbidden", f"role {key.role!r} may not {action}")
-            wait = state["limiter"].take(key.key_id)
-            if wait > 0:
-                raise ApiError(429, "rate_limited", "too many requests for this key", retry_after=max(1, round(wait)))
+            try:
+                key = await state["access"].check(request.headers, client_address(request), action)
+            except AccessDenied as exc:
+                raise ApiError(exc.status, exc.code, exc.message, retry_after=exc.retry_after) from None
+            if state["read_only"] and action in DECIDING:
+                raise ApiError(503, "audit_chain_broken", f"the service is read-only: its audit log failed "
+                               f"verification at start-up ({state['read_only']}); no decisions are taken")
             return key
 
         return Depends(dep)
@@ -221,6 +253,9 @@ def create_app(cfg: RunConfig) -> Any:
         """Readiness: the model is loaded and the audit database answers."""
         if "model" not in state:
             return error(503, "not_ready", "the model is still loading")
+        if state["read_only"]:
+            return error(503, "audit_chain_broken", f"read-only: the audit log failed verification at start-up "
+                                                    f"({state['read_only']})")
         try:
             await asyncio.get_running_loop().run_in_executor(None, state["audit"].count)
         except Exception as exc:  # noqa: BLE001
@@ -237,12 +272,27 @@ def create_app(cfg: RunConfig) -> Any:
         served, m = state["model"], state["metrics"]
         guarded = await guard_inputs(texts, key)
         scored = await state["batcher"].submit([t for t, _ in guarded])
-        proba = [r[0] if isinstance(r, tuple) else r for r in scored]
+        failed = [isinstance(r, BaseException) for r in scored]
+        if all(failed):
+            raise ApiError(500, "scoring_failed", "the model could not score this text; nothing was decided "
+                           f"({type(scored[0]).__name__})")
+        proba = [None if bad else r[0] if isinstance(r, tuple) else r for r, bad in zip(scored, failed, strict=True)]
         embeddings = [r[1] if isinstance(r, tuple) else None for r in scored]
         m.batch_size.observe(len(texts))
         decisions, records = [], []
         latency = (time.perf_counter() - t0) * 1000
-        for (text, findings), p, emb, raw in zip(guarded, proba, embeddings, texts, strict=True):
+        for (text, findings), p, emb, raw, exc in zip(guarded, proba, embeddings, texts, scored, strict=True):
+            if p is None:  # this text alone failed to score (the others of the batch did): say so, record it
+                m.scoring_failures.inc()
+                decisions.append(Decision(decision_id=new_id(), label=None, probabilities={}, abstained=True,
+                                          model_version=served.version, findings=findings,
+                                          error={"code": "scoring_failed", "message": "the model could not score "
+                                                 f"this text ({type(exc).__name__}); route it to review"}))
+                records.append({"decision_id": decisions[-1].decision_id, "kind": "error", "key_id": key.key_id,
+                                "model_version": served.version, "model_hash": served.hash,
+                                "input_hash": input_hash(raw), "redacted_input": text, "findings": findings,
+                                "output": {"error": "scoring_failed"}, "latency_ms": latency})
+                continue
             idx = int(p.argmax())
             label = served.labels[idx]
             octx = GuardContext(key_id=key.key_id, labels=served.labels, proba=[float(x) for x in p],
@@ -308,30 +358,75 @@ def create_app(cfg: RunConfig) -> Any:
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["v1"])
     async def feedback(body: FeedbackRequest, key: Annotated[ApiKey, authorise("feedback")]) -> Any:
-        """The true label for a decision; stored in the audit log for re-audit and retraining."""
+        """The true label for a decision, stored in the audit log for re-audit and retraining.
+
+        A predict key may label the decisions it asked for, a reviewer key any decision; one accepted label
+        per decision and key (a second answers 409; a reviewer may add theirs). Refused attempts are audited
+        too. The comment and the group attributes pass the same canonical form and PII engine as a text to
+        classify before they are stored."""
         served, m = state["model"], state["metrics"]
         if body.label not in served.labels:
             raise ApiError(422, "unknown_label", f"label {body.label!r} is not one of the model's labels "
                                                  f"{served.labels}")
-        original = state["audit"].get(body.decision_id)
-        if original is None or original["kind"] != "predict":
-            raise ApiError(404, "unknown_decision", f"no prediction with decision_id {body.decision_id!r}")
-        import json as _json
-
-        predicted = _json.loads(original["output"]).get("label")
-        correct = predicted == body.label
-        fid = new_id()
-        await state["writer"].write([{
-            "decision_id": fid, "kind": "feedback", "key_id": key.key_id, "model_version": served.version,
-            "model_hash": served.hash, "input_hash": None, "redacted_input": None, "findings": [],
-            "output": {"label": body.label, "predicted": predicted, "correct": correct, "comment": body.comment,
-                    "groups": body.groups or {}}, "latency_ms": 0.0, "ref": body.decision_id}])
+        loop = asyncio.get_running_loop()
+        audit = state["audit"]
+        async with state["feedback_lock"]:  # check-then-write, atomic within this replica
+            original = await loop.run_in_executor(None, audit.get, body.decision_id)
+            if original is None or original["kind"] != "predict":
+                raise ApiError(404, "unknown_decision", f"no prediction with decision_id {body.decision_id!r}")
+            refusal = None
+            if not key.reviews and original["key_id"] != key.key_id:
+                refusal = ApiError(403, "not_your_decision", "this key may label only the decisions it asked for. "
+                                   "Fix: a reviewer key (steward keys create --role reviewer) labels any decision")
+            else:
+                mine = [r for r in await loop.run_in_executor(None, audit.feedback_on, body.decision_id)
+                        if r["key_id"] == key.key_id]
+                if mine:
+                    refusal = ApiError(409, "already_labelled", f"this key already labelled decision "
+                                       f"{body.decision_id} (feedback {mine[0]['decision_id']}); one label per "
+                                       f"decision and key. Fix: another reviewer may add theirs",
+                                       feedback_id=mine[0]["decision_id"])
+            if refusal is not None:
+                await state["writer"].write([{
+                    "decision_id": new_id(), "kind": "feedback_refused", "key_id": key.key_id,
+                    "model_version": served.version, "model_hash": served.hash, "input_hash": None,
+                    "redacted_input": None, "findings": [], "ref": body.decision_id, "latency_ms": 0.0,
+                    "output": {"reason": refusal.code, "label": body.label}}])
+                raise refusal
+            comment, groups, findings = scrub_feedback(body)
+            predicted = json.loads(original["output"]).get("label")
+            correct = predicted == body.label
+            fid = new_id()
+            await state["writer"].write([{
+                "decision_id": fid, "kind": "feedback", "key_id": key.key_id, "model_version": served.version,
+                "model_hash": served.hash, "input_hash": None, "redacted_input": None, "findings": findings,
+                "output": {"label": body.label, "predicted": predicted, "correct": correct, "comment": comment,
+                           "groups": groups, "basis": "reviewer" if key.reviews else "own_decision"},
+                "latency_ms": 0.0, "ref": body.decision_id}])
         fb = state["feedback"]
         fb["total"] += 1
         fb["right"] += int(correct)
         m.feedback.labels(str(correct).lower()).inc()
         m.feedback_accuracy.set(fb["right"] / fb["total"])
         return FeedbackResponse(feedback_id=fid, decision_id=body.decision_id, correct=correct)
+
+    def scrub_feedback(body: FeedbackRequest) -> tuple[str | None, dict[str, str], list[dict[str, Any]]]:
+        """The comment and group attributes as stored: canonical form and PII redaction, like a text to classify.
+        Sizes are checked after normalising (NFKC can make one character eighteen)."""
+        pii, findings = state["stored_text_guards"], []
+
+        def clean(value: str, field: str, limit: int) -> str:
+            ch = run_chain(pii, value, GuardContext())
+            if len(ch.text) > limit:
+                raise ApiError(422, "too_long", f"{field}: {len(ch.text)} characters after normalisation; the "
+                                                f"limit is {limit}")
+            findings.extend({"field": field, **f} for f in ch.findings() if f["findings"])
+            return ch.text
+
+        comment = clean(body.comment, "comment", COMMENT_CHARS) if body.comment is not None else None
+        groups = {clean(k, "groups", GROUP_CHARS): clean(v, f"groups.{k}", GROUP_CHARS)
+                  for k, v in (body.groups or {}).items()}
+        return comment, groups, findings
 
     @app.get("/v1/models", tags=["v1"])
     async def models(key: Annotated[ApiKey, authorise("models")]) -> dict[str, Any]:
@@ -347,10 +442,10 @@ def create_app(cfg: RunConfig) -> Any:
                                    for k, v in (d.get("figures") or {}).items()}}
         card = run_dir / "evaluate" / "MODEL_CARD.md"
         return {"data": [{
-            "id": served.version, "labels": served.labels, "base_model": served.manifest.get("base_model"),
+            "id": served.version, "labels": served.labels, "base_model": public_base_model(served.manifest),
             "method": served.manifest.get("method"), "weights_sha256": served.weights_sha256,
             "artifact": served.model_dir.relative_to(run_dir).as_posix()
-            if served.model_dir.is_relative_to(run_dir) else str(served.model_dir),
+            if served.model_dir.is_relative_to(run_dir) else served.model_dir.name,
             "data_inputs": served.manifest.get("data_inputs"), "abstain_threshold": served.threshold,
             "threshold_source": served.threshold_source, "privacy": served.manifest.get("privacy"),
             "scorecard": summary, "model_card": "/v1/models/card" if card.is_file() else None,

@@ -79,9 +79,9 @@ def database_url(url: str | None, run_dir: Path) -> str:
     """The configured URL, or the embedded default ``sqlite:///RUN_DIR/serve/audit.db``."""
     if url:
         return url
-    path = Path(run_dir) / "serve" / "audit.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    from steward.serve.runfiles import sqlite_database
+
+    return f"sqlite:///{sqlite_database(run_dir)}"
 
 
 class AuditLog:
@@ -104,6 +104,14 @@ class AuditLog:
         from steward.serve.tables import METADATA
 
         sqlite = self.url.startswith("sqlite")
+        if sqlite:
+            from sqlalchemy.engine import make_url
+
+            from steward.serve.runfiles import private_file
+
+            db = make_url(self.url).database
+            if db and db != ":memory:" and not db.startswith("file:") and Path(db).parent.is_dir():
+                private_file(Path(db))  # before SQLite creates it (and its -wal, -shm) world-readable
         engine = create_engine(self.url, future=True, pool_pre_ping=not sqlite,
                                connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {})
         if sqlite:
@@ -125,7 +133,7 @@ class AuditLog:
 
         from sqlalchemy import text
 
-        from steward.serve.tables import audit_head
+        from steward.serve.tables import audit_head, audit_records
 
         # Replicas starting together would race to create the tables: serialise set-up (SQLite's
         # BEGIN IMMEDIATE already does; PostgreSQL takes a transaction-scoped advisory lock).
@@ -133,6 +141,8 @@ class AuditLog:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7242001)"))
             METADATA.create_all(conn)
+            for index in audit_records.indexes:  # an index added since an older database was created
+                index.create(conn, checkfirst=True)
             if conn.execute(audit_head.select()).first() is None:
                 conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
         return engine
@@ -192,6 +202,17 @@ class AuditLog:
                                .order_by(audit_records.c.seq).limit(1)).mappings().first()
         return dict(row) if row else None
 
+    def feedback_on(self, decision_id: str) -> list[dict[str, Any]]:
+        """The feedback records about one decision, in chain order."""
+        from sqlalchemy import select
+
+        from steward.serve.tables import audit_records
+
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(audit_records).where(audit_records.c.ref == decision_id)
+                                .where(audit_records.c.kind == "feedback").order_by(audit_records.c.seq)).mappings()
+            return [dict(r) for r in rows]
+
     def count(self, kind: str | None = None) -> int:
         from sqlalchemy import func, select
 
@@ -222,13 +243,23 @@ class AuditLog:
             last = rows[-1]["seq"]
 
     def verify(self) -> AuditReport:
-        """Walk the chain: every hash recomputed, every link and sequence number checked, the head matched."""
-        from sqlalchemy import select
+        """Walk the chain: every hash recomputed, every link and sequence number checked, the head matched.
 
-        from steward.serve.tables import audit_head
+        Safe on a live database: the head is read first and the walk stops at its record (appends after it
+        are not this verification's business), then one statement reads the head and the newest record
+        together — a record beyond the head that no append accounts for was inserted by hand. A walk and a
+        head read at different moments used to report a live chain as broken ("ends at 3400, head 3405")."""
+        from sqlalchemy import func, select
 
+        from steward.serve.tables import audit_head, audit_records
+
+        with reading(self.engine) as conn:
+            head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+        top, top_hash = int(head.seq), str(head.hash)
         prev, expected, n = GENESIS, 1, 0
         for row in self.records():
+            if row["seq"] > top:
+                break
             if row["seq"] != expected:
                 return AuditReport(False, n, f"record {expected} is missing (next present is {row['seq']}): "
                                              f"deleted or reordered", expected)
@@ -239,11 +270,15 @@ class AuditLog:
                 return AuditReport(False, n, f"record {row['seq']} ({row['decision_id']}) was edited: its hash "
                                              f"does not match its content", row["seq"])
             prev, expected, n = row["hash"], expected + 1, n + 1
-        with reading(self.engine) as conn:
-            head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-        if int(head.seq) != n or head.hash != prev:
-            return AuditReport(False, n, f"the chain ends at record {n} but the head says {head.seq}: the newest "
+        if n != top or prev != top_hash:
+            return AuditReport(False, n, f"the chain ends at record {n} but the head says {top}: the newest "
                                          f"record(s) were deleted or replaced", n + 1)
+        newest = select(func.max(audit_records.c.seq)).scalar_subquery()
+        with reading(self.engine) as conn:  # one statement: one snapshot on SQLite and PostgreSQL alike
+            now_head, now_max = conn.execute(select(audit_head.c.seq, newest).where(audit_head.c.id == 1)).one()
+        if now_max is not None and int(now_max) > int(now_head):
+            return AuditReport(False, n, f"record {int(now_head) + 1} and later are beyond the head "
+                                         f"({now_head}): inserted outside the service", int(now_head) + 1)
         return AuditReport(True, n)
 
     def export(self, path: Path, since: str | None = None) -> int:
@@ -257,6 +292,31 @@ class AuditLog:
                 fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
                 n += 1
         return n
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for messages and logs: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 — an unparsable URL is shown by its scheme only
+        return url.split(":", 1)[0] + ":…"
+
+
+def check_at_start(log: AuditLog, on_broken: str) -> AuditReport:
+    """Verify the chain a service is about to extend. ``on_broken="refuse"``: a broken chain raises
+    :class:`AuditChainError` (the service does not start); ``"read_only"``: the report is returned and the
+    service must take no decisions."""
+    from steward.errors import AuditChainError
+
+    report = log.verify()
+    if not report.ok and on_broken == "refuse":
+        raise AuditChainError(f"{safe_url(log.url)}: the audit log fails verification at record {report.seq} "
+                              f"({report.error}); a service appending to it could not prove its decisions. Fix: "
+                              f"investigate with `steward audit verify`; to answer health and model queries "
+                              f"meanwhile, set audit_broken: read_only")
+    return report
 
 
 def now() -> str:

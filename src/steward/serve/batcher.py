@@ -63,6 +63,7 @@ class Batcher(_Worker):
         self.waits = 0  # batches that waited for company
         self.running = 0  # batches being scored now
         self.alone_batches = 0  # batches scored with threads_alone threads
+        self.isolated = 0  # batches that failed together and were scored text by text
         self._threads = [ThreadPoolExecutor(1, thread_name_prefix=f"steward-model-{i}") for i in range(self.workers)]
         self._last_arrival: float | None = None
         self._gap = float("inf")  # moving average of the time between requests, seconds
@@ -74,6 +75,7 @@ class Batcher(_Worker):
         self._last_arrival = now
 
     async def submit(self, texts: Sequence[str]) -> list[Any]:
+        """Each text's rows, or the exception that scoring that text alone raised (the others still score)."""
         loop = asyncio.get_running_loop()
         self._arrived(loop.time())
         futures = []
@@ -81,7 +83,7 @@ class Batcher(_Worker):
             fut: asyncio.Future[Any] = loop.create_future()
             await self.queue.put((t, fut))
             futures.append(fut)
-        return list(await asyncio.gather(*futures))
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def stop(self) -> None:
         await super().stop()
@@ -143,19 +145,39 @@ class Batcher(_Worker):
 
     async def _score_batch(self, loop: asyncio.AbstractEventLoop, worker: int,
                            batch: list[tuple[str, asyncio.Future[Any]]], threads: int) -> None:
+        texts = [t for t, _ in batch]
         try:
-            out = await loop.run_in_executor(self._threads[worker], self._score, [t for t, _ in batch], threads)
-            rows = list(zip(*out, strict=True)) if isinstance(out, tuple) else list(out)
-        except Exception as exc:  # noqa: BLE001 — handed to every waiting request, never lost
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
+            rows: list[Any] = await loop.run_in_executor(self._threads[worker], self._score_rows, texts, threads)
+        except Exception:  # noqa: BLE001 — one text must not fail the others: score each alone
+            rows = await loop.run_in_executor(self._threads[worker], self._score_alone, texts, threads)
+            self.isolated += 1
         self.batches += 1
         self.items += len(batch)
         for (_, fut), p in zip(batch, rows, strict=True):
-            if not fut.done():
+            if fut.done():
+                continue
+            if isinstance(p, BaseException):
+                fut.set_exception(p)
+            else:
                 fut.set_result(p)
+
+    def _score_rows(self, texts: list[str], threads: int) -> list[Any]:
+        out = self._score(texts, threads)
+        return list(zip(*out, strict=True)) if isinstance(out, tuple) else list(out)
+
+    def _score_alone(self, texts: list[str], threads: int) -> list[Any]:
+        """Each text in a batch of its own after the batch failed: the row, or the exception for that text."""
+        rows: list[Any] = []
+        for t in texts:
+            try:
+                rows.append(self._score_rows([t], threads)[0])
+            except Exception as exc:  # noqa: BLE001 — handed to that text's request only
+                rows.append(exc)
+        return rows
+
+
+class AuditWriteError(RuntimeError):
+    """A request's audit records could not be committed: the request must not be answered as decided."""
 
 
 class AuditWriter(_Worker):
@@ -164,12 +186,18 @@ class AuditWriter(_Worker):
     While one transaction is being written (in a worker thread), new records queue up; the next
     transaction takes all of them. Each request still waits until its own records are committed before it
     answers, so the guarantee is unchanged — one fsync now covers many decisions instead of one.
+
+    A group commit that fails is retried request by request, so one bad record (or a bad moment of the
+    database) loses only its own request: that request gets :class:`AuditWriteError`, ``on_failure`` is told
+    (a metric, a log line without the text), and everyone else's records are committed.
     """
 
-    def __init__(self, append_many: Callable[[list[dict[str, Any]]], Any], max_records: int = 512) -> None:
-        self.append_many, self.max_records = append_many, max_records
+    def __init__(self, append_many: Callable[[list[dict[str, Any]]], Any], max_records: int = 512,
+                 on_failure: Callable[[BaseException], None] | None = None) -> None:
+        self.append_many, self.max_records, self.on_failure = append_many, max_records, on_failure
         self.queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[Any]]] = asyncio.Queue()
         self.transactions = 0
+        self.failed = 0  # requests whose records could not be committed
 
     async def write(self, records: list[dict[str, Any]]) -> None:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -188,12 +216,27 @@ class AuditWriter(_Worker):
             records = [r for recs, _ in pending for r in recs]
             try:
                 await loop.run_in_executor(None, self.append_many, records)
-            except Exception as exc:  # noqa: BLE001 — every waiting request learns its decision was not stored
-                for _, fut in pending:
-                    if not fut.done():
-                        fut.set_exception(exc)
+            except Exception:  # noqa: BLE001 — retried one request at a time (once more for a lone one)
+                for item in pending:
+                    await self._commit_alone(loop, item)
                 continue
             self.transactions += 1
             for _, fut in pending:
                 if not fut.done():
                     fut.set_result(None)
+
+    async def _commit_alone(self, loop: asyncio.AbstractEventLoop,
+                            item: tuple[list[dict[str, Any]], asyncio.Future[Any]]) -> None:
+        records, fut = item
+        try:
+            await loop.run_in_executor(None, self.append_many, records)
+        except Exception as exc:  # noqa: BLE001 — this request learns its decision was not stored
+            self.failed += 1
+            if self.on_failure is not None:
+                self.on_failure(exc)
+            if not fut.done():
+                fut.set_exception(AuditWriteError(f"the audit record could not be committed ({type(exc).__name__})"))
+            return
+        self.transactions += 1
+        if not fut.done():
+            fut.set_result(None)

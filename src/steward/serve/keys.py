@@ -17,15 +17,19 @@ from typing import Any
 
 from steward.errors import ConfigError
 
-ROLES = ("predict", "feedback", "chat", "admin")
-# What each role may do. Admin may do everything, including reading metrics and the drift monitor. "chat" is
-# the chat gateway's role (`steward gateway`), which shares this key table.
+ROLES = ("predict", "reviewer", "chat", "admin")
+# What each role may do. A predict key may label (feedback) only the decisions it asked for; a reviewer may
+# label any decision (human reviewers, a labelling tool); admin may do everything, including reading metrics
+# and the drift monitor. "chat" is the chat gateway's role (`steward gateway`), which shares this key table.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "predict": frozenset({"predict", "explain", "models"}),
-    "feedback": frozenset({"feedback", "models"}),
+    "predict": frozenset({"predict", "explain", "models", "feedback"}),
+    "reviewer": frozenset({"feedback", "models"}),
     "chat": frozenset({"chat", "models"}),
     "admin": frozenset({"predict", "explain", "models", "feedback", "monitor", "metrics", "chat"}),
 }
+REVIEWERS = frozenset({"reviewer", "admin"})  # roles whose feedback may concern any decision
+# Older names still accepted (keys created under them keep working): "feedback" keys labelled any decision.
+ALIASES = {"feedback": "reviewer"}
 _DUMMY = hashlib.sha256(b"steward-no-such-key").hexdigest()
 
 
@@ -36,7 +40,12 @@ class ApiKey:
     name: str | None = None
 
     def may(self, action: str) -> bool:
-        return action in PERMISSIONS.get(self.role, frozenset())
+        return action in PERMISSIONS.get(ALIASES.get(self.role, self.role), frozenset())
+
+    @property
+    def reviews(self) -> bool:
+        """Whether this key may label decisions other keys asked for."""
+        return ALIASES.get(self.role, self.role) in REVIEWERS
 
 
 def key_from_headers(headers: Any) -> str | None:
@@ -85,6 +94,7 @@ class KeyStore:
         from steward.serve.audit import now
         from steward.serve.tables import api_keys
 
+        role = ALIASES.get(role, role)
         if role not in ROLES:
             raise ConfigError(f"--role: got {role!r}; valid roles: {', '.join(ROLES)}")
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")

@@ -22,6 +22,10 @@ class Metrics:
     drift_embedding_p: Gauge
     drift_alerts: Gauge
     batch_size: Histogram
+    scoring_failures: Counter
+    audit_failures: Counter
+    auth_failures: Counter
+    audit_chain_ok: Gauge
 
 
 def create() -> Metrics:
@@ -45,6 +49,16 @@ def create() -> Metrics:
         drift_alerts=Gauge("steward_drift_alerts", "Drift signals currently over their threshold", registry=r),
         batch_size=Histogram("steward_batch_size", "Texts per model forward pass", registry=r,
                              buckets=(1, 2, 4, 8, 16, 32, 64, 128)),
+        scoring_failures=Counter("steward_scoring_failures_total", "Texts the model failed to score (each failed "
+                                 "alone; the rest of its batch was scored)", registry=r),
+        audit_failures=Counter("steward_audit_write_failures_total", "Requests whose audit records could not be "
+                               "committed (the request failed; the rest of its group commit was retried alone)",
+                               registry=r),
+        auth_failures=Counter("steward_auth_failures_total", "Requests refused for a missing, unknown or revoked "
+                              "API key, or refused while their client address was over the failure limit",
+                              ["reason"], registry=r),
+        audit_chain_ok=Gauge("steward_audit_chain_ok", "1 when the audit log verified at start-up; 0: read-only, "
+                             "no decisions are taken", registry=r),
     )
 
 

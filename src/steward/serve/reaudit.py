@@ -18,14 +18,34 @@ from steward.config.models import RunConfig
 
 
 def collect(log: Any) -> list[dict[str, Any]]:
-    """The newest feedback per decision (a later correction replaces an earlier one)."""
-    latest: dict[str, dict[str, Any]] = {}
+    """The accepted label of each decision that has feedback; re-audit and retraining use only these.
+
+    Accepted: the first label each key gave a decision (the service refuses a second; a replica racing it
+    cannot make a later one count). A reviewer's label outranks the label of the key that asked; when the
+    labels of the outranking kind disagree, the case is disputed and left out (``disputed`` counts them)."""
+    return resolve(log)[0]
+
+
+def resolve(log: Any) -> tuple[list[dict[str, Any]], int]:
+    """(accepted cases, number of disputed decisions) from the audit log's feedback records."""
+    first: dict[str, dict[str, dict[str, Any]]] = {}  # decision -> key -> its first feedback
     for rec in log.records():
         if rec["kind"] == "feedback" and rec["ref"]:
             out = json.loads(rec["output"])
-            latest[rec["ref"]] = {"decision_id": rec["ref"], "label": out["label"], "predicted": out["predicted"],
-                                  "groups": out.get("groups") or {}, "ts": rec["ts"]}
-    return list(latest.values())
+            # Records written before feedback was scoped came from keys that could label anything: reviewers.
+            case = {"decision_id": rec["ref"], "label": out["label"], "predicted": out["predicted"],
+                    "groups": out.get("groups") or {}, "ts": rec["ts"], "basis": out.get("basis", "reviewer")}
+            first.setdefault(rec["ref"], {}).setdefault(rec["key_id"] or "", case)
+    cases, disputed = [], 0
+    for by_key in first.values():
+        labels = list(by_key.values())
+        reviewed = [c for c in labels if c["basis"] == "reviewer"]
+        chosen = reviewed or labels
+        if len({c["label"] for c in chosen}) > 1:
+            disputed += 1
+            continue
+        cases.append({k: v for k, v in chosen[-1].items() if k != "basis"})
+    return cases, disputed
 
 
 def reaudit(cfg: RunConfig) -> dict[str, Any]:
@@ -44,12 +64,12 @@ def reaudit(cfg: RunConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     started, t0 = now_iso(), time.perf_counter()
     log = AuditLog(database_url(cfg.serve.database_url, run_dir))
-    cases = collect(log)
+    cases, disputed = resolve(log)
     labels = json.loads((run_dir / "train" / "manifest.json").read_text())["labels"]
     index = {lbl: i for i, lbl in enumerate(labels)}
     cases = [c for c in cases if c["label"] in index and c["predicted"] in index]
     ecfg = cfg.evaluate
-    out: dict[str, Any] = {"feedback_cases": len(cases), "labels": labels}
+    out: dict[str, Any] = {"feedback_cases": len(cases), "disputed_cases": disputed, "labels": labels}
     probes: dict[str, Any] = {}
     if cases:
         y = np.array([index[c["label"]] for c in cases])

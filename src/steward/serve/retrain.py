@@ -72,7 +72,7 @@ def retrain(cfg: RunConfig, new_run_dir: Path, *, progress: bool = False) -> Ret
     from steward.evaluate import run as run_eval
     from steward.ledger.store import Ledger, artifact, now_iso
     from steward.serve.audit import AuditLog, database_url
-    from steward.serve.reaudit import collect
+    from steward.serve.reaudit import resolve
     from steward.train import run as run_train
 
     parent = Path(cfg.run_dir)
@@ -83,7 +83,8 @@ def retrain(cfg: RunConfig, new_run_dir: Path, *, progress: bool = False) -> Ret
         raise ConfigError(f"--new-run-dir: got {new_run_dir}, which already holds a run. Fix: name an empty folder")
     log = AuditLog(database_url(cfg.serve.database_url, parent))
     labels = set(json.loads((parent / "train" / "manifest.json").read_text())["labels"])
-    cases = [c for c in collect(log) if c["label"] in labels]
+    accepted, disputed = resolve(log)  # only accepted feedback; disputed cases are left out
+    cases = [c for c in accepted if c["label"] in labels]
     texts = {}
     for rec in log.records():
         if rec["kind"] == "predict" and rec["redacted_input"]:
@@ -95,6 +96,7 @@ def retrain(cfg: RunConfig, new_run_dir: Path, *, progress: bool = False) -> Ret
         stage="retrain_data", started_at=started, config_digest="", inputs=[],
         outputs=[artifact(p, new_run_dir, p.name) for p in sorted((new_run_dir / "data").iterdir()) if p.is_file()],
         summary={"parent_run": str(parent.resolve()), "parent_ledger_head": head, "feedback_rows": n,
+                 "disputed_feedback": disputed,
                  "audit_records": log.count(), "at": time.time()})
     child = cfg.model_copy(update={"run_dir": new_run_dir})
     trained = run_train(child, progress=progress).manifest

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from steward.canonical import check_storable
+
+
+def _storable(value: str) -> str:
+    problem = check_storable(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# Every string a caller sends. JSON can carry a lone surrogate ("\ud800") that Python decodes but no UTF-8
+# encoder, tokenizer or database accepts, and U+0000, which PostgreSQL text refuses: found at the schema, such
+# a string fails its own request with a 422 naming the field, never a batch or an audit transaction it joined.
+Text = Annotated[str, AfterValidator(_storable)]
+
+
+FEEDBACK_LIMITS = (2_000, 200)  # characters of a feedback comment, of a group attribute's name or value
 
 
 class _Body(BaseModel):
@@ -14,8 +32,8 @@ class _Body(BaseModel):
 class PredictRequest(_Body):
     """One ``text`` or a batch of ``texts`` (not both)."""
 
-    text: str | None = Field(None, description="One text to classify.")
-    texts: list[str] | None = Field(None, description="Several texts, classified together.", min_length=1)
+    text: Text | None = Field(None, description="One text to classify.")
+    texts: list[Text] | None = Field(None, description="Several texts, classified together.", min_length=1)
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
@@ -34,6 +52,8 @@ class Decision(BaseModel):
     abstained: bool = Field(description="Confidence below the threshold: route to human review.")
     model_version: str
     findings: list[dict[str, Any]] = Field(default_factory=list, description="What the guards found and did.")
+    error: dict[str, str] | None = Field(None, description="Set when this text alone could not be scored (the "
+                                         "batch's other texts were): no label; route it to review.")
 
 
 class PredictResponse(BaseModel):
@@ -41,7 +61,7 @@ class PredictResponse(BaseModel):
 
 
 class ExplainRequest(_Body):
-    text: str
+    text: Text
     method: str = Field("occlusion", pattern="^(occlusion|integrated_gradients)$")
 
 
@@ -56,10 +76,11 @@ class ExplainResponse(BaseModel):
 
 
 class FeedbackRequest(_Body):
-    decision_id: str = Field(min_length=1, max_length=64)
-    label: str = Field(min_length=1, max_length=200, description="The true label (or the correction).")
-    comment: str | None = Field(None, max_length=2000)
-    groups: dict[str, str] | None = Field(None, description="Sensitive attributes of the case, e.g. "
+    decision_id: Text = Field(min_length=1, max_length=64)
+    label: Text = Field(min_length=1, max_length=200, description="The true label (or the correction).")
+    comment: Text | None = Field(None, max_length=FEEDBACK_LIMITS[0])
+    groups: dict[Annotated[Text, Field(max_length=FEEDBACK_LIMITS[1])],
+                 Annotated[Text, Field(max_length=FEEDBACK_LIMITS[1])]] | None = Field(None, description="Sensitive attributes of the case, e.g. "
                                           "{\"gender\": \"female\"}, for re-auditing group fairness.",
                                           max_length=20)
 

@@ -12,7 +12,7 @@ audit_records = Table(
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("decision_id", String(64), nullable=False, index=True),
     Column("ts", String(40), nullable=False, index=True),
-    Column("kind", String(16), nullable=False),  # predict | explain | feedback | chat
+    Column("kind", String(16), nullable=False),  # predict | explain | blocked | error | feedback | chat | …
     Column("key_id", String(32)),
     Column("model_version", String(128)),
     Column("model_hash", String(64)),
@@ -21,7 +21,7 @@ audit_records = Table(
     Column("findings", Text, nullable=False),  # JSON
     Column("output", Text, nullable=False),  # JSON
     Column("latency_ms", Float, nullable=False),
-    Column("ref", String(64)),  # feedback: the decision it is about
+    Column("ref", String(64), index=True),  # feedback: the decision it is about
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
 )
