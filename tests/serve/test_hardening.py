@@ -380,6 +380,32 @@ def test_9_docs_when_enabled_load_nothing_from_elsewhere(served_run: Path, tmp_p
         assert js.status_code == 200 and len(js.content) > 100_000
 
 
+# -- 10. verify on a live database ------------------------------------------------------------------------------
+
+def test_10_verify_while_the_service_appends_reports_a_sound_chain(service) -> None:  # type: ignore[no-untyped-def]
+    srv, keys, run_dir = service
+    stop = threading.Event()
+
+    def traffic() -> int:
+        n = 0
+        while not stop.is_set():
+            assert _post(srv, "/v1/predict", keys["predict"], {"text": f"parcel {n}"}).status_code == 200
+            n += 1
+        return n
+
+    log = AuditLog(database_url(None, run_dir))
+    with ThreadPoolExecutor(4) as pool:
+        sent = [pool.submit(traffic) for _ in range(4)]
+        reports = []
+        for _ in range(15):
+            reports.append(log.verify())
+            time.sleep(0.05)
+        stop.set()
+        assert sum(f.result() for f in sent) > 0
+    assert all(r.ok for r in reports), [r.error for r in reports if not r.ok][:2]
+    assert len({r.records for r in reports}) > 1  # the chain grew while it was verified
+
+
 # -- 11. a broken chain at start-up --------------------------------------------------------------------------
 
 def _break_chain(run_dir: Path) -> None:
