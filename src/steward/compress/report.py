@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
-from steward.evaluate.report import _figure, _svg, fmt
+from steward.figures import figure, fmt, svg
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -43,7 +43,7 @@ def _plots(s: dict[str, Any]) -> list[Markup]:
     if not pts:
         return out
     for x_key, x_label in (("latency_ms_p95", "latency p95, batch 1 (ms)"), ("size_bytes", "size (MiB)")):
-        fig, ax = _figure()
+        fig, ax = figure()
         for c in pts:
             x = c[x_key] / 2**20 if x_key == "size_bytes" else c[x_key]
             colour = "#cf222e" if c["rejected"] else ("#1a7f37" if c["chosen"] else "#0969da")
@@ -53,7 +53,7 @@ def _plots(s: dict[str, Any]) -> list[Markup]:
         ax.set_ylabel("accuracy")
         ax.set_title("candidates (red: rejected, green: chosen)", fontsize=9)
         ax.grid(alpha=0.3)
-        out.append(_svg(fig))
+        out.append(svg(fig))
     return out
 
 

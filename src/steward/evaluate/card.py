@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from steward.evaluate.report import fmt
+from steward.figures import fmt
 
 
 def _fig(sc: dict[str, Any], probe: str, name: str) -> float | None:

@@ -6,10 +6,11 @@ containing markup is shown, never executed.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from markupsafe import Markup
+
+from steward.figures import figure, fmt, svg
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -61,34 +62,6 @@ th{background:#f6f8fa} .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;
 """
 
 
-def fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _svg(fig: Any) -> Markup:
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return Markup(text[text.index("<svg"):])
-
-
-def _figure(w: float = 5.2, h: float = 3.2) -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller and searchable
-    return plt.subplots(figsize=(w, h))
-
-
 def _fairness_plots(p: dict[str, Any]) -> list[Markup]:
     """Binary: accuracy and selection rate per group. One-vs-rest: selection rate per label, a bar per group."""
     import numpy as np
@@ -109,7 +82,7 @@ def _fairness_plots(p: dict[str, Any]) -> list[Markup]:
                        [per_label[lbl]["by_group"][g].get("selection_rate_ci") for lbl in labels]) for g in groups]
             ticks = labels
             title = f"selection rate by {col}, each label vs the rest"
-        fig, ax = _figure(max(4.0, 0.9 * len(ticks) + 2), 3.4)
+        fig, ax = figure(max(4.0, 0.9 * len(ticks) + 2), 3.4)
         x = np.arange(len(ticks))
         width = 0.8 / len(series)
         for k, (name, vals, cis) in enumerate(series):
@@ -122,7 +95,7 @@ def _fairness_plots(p: dict[str, Any]) -> list[Markup]:
         ax.set_ylim(0, 1.05)
         ax.set_title(title + " (error bars: Wilson CI)", fontsize=9)
         ax.legend(fontsize=7)
-        out.append(_svg(fig))
+        out.append(svg(fig))
     return out
 
 
@@ -130,7 +103,7 @@ def _calibration_plots(p: dict[str, Any]) -> list[Markup]:
     d = p.get("details") or {}
     if not d.get("bins"):
         return []
-    fig, ax = _figure(4.2, 3.8)
+    fig, ax = figure(4.2, 3.8)
     bins = [b for b in d["bins"] if b["n"]]
     ax.plot([0, 1], [0, 1], "--", color="#8c959f", label="perfect calibration")
     ax.bar([(b["lower"] + b["upper"]) / 2 for b in bins], [b["accuracy"] for b in bins],
@@ -141,8 +114,8 @@ def _calibration_plots(p: dict[str, Any]) -> list[Markup]:
     ax.set_ylabel("accuracy")
     ax.set_title("reliability diagram", fontsize=9)
     ax.legend(fontsize=8)
-    rel = _svg(fig)
-    fig, ax = _figure(4.2, 3.8)
+    rel = svg(fig)
+    fig, ax = figure(4.2, 3.8)
     curve = [c for c in d["coverage_curve"] if c["accuracy"] is not None]
     ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve], "o-", ms=3, color="#8250df")
     if d.get("abstain_threshold") is not None:
@@ -153,14 +126,14 @@ def _calibration_plots(p: dict[str, Any]) -> list[Markup]:
     ax.set_xlabel("coverage (share answered)")
     ax.set_ylabel("accuracy of answered rows")
     ax.set_title("abstention: coverage vs accuracy", fontsize=9)
-    return [rel, _svg(fig)]
+    return [rel, svg(fig)]
 
 
 def _robustness_plot(p: dict[str, Any]) -> list[Markup]:
     attacks = (p.get("details") or {}).get("attacks") or {}
     if not attacks:
         return []
-    fig, ax = _figure(4.6, 3.4)
+    fig, ax = figure(4.6, 3.4)
     for name, a in attacks.items():
         ax.plot([c["max_edit_share"] for c in a["curve"]], [c["success_rate"] for c in a["curve"]], "o-", ms=3,
                 label=f"{name} (queries ≈ {a['mean_queries']:.0f})")
@@ -169,7 +142,7 @@ def _robustness_plot(p: dict[str, Any]) -> list[Markup]:
     ax.set_ylim(0, 1.02)
     ax.set_title("robustness curve", fontsize=9)
     ax.legend(fontsize=8)
-    return [_svg(fig)]
+    return [svg(fig)]
 
 
 def _confusion_plot(p: dict[str, Any]) -> list[Markup]:
@@ -177,7 +150,7 @@ def _confusion_plot(p: dict[str, Any]) -> list[Markup]:
     cm, labels = d.get("confusion_matrix"), d.get("labels")
     if not cm or len(labels) > 30:
         return []
-    fig, ax = _figure(min(7.0, 1.2 + 0.5 * len(labels)), min(6.0, 1.0 + 0.45 * len(labels)))
+    fig, ax = figure(min(7.0, 1.2 + 0.5 * len(labels)), min(6.0, 1.0 + 0.45 * len(labels)))
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -187,14 +160,14 @@ def _confusion_plot(p: dict[str, Any]) -> list[Markup]:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix", fontsize=9)
-    return [_svg(fig)]
+    return [svg(fig)]
 
 
 def _counterfactual_plot(p: dict[str, Any]) -> list[Markup]:
     cats = (p.get("details") or {}).get("by_category") or {}
     if not cats:
         return []
-    fig, ax = _figure(4.6, 3.0)
+    fig, ax = figure(4.6, 3.0)
     names = list(cats)
     ax.barh(names, [cats[c]["flip_rate"] for c in names], color="#bf3989")
     for i, c in enumerate(names):
@@ -202,7 +175,7 @@ def _counterfactual_plot(p: dict[str, Any]) -> list[Markup]:
     ax.set_xlim(0, 1)
     ax.set_xlabel("flip rate")
     ax.set_title("counterfactual identity swaps", fontsize=9)
-    return [_svg(fig)]
+    return [svg(fig)]
 
 
 _WORD_START = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark the first piece of a word

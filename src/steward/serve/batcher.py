@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 
-class _Worker:
+class BackgroundTask:
     """A background task on the running event loop, started and stopped with the app."""
 
     _task: asyncio.Task[None] | None = None
@@ -44,7 +44,7 @@ class _Worker:
         raise NotImplementedError
 
 
-class Batcher(_Worker):
+class Batcher(BackgroundTask):
     """``predict`` returns one array with a row per text, or a tuple of such arrays (e.g. probabilities and
     embeddings); each request gets its rows back (a tuple per text in the second case).
 
@@ -180,7 +180,7 @@ class AuditWriteError(RuntimeError):
     """A request's audit records could not be committed: the request must not be answered as decided."""
 
 
-class AuditWriter(_Worker):
+class AuditWriter(BackgroundTask):
     """Group commit for the audit log: records from requests that finish together go into one transaction.
 
     While one transaction is being written (in a worker thread), new records queue up; the next

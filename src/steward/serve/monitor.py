@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from steward.config.models import DriftSettings
-from steward.serve.batcher import _Worker
+from steward.serve.batcher import BackgroundTask
 
 log = logging.getLogger("steward.serve.drift")
 EPS = 1e-4
@@ -192,7 +192,7 @@ def reference_embeddings(run_dir: Path, served: Any, texts: list[str], cfg: Drif
     return emb
 
 
-class DriftChecker(_Worker):
+class DriftChecker(BackgroundTask):
     """Runs the drift check every ``seconds`` in a worker thread, so alerts are logged and the Prometheus
     gauges are fresh even when nobody calls ``GET /v1/monitor``."""
 
