@@ -31,6 +31,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/steward demo --run-dir runs/demo
