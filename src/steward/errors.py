@@ -19,7 +19,8 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     ├── DetectorError                    the built-in injection detector cannot be built, or its cached copy
     │                                    fails its checks (key, weight hashes)
     ├── AuditChainError                  a service's audit log fails verification at start-up
-    └── ModelIntegrityError              a shipped model file's hash differs from its pin; it is not loaded
+    ├── ModelIntegrityError              a shipped model file's hash differs from its pin; it is not loaded
+    └── ServiceError                     a refused HTTP request (steward.serve.errors), in either service's shape
 """
 
 from __future__ import annotations

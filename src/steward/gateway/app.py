@@ -25,27 +25,32 @@ from pathlib import Path
 from typing import Any
 
 from steward.config.models import RunConfig
+from steward.serve.errors import ServiceError
 
 log = logging.getLogger("steward.gateway")
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+@dataclass
+class GatewayState:
+    """What the lifespan loads and every route reads."""
+
+    backend: Any  # a steward.gateway.backends.Backend
+    audit: Any  # steward.serve.audit.AuditLog
+    writer: Any  # steward.serve.batcher.AuditWriter
+    access: Any  # steward.serve.access.Access
+    chains: dict[str, tuple[list[Any], list[Any]]]  # per key role: (input guards, output guards)
+    system: str  # the system prompt the model gets (canary included)
+    canary: str | None
+    metrics: Any  # steward.gateway.metrics.Metrics
+    budget: Any  # steward.serve.ratelimit.RateLimiter of tokens per key
+    secret: bytes  # the input-hash key
+    model_name: str  # the id clients see
+    read_only: str | None = None  # why no turns are answered (a broken audit chain), or None
 
 
-class GatewayError(Exception):
-    """An OpenAI-style error answer: HTTP status, ``code``, message, and optionally the offending ``param``."""
+@dataclass
+class Live:
+    """The app's state once loaded: None until the lifespan has started."""
 
-    def __init__(self, status: int, code: str, message: str, param: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.param, self.headers, self.extra = (
-            status, code, message, param, headers, extra)
-
-    def body(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"message": self.message, "type": ERROR_TYPES.get(self.status, "api_error"),
-                               "param": self.param, "code": self.code}
-        if self.extra:
-            err["steward"] = self.extra
-        return {"error": err}
+    state: GatewayState | None = None
 
 
 @dataclass
@@ -78,7 +83,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     from steward.gateway.backends import BACKENDS, BackendError, Generation, GenerationParams
     from steward.gateway.guards import OutputGuardContext, Release, build, restore_pseudonyms, with_canary
     from steward.gateway.schemas import ChatCompletionRequest
-    from steward.serve.access import Access, AccessDenied, client_address
+    from steward.serve.access import Access, client_address
     from steward.serve.app import DECIDING, audit_failed
     from steward.serve.audit import AuditLog, check_at_start, database_url
     from steward.serve.batcher import AuditWriteError, AuditWriter
@@ -91,7 +96,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
 
     gcfg = cfg.gateway
     run_dir = Path(cfg.run_dir)
-    state: dict[str, Any] = {}
+    live = Live()
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
@@ -123,11 +128,11 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                         missing_hint="send an API key as 'Authorization: Bearer <key>' (the openai client's "
                                      "api_key); create one with `steward keys create --role chat`",
                         refused=lambda reason: metrics.auth_failures.labels(reason).inc())
-        state.update(backend=be, audit=audit, writer=writer, access=access, chains=chains,
-                     system=system, canary=canary, metrics=metrics,
-                     budget=RateLimiter(gcfg.tokens_per_minute, gcfg.tokens_per_minute),
-                     secret=service_secret(run_dir), model_name=gcfg.model_name or be.model_id,
-                     read_only=None if chain.ok else chain.error)
+        live.state = GatewayState(
+            backend=be, audit=audit, writer=writer, access=access, chains=chains, system=system, canary=canary,
+            metrics=metrics, budget=RateLimiter(gcfg.tokens_per_minute, gcfg.tokens_per_minute),
+            secret=service_secret(run_dir), model_name=gcfg.model_name or be.model_id,
+            read_only=None if chain.ok else chain.error)
         yield
         await writer.stop()
         audit.close()
@@ -141,16 +146,16 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     if gcfg.docs:
         mount_docs(app, app.title)
 
-    def error_response(exc: GatewayError) -> Any:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    def error_response(exc: ServiceError) -> Any:
+        return JSONResponse(exc.openai_body(), status_code=exc.status, headers=exc.headers or None)
 
-    @app.exception_handler(GatewayError)
-    async def _gateway_error(request: Request, exc: GatewayError) -> Any:
+    @app.exception_handler(ServiceError)
+    async def _gateway_error(request: Request, exc: ServiceError) -> Any:
         return error_response(exc)
 
     @app.exception_handler(AuditWriteError)
     async def _unrecorded(request: Request, exc: AuditWriteError) -> Any:
-        return error_response(GatewayError(503, "audit_unavailable", f"{exc}; the turn was not answered. Retry later"))
+        return error_response(ServiceError(503, "audit_unavailable", f"{exc}; the turn was not answered. Retry later"))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Any:
@@ -158,43 +163,45 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         first = errs[0] if errs else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         msg = f"{param}: {first.get('msg')}" if param else str(first.get("msg", "invalid request"))
-        return error_response(GatewayError(400, "invalid_request", msg, param))
+        return error_response(ServiceError(400, "invalid_request", msg, param))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Any:
         if exc.status_code == 400:
-            return error_response(GatewayError(400, "invalid_body", f"the body could not be read as UTF-8 JSON "
+            return error_response(ServiceError(400, "invalid_body", f"the body could not be read as UTF-8 JSON "
                                                                     f"({exc.detail})"))
-        return error_response(GatewayError(exc.status_code, "http_error", str(exc.detail)))
+        return error_response(ServiceError(exc.status_code, "http_error", str(exc.detail)))
 
     def observe(route: str, status: int, seconds: float) -> None:
-        if "metrics" in state:
-            state["metrics"].requests.labels(route, str(status)).inc()
-            state["metrics"].latency.labels(route).observe(seconds)
+        if live.state is not None:
+            live.state.metrics.requests.labels(route, str(status)).inc()
+            st().metrics.latency.labels(route).observe(seconds)
 
     app.add_middleware(RequestLimits, max_body_bytes=gcfg.max_body_bytes, timeout_s=gcfg.request_timeout_s,
                        body_timeout_s=gcfg.body_timeout_s,
-                       error=lambda status, code, message: error_response(GatewayError(status, code, message)),
+                       error=lambda status, code, message: error_response(ServiceError(status, code, message)),
                        observe=observe)
 
     async def authorise(request: Request, action: str) -> ApiKey:
-        try:
-            key = await state["access"].check(request.headers, client_address(request), action)
-        except AccessDenied as exc:
-            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-            raise GatewayError(exc.status, exc.code, exc.message, headers=headers) from None
-        if state["read_only"] and action in DECIDING:
-            raise GatewayError(503, "audit_chain_broken", f"the gateway is read-only: its audit log failed "
-                               f"verification at start-up ({state['read_only']}); no turns are answered")
+        key = await st().access.check(request.headers, client_address(request), action)
+        if st().read_only and action in DECIDING:
+            raise ServiceError(503, "audit_chain_broken", f"the gateway is read-only: its audit log failed "
+                               f"verification at start-up ({st().read_only}); no turns are answered")
         return key
 
+    def st() -> GatewayState:
+        """The loaded state (the lifespan sets it before the first request is served)."""
+        if live.state is None:
+            raise ServiceError(503, "not_ready", "the model is still loading")
+        return live.state
+
     def keyed_hash(text: str) -> str:
-        return hmac.new(state["secret"], text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return hmac.new(st().secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     async def audit(turn: Turn, kind: str, redacted: list[dict[str, str]] | None, raw_messages: str) -> None:
-        be = state["backend"]
-        await state["writer"].write([{
-            "decision_id": turn.decision_id, "kind": kind, "key_id": turn.key_id, "model_version": state["model_name"],
+        be = st().backend
+        await st().writer.write([{
+            "decision_id": turn.decision_id, "kind": kind, "key_id": turn.key_id, "model_version": st().model_name,
             "model_hash": be.model_hash, "input_hash": keyed_hash(raw_messages),
             "redacted_input": json.dumps(redacted, ensure_ascii=False) if redacted is not None else None,
             "findings": turn.findings,
@@ -210,7 +217,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             if m["role"] == "assistant" and not m["content"].strip():
                 out.append(m)
                 continue
-            ch = run_chain(state["chains"][role][0], m["content"], ctx)
+            ch = run_chain(st().chains[role][0], m["content"], ctx)
             chains.append(ch)
             out.append({"role": m["role"], "content": ch.text})
             if ch.blocked is not None:
@@ -221,7 +228,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         """The gateway's system prompt first; a caller's own system/developer messages (only where the role's
         ``caller_system`` policy is ``append``) follow it as application instructions (they cannot replace it)."""
         extra = [m["content"] for m in redacted if m["role"] in ("system", "developer") and m["content"].strip()]
-        system = state["system"]
+        system = st().system
         if extra:
             system = (system + "\n\nApplication instructions:\n" if system else "") + "\n".join(extra)
         turns = [{"role": m["role"], "content": m["content"]} for m in redacted if m["role"] in ("user", "assistant")]
@@ -229,9 +236,9 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
 
     def output_step(text: str, turn: Turn, ctx: GuardContext, role: str) -> str | None:
         """Guard one released piece of the answer; None when a guard stopped the answer."""
-        m = state["metrics"]
+        m = st().metrics
         ctx.history = turn.answer
-        ch = run_chain(state["chains"][role][1], text, ctx)
+        ch = run_chain(st().chains[role][1], text, ctx)
         for r in ch.results:
             if r.findings or not r.valid:
                 m.guard_hits.labels(r.guard, "block" if not r.valid else "flag").inc()
@@ -260,62 +267,62 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     @app.get("/readyz", tags=["health"])
     async def readyz() -> Any:
         """Readiness: the model is loaded and the audit database answers."""
-        if "backend" not in state:
-            return error_response(GatewayError(503, "not_ready", "the model is still loading"))
-        if state["read_only"]:
-            return error_response(GatewayError(503, "audit_chain_broken", f"read-only: the audit log failed "
-                                                                          f"verification ({state['read_only']})"))
+        if live.state is None:
+            return error_response(ServiceError(503, "not_ready", "the model is still loading"))
+        if st().read_only:
+            return error_response(ServiceError(503, "audit_chain_broken", f"read-only: the audit log failed "
+                                                                          f"verification ({st().read_only})"))
         try:
-            await asyncio.get_running_loop().run_in_executor(None, state["audit"].count)
+            await asyncio.get_running_loop().run_in_executor(None, st().audit.count)
         except Exception as exc:  # noqa: BLE001
-            return error_response(GatewayError(503, "database_unavailable",
+            return error_response(ServiceError(503, "database_unavailable",
                                                f"the audit database does not answer: {type(exc).__name__}"))
-        return {"status": "ready", "model": state["model_name"]}
+        return {"status": "ready", "model": st().model_name}
 
     @app.get("/v1/models", tags=["v1"])
     async def models(request: Request) -> dict[str, Any]:
         """The served model, in the OpenAI list format (plus Steward's backend facts)."""
         key = await authorise(request, "models")
-        be = state["backend"]
+        be = st().backend
         return {"object": "list", "data": [{
-            "id": state["model_name"], "object": "model", "created": 0, "owned_by": "steward",
+            "id": st().model_name, "object": "model", "created": 0, "owned_by": "steward",
             "steward": {"backend": gcfg.backend, "backend_model": be.model_id, "model_hash": be.model_hash,
                         "guards": {"input": list(gcfg.guards_for(key.role).input),
                                    "output": list(gcfg.guards_for(key.role).output),
-                                   "detectors": [g.describe() for g in state["chains"][key.role][0]
+                                   "detectors": [g.describe() for g in st().chains[key.role][0]
                                                  if hasattr(g, "describe")]}}}]}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Any:
         """Prometheus metrics (admin keys)."""
         await authorise(request, "metrics")
-        return PlainTextResponse(generate_latest(state["metrics"].registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(generate_latest(st().metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/chat/completions", tags=["v1"])
     async def chat(body: ChatCompletionRequest, request: Request) -> Any:
         """An OpenAI chat completion, guarded on the way in and on the way out, and audited."""
         key = await authorise(request, "chat")
         loop = asyncio.get_running_loop()
-        m, be = state["metrics"], state["backend"]
+        m, be = st().metrics, st().backend
         bad = body.unsupported()
         if bad:
-            raise GatewayError(400, "unsupported_parameter", f"{bad[0]}: the gateway does not support {bad[1]}; "
+            raise ServiceError(400, "unsupported_parameter", f"{bad[0]}: the gateway does not support {bad[1]}; "
                                                              f"remove the field", bad[0])
-        if body.model not in (state["model_name"], be.model_id):
-            raise GatewayError(404, "model_not_found", f"model {body.model!r} is not served here; use "
-                                                       f"{state['model_name']!r} (GET /v1/models)", "model")
+        if body.model not in (st().model_name, be.model_id):
+            raise ServiceError(404, "model_not_found", f"model {body.model!r} is not served here; use "
+                                                       f"{st().model_name!r} (GET /v1/models)", "model")
         if len(body.messages) > gcfg.max_messages:
-            raise GatewayError(400, "too_many_messages", f"{len(body.messages)} messages; the limit is "
+            raise ServiceError(400, "too_many_messages", f"{len(body.messages)} messages; the limit is "
                                                          f"{gcfg.max_messages}", "messages")
         max_tokens = body.max_completion_tokens or body.max_tokens or gcfg.default_max_tokens
         if max_tokens > gcfg.max_tokens_limit:
-            raise GatewayError(400, "max_tokens_too_large", f"max_tokens: {max_tokens} is above this gateway's "
+            raise ServiceError(400, "max_tokens_too_large", f"max_tokens: {max_tokens} is above this gateway's "
                                                             f"limit of {gcfg.max_tokens_limit}", "max_tokens")
         policy = gcfg.guards_for(key.role)
         if policy.caller_system == "refuse":
             i = next((i for i, msg in enumerate(body.messages) if msg.role in ("system", "developer")), None)
             if i is not None:
-                raise GatewayError(400, "system_message_not_allowed", f"messages[{i}].role: "
+                raise ServiceError(400, "system_message_not_allowed", f"messages[{i}].role: "
                                    f"{body.messages[i].role!r} messages are not taken from role {key.role!r} (the "
                                    f"gateway's own system prompt applies). Fix: send it as a user message, or an "
                                    f"operator sets policies.{key.role}.caller_system: append", f"messages.{i}.role")
@@ -334,23 +341,23 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             turn.blocked = {"stage": "input", "guard": blocked.guard, "code": blocked.code, "message": blocked.message}
             turn.finish_reason = "blocked"
             await audit(turn, "chat_blocked", None, raw_json)
-            raise GatewayError(400, blocked.code, f"{blocked.message} (guard: {blocked.guard})", "messages",
+            raise ServiceError(400, blocked.code, f"{blocked.message} (guard: {blocked.guard})", "messages",
                                decision_id=turn.decision_id, guard=blocked.guard)
         messages = model_messages(redacted)
         turn.prompt_tokens = await loop.run_in_executor(None, be.prompt_tokens, messages)
         if turn.prompt_tokens > gcfg.max_input_tokens:
-            raise GatewayError(400, "context_length_exceeded", f"the conversation is {turn.prompt_tokens} tokens "
+            raise ServiceError(400, "context_length_exceeded", f"the conversation is {turn.prompt_tokens} tokens "
                                                                f"with the system prompt; the limit is "
                                                                f"{gcfg.max_input_tokens}", "messages")
         cost = turn.prompt_tokens + max_tokens
         if cost > gcfg.tokens_per_minute:
-            raise GatewayError(400, "token_budget_too_small", f"this turn may use {cost} tokens (prompt + "
+            raise ServiceError(400, "token_budget_too_small", f"this turn may use {cost} tokens (prompt + "
                                                               f"max_tokens), more than the key's budget of "
                                                               f"{gcfg.tokens_per_minute} per minute; lower max_tokens",
                                "max_tokens")
-        wait = state["budget"].take(key.key_id, cost)
+        wait = st().budget.take(key.key_id, cost)
         if wait > 0:
-            raise GatewayError(429, "token_budget_exceeded", f"this key has used its {gcfg.tokens_per_minute} "
+            raise ServiceError(429, "token_budget_exceeded", f"this key has used its {gcfg.tokens_per_minute} "
                                                              f"tokens per minute", headers={
                                                                  "Retry-After": str(max(1, round(wait)))})
         params = GenerationParams(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
@@ -358,14 +365,14 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         try:
             gen: Generation = await loop.run_in_executor(None, be.generate, messages, params)
         except BackendError as exc:
-            state["budget"].give_back(key.key_id, cost)
-            raise GatewayError(exc.status, exc.code, str(exc)) from exc
+            st().budget.give_back(key.key_id, cost)
+            raise ServiceError(exc.status, exc.code, str(exc)) from exc
         created = int(time.time())
         cid = f"chatcmpl-{turn.decision_id}"
 
         async def answer() -> AsyncIterator[str]:
             """The guarded answer, piece by piece as released; fills ``turn``."""
-            release = Release(tuple(body.stop or ()), sentences=bool(state["chains"][key.role][1]))
+            release = Release(tuple(body.stop or ()), sentences=bool(st().chains[key.role][1]))
             it = iter(gen)
             done = object()
             try:
@@ -396,7 +403,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                 turn.prompt_tokens = gen.prompt_tokens
                 if turn.blocked is None:
                     turn.finish_reason = "stop" if release.stopped else gen.finish_reason
-                state["budget"].give_back(key.key_id, cost - turn.prompt_tokens - turn.completion_tokens)
+                st().budget.give_back(key.key_id, cost - turn.prompt_tokens - turn.completion_tokens)
                 m.tokens.labels("prompt").inc(turn.prompt_tokens)
                 m.tokens.labels("completion").inc(turn.completion_tokens)
                 m.key_tokens.labels(key.key_id).inc(turn.prompt_tokens + turn.completion_tokens)
@@ -422,10 +429,10 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             except BackendError as exc:  # audited like a streamed turn that failed
                 turn.finish_reason, turn.blocked = "error", {"stage": "model", "code": exc.code, "message": str(exc)}
                 await audit(turn, "chat", redacted, raw_json)
-                raise GatewayError(exc.status, exc.code, str(exc)) from exc
+                raise ServiceError(exc.status, exc.code, str(exc)) from exc
             await audit(turn, "chat", redacted, raw_json)  # committed before the answer leaves
             message: dict[str, Any] = {"role": "assistant", "content": "".join(parts), "refusal": turn.refusal}
-            return {"id": cid, "object": "chat.completion", "created": created, "model": state["model_name"],
+            return {"id": cid, "object": "chat.completion", "created": created, "model": st().model_name,
                     "choices": [{"index": 0, "message": message, "finish_reason": turn.finish_reason,
                                  "logprobs": None}],
                     "usage": usage(), "steward": steward_info()}
@@ -436,7 +443,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-            return sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": state["model_name"],
+            return sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": st().model_name,
                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra})
 
         async def events() -> AsyncIterator[str]:
@@ -451,7 +458,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                                                                  "message": str(exc)}
                     await audit(turn, "chat", redacted, raw_json)
                     audited = True
-                    yield sse(GatewayError(exc.status, exc.code, str(exc)).body())
+                    yield sse(ServiceError(exc.status, exc.code, str(exc)).openai_body())
                     return
                 await audit(turn, "chat", redacted, raw_json)  # committed before the last chunk leaves
                 audited = True
@@ -459,7 +466,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
                 yield chunk(final, turn.finish_reason, steward=steward_info())
                 if include_usage:
                     yield sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                               "model": state["model_name"], "choices": [], "usage": usage()})
+                               "model": st().model_name, "choices": [], "usage": usage()})
                 yield "data: [DONE]\n\n"
             finally:
                 if not audited:  # the client went away mid-answer: the turn is still recorded

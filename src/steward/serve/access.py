@@ -12,20 +12,13 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from steward.serve.errors import ServiceError
 from steward.serve.keys import ApiKey, KeyStore, key_from_headers
 from steward.serve.ratelimit import RateLimiter
 
 
-class AccessDenied(Exception):
-    """A request refused before its route ran: HTTP status, reason code, message, seconds to wait (429)."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
-
-
 class Access:
-    """``check(headers, client, action)`` -> the caller's key, or :class:`AccessDenied`.
+    """``check(headers, client, action)`` -> the caller's key, or :class:`ServiceError`.
 
     ``failures``: the failed-authentication bucket per client address. While an address is over it, every
     request from it is refused with 429 before its key is looked at (a valid key too: the address is
@@ -36,7 +29,7 @@ class Access:
         self.keys, self.requests, self.failures = keys, requests, failures
         self.missing_hint, self.refused = missing_hint, refused
 
-    def _deny(self, reason: str, exc: AccessDenied) -> AccessDenied:
+    def _deny(self, reason: str, exc: ServiceError) -> ServiceError:
         if self.refused is not None:
             self.refused(reason)
         return exc
@@ -45,7 +38,7 @@ class Access:
         address = client or "unknown"
         wait = self.failures.wait(address)
         if wait > 0:
-            raise self._deny("address_limited", AccessDenied(
+            raise self._deny("address_limited", ServiceError(
                 429, "too_many_failed_authentications", "too many requests with a missing or wrong API key from "
                 "this address; wait before retrying", retry_after=max(1, round(wait))))
         raw = key_from_headers(headers)
@@ -55,13 +48,13 @@ class Access:
         if key is None:
             self.failures.take(address)
             if not raw:
-                raise self._deny("missing_key", AccessDenied(401, "missing_api_key", self.missing_hint))
-            raise self._deny("invalid_key", AccessDenied(401, "invalid_api_key", "the API key is unknown or revoked"))
+                raise self._deny("missing_key", ServiceError(401, "missing_api_key", self.missing_hint))
+            raise self._deny("invalid_key", ServiceError(401, "invalid_api_key", "the API key is unknown or revoked"))
         if not key.may(action):
-            raise self._deny("forbidden", AccessDenied(403, "forbidden", f"role {key.role!r} may not {action}"))
+            raise self._deny("forbidden", ServiceError(403, "forbidden", f"role {key.role!r} may not {action}"))
         wait = self.requests.take(key.key_id)
         if wait > 0:
-            raise self._deny("rate_limited", AccessDenied(429, "rate_limited", "too many requests for this key",
+            raise self._deny("rate_limited", ServiceError(429, "rate_limited", "too many requests for this key",
                                                           retry_after=max(1, round(wait))))
         return key
 

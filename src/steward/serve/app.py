@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,33 @@ INLINE_GUARD_CHARS = 2_000  # input guards run on the event loop for requests up
 COMMENT_CHARS, GROUP_CHARS = FEEDBACK_LIMITS
 log = logging.getLogger("steward.serve")
 DECIDING = frozenset({"predict", "explain", "feedback", "chat"})  # actions refused while read-only
+
+
+@dataclass
+class ServeState:
+    """What the lifespan loads and every route reads: one typed record instead of a dict of names."""
+
+    model: Any  # steward.serve.model.ServedModel
+    audit: Any  # steward.serve.audit.AuditLog
+    writer: Any  # steward.serve.batcher.AuditWriter
+    inputs: list[Any]  # the input guard chain
+    outputs: list[Any]  # the output guard chain
+    batcher: Any  # steward.serve.batcher.Batcher
+    metrics: Any  # steward.serve.metrics.Metrics
+    monitor: Any  # steward.serve.monitor.DriftMonitor
+    access: Any  # steward.serve.access.Access
+    secret: bytes  # the input-hash key
+    stored_text_guards: list[Any]  # the PII step for stored free text (feedback)
+    read_only: str | None = None  # why the service takes no decisions (a broken audit chain), or None
+    feedback: dict[str, int] = field(default_factory=lambda: {"right": 0, "total": 0})
+    feedback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class Live:
+    """The app's state once loaded: None until the lifespan has started."""
+
+    state: ServeState | None = None
 
 
 def public_base_model(manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -64,10 +92,11 @@ def create_app(cfg: RunConfig) -> Any:
     from steward import __version__
     from steward.serve import metrics as metrics_mod
     from steward.serve import model as model_mod
-    from steward.serve.access import Access, AccessDenied, client_address
+    from steward.serve.access import Access, client_address
     from steward.serve.audit import AuditLog, check_at_start, database_url
     from steward.serve.batcher import AuditWriteError, AuditWriter, Batcher
     from steward.serve.docs import mount_docs
+    from steward.serve.errors import ServiceError
     from steward.serve.guards import INPUT_GUARDS, GuardContext, build, run_chain
     from steward.serve.guards.detector import card_section as guards_card
     from steward.serve.keys import ApiKey, KeyStore
@@ -89,11 +118,7 @@ def create_app(cfg: RunConfig) -> Any:
 
     scfg = cfg.serve
     run_dir = Path(cfg.run_dir)
-    state: dict[str, Any] = {}
-
-    class ApiError(Exception):
-        def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-            self.status, self.code, self.message, self.extra = status, code, message, extra
+    live = Live()
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
@@ -128,17 +153,16 @@ def create_app(cfg: RunConfig) -> Any:
                                [len(t.split()) for t in ref_texts] if ref_texts else None, ref_emb)
         checker = DriftChecker(monitor, metrics, scfg.drift.check_seconds)
         checker.start()
-        state.update(model=served, audit=audit, writer=writer, inputs=inputs, outputs=outputs, batcher=batcher,
-                     metrics=metrics, monitor=monitor,
-                     access=Access(KeyStore(audit.engine, scfg.key_cache_seconds),
-                                   RateLimiter(scfg.rate_limit_per_minute, scfg.rate_limit_burst),
-                                   RateLimiter(scfg.auth_failures_per_minute, scfg.auth_failures_burst),
-                                   missing_hint=f"send an API key in the {API_KEY_HEADER} header (create one with "
-                                                f"`steward keys create`)",
-                                   refused=lambda reason: metrics.auth_failures.labels(reason).inc()),
-                     secret=service_secret(run_dir), feedback={"right": 0, "total": 0}, stored_text_guards=pii,
-                     feedback_lock=asyncio.Lock(),
-                     read_only=None if chain.ok else chain.error)
+        live.state = ServeState(
+            model=served, audit=audit, writer=writer, inputs=inputs, outputs=outputs, batcher=batcher,
+            metrics=metrics, monitor=monitor,
+            access=Access(KeyStore(audit.engine, scfg.key_cache_seconds),
+                          RateLimiter(scfg.rate_limit_per_minute, scfg.rate_limit_burst),
+                          RateLimiter(scfg.auth_failures_per_minute, scfg.auth_failures_burst),
+                          missing_hint=f"send an API key in the {API_KEY_HEADER} header (create one with "
+                                       f"`steward keys create`)",
+                          refused=lambda reason: metrics.auth_failures.labels(reason).inc()),
+            secret=service_secret(run_dir), stored_text_guards=pii, read_only=None if chain.ok else chain.error)
         yield
         await checker.stop()
         await batcher.stop()
@@ -159,11 +183,9 @@ def create_app(cfg: RunConfig) -> Any:
         body = {"error": {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}}
         return JSONResponse(body, status_code=status, headers=headers)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> Any:
-        wait = exc.extra.pop("retry_after", None)
-        headers = {"Retry-After": str(wait)} if wait is not None else None
-        return error(exc.status, exc.code, exc.message, headers, **exc.extra)
+    @app.exception_handler(ServiceError)
+    async def _api_error(request: Request, exc: ServiceError) -> Any:
+        return JSONResponse(exc.steward_body(), status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(AuditWriteError)
     async def _unrecorded(request: Request, exc: AuditWriteError) -> Any:
@@ -183,9 +205,9 @@ def create_app(cfg: RunConfig) -> Any:
         return error(exc.status_code, "http_error", str(exc.detail))
 
     def observe(route: str, status: int, seconds: float) -> None:
-        if "metrics" in state:
-            state["metrics"].requests.labels(route, str(status)).inc()
-            state["metrics"].latency.labels(route).observe(seconds)
+        if live.state is not None:
+            live.state.metrics.requests.labels(route, str(status)).inc()
+            live.state.metrics.latency.labels(route).observe(seconds)
 
     app.add_middleware(RequestLimits, max_body_bytes=scfg.max_body_bytes, timeout_s=scfg.request_timeout_s,
                        body_timeout_s=scfg.body_timeout_s,
@@ -193,27 +215,30 @@ def create_app(cfg: RunConfig) -> Any:
 
     def authorise(action: str):  # type: ignore[no-untyped-def]
         async def dep(request: Request) -> ApiKey:
-            try:
-                key = await state["access"].check(request.headers, client_address(request), action)
-            except AccessDenied as exc:
-                raise ApiError(exc.status, exc.code, exc.message, retry_after=exc.retry_after) from None
-            if state["read_only"] and action in DECIDING:
-                raise ApiError(503, "audit_chain_broken", f"the service is read-only: its audit log failed "
-                               f"verification at start-up ({state['read_only']}); no decisions are taken")
+            key = await st().access.check(request.headers, client_address(request), action)
+            if st().read_only and action in DECIDING:
+                raise ServiceError(503, "audit_chain_broken", f"the service is read-only: its audit log failed "
+                               f"verification at start-up ({st().read_only}); no decisions are taken")
             return key
 
         return Depends(dep)
 
+    def st() -> ServeState:
+        """The loaded state (the lifespan sets it before the first request is served)."""
+        if live.state is None:
+            raise ServiceError(503, "not_ready", "the model is still loading")
+        return live.state
+
     def input_hash(text: str) -> str:
-        return hmac.new(state["secret"], text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return hmac.new(st().secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     async def guard_inputs(texts: list[str], key: ApiKey) -> list[tuple[str, list[dict[str, Any]]]]:
         """Run the input chain on every text; raise 422 (after auditing the refusal) if any is blocked."""
-        served, m = state["model"], state["metrics"]
+        served, m = st().model, st().metrics
         ctx = GuardContext(key_id=key.key_id, labels=served.labels)
 
         def scan() -> list[Any]:
-            return [run_chain(state["inputs"], t, ctx) for t in texts]
+            return [run_chain(st().inputs, t, ctx) for t in texts]
 
         # The chain takes ~0.15 ms for a sentence, less than a hop to a worker thread and back; long texts
         # (up to ~1 ms per 1,000 characters) go to a thread so they do not hold up other requests.
@@ -228,14 +253,14 @@ def create_app(cfg: RunConfig) -> Any:
         blocked = [(i, ch.blocked) for i, ch in enumerate(chains) if ch.blocked is not None]
         if blocked:
             decision_id = new_id()
-            await state["writer"].write([{
+            await st().writer.write([{
                 "decision_id": decision_id if len(texts) == 1 else f"{decision_id}-{i}", "kind": "blocked",
                 "key_id": key.key_id, "model_version": served.version, "model_hash": served.hash,
                 "input_hash": input_hash(texts[i]), "redacted_input": None, "findings": ch.findings(),
                 "output": {"blocked": ch.blocked.code if ch.blocked else None}, "latency_ms": 0.0}
                 for i, ch in enumerate(chains) if ch.blocked is not None])
             first = blocked[0][1]
-            raise ApiError(422, first.code, first.message, guard=first.guard, decision_id=decision_id,
+            raise ServiceError(422, first.code, first.message, guard=first.guard, decision_id=decision_id,
                            items=[{"index": i, "guard": b.guard, "code": b.code} for i, b in blocked]
                            if len(texts) > 1 else None)
         return [(ch.text, ch.findings()) for ch in chains]
@@ -251,30 +276,30 @@ def create_app(cfg: RunConfig) -> Any:
     @app.get("/readyz", tags=["health"])
     async def readyz() -> Any:
         """Readiness: the model is loaded and the audit database answers."""
-        if "model" not in state:
+        if live.state is None:
             return error(503, "not_ready", "the model is still loading")
-        if state["read_only"]:
+        if st().read_only:
             return error(503, "audit_chain_broken", f"read-only: the audit log failed verification at start-up "
-                                                    f"({state['read_only']})")
+                                                    f"({st().read_only})")
         try:
-            await asyncio.get_running_loop().run_in_executor(None, state["audit"].count)
+            await asyncio.get_running_loop().run_in_executor(None, st().audit.count)
         except Exception as exc:  # noqa: BLE001
             return error(503, "database_unavailable", f"the audit database does not answer: {type(exc).__name__}")
-        return {"status": "ready", "model_version": state["model"].version}
+        return {"status": "ready", "model_version": st().model.version}
 
     @app.post("/v1/predict", response_model=PredictResponse, tags=["v1"])
     async def predict(body: PredictRequest, key: Annotated[ApiKey, authorise("predict")]) -> Any:
         """Classify one text or a batch. Low confidence sets ``abstained: true`` (route to human review)."""
         texts = body.items()
         if len(texts) > scfg.max_batch_texts:
-            raise ApiError(422, "batch_too_large", f"{len(texts)} texts; the limit is {scfg.max_batch_texts}")
+            raise ServiceError(422, "batch_too_large", f"{len(texts)} texts; the limit is {scfg.max_batch_texts}")
         t0 = time.perf_counter()
-        served, m = state["model"], state["metrics"]
+        served, m = st().model, st().metrics
         guarded = await guard_inputs(texts, key)
-        scored = await state["batcher"].submit([t for t, _ in guarded])
+        scored = await st().batcher.submit([t for t, _ in guarded])
         failed = [isinstance(r, BaseException) for r in scored]
         if all(failed):
-            raise ApiError(500, "scoring_failed", "the model could not score this text; nothing was decided "
+            raise ServiceError(500, "scoring_failed", "the model could not score this text; nothing was decided "
                            f"({type(scored[0]).__name__})")
         proba = [None if bad else r[0] if isinstance(r, tuple) else r for r, bad in zip(scored, failed, strict=True)]
         embeddings = [r[1] if isinstance(r, tuple) else None for r in scored]
@@ -297,7 +322,7 @@ def create_app(cfg: RunConfig) -> Any:
             label = served.labels[idx]
             octx = GuardContext(key_id=key.key_id, labels=served.labels, proba=[float(x) for x in p],
                                 threshold=served.threshold)
-            out = run_chain(state["outputs"], label, octx)
+            out = run_chain(st().outputs, label, octx)
             if out.blocked is not None:
                 m.guard_hits.labels(out.blocked.guard, "block").inc()
                 records.append({"decision_id": new_id(), "kind": "blocked", "key_id": key.key_id,
@@ -305,8 +330,8 @@ def create_app(cfg: RunConfig) -> Any:
                                 "input_hash": input_hash(raw), "redacted_input": text,
                                 "findings": findings + out.findings(), "output": {"blocked": out.blocked.code},
                                 "latency_ms": latency})
-                await state["writer"].write(records)
-                raise ApiError(422, out.blocked.code, out.blocked.message, guard=out.blocked.guard,
+                await st().writer.write(records)
+                raise ServiceError(422, out.blocked.code, out.blocked.message, guard=out.blocked.guard,
                                decision_id=records[-1]["decision_id"])
             abstained = any(f.get("type") == "low_confidence" for r in out.results for f in r.findings)
             all_findings = findings + [f for f in out.findings() if f["findings"]]
@@ -322,8 +347,8 @@ def create_app(cfg: RunConfig) -> Any:
             m.labels.labels(label).inc()
             if abstained:
                 m.abstentions.inc()
-            state["monitor"].observe(idx, float(p[idx]), len(text.split()), emb)
-        await state["writer"].write(records)  # committed before the answer leaves
+            st().monitor.observe(idx, float(p[idx]), len(text.split()), emb)
+        await st().writer.write(records)  # committed before the answer leaves
         return PredictResponse(decisions=decisions)
 
     @app.post("/v1/explain", response_model=ExplainResponse, tags=["v1"])
@@ -331,13 +356,13 @@ def create_app(cfg: RunConfig) -> Any:
         """Token attributions for a text, by the evaluate stage's explainers (occlusion or Integrated Gradients)."""
         from steward.evaluate.explain import integrated_gradients, occlusion
 
-        served = state["model"]
+        served = st().model
         t0 = time.perf_counter()
         ((text, findings),) = await guard_inputs([body.text], key)
         clf = served.clf
 
         if body.method == "integrated_gradients" and not getattr(clf, "differentiable", False):
-            raise ApiError(422, "method_unavailable", "integrated_gradients needs gradients, which the served model "
+            raise ServiceError(422, "method_unavailable", "integrated_gradients needs gradients, which the served model "
                            "(int8 or ONNX) does not have; use method: occlusion")
 
         def run() -> Any:
@@ -348,7 +373,7 @@ def create_app(cfg: RunConfig) -> Any:
         attr = await asyncio.get_running_loop().run_in_executor(None, run)
         decision_id = new_id()
         label = served.labels[attr.target]
-        await state["writer"].write([{
+        await st().writer.write([{
             "decision_id": decision_id, "kind": "explain", "key_id": key.key_id, "model_version": served.version,
             "model_hash": served.hash, "input_hash": input_hash(body.text), "redacted_input": text, "findings": findings,
             "output": {"label": label, "method": body.method}, "latency_ms": (time.perf_counter() - t0) * 1000}])
@@ -364,30 +389,30 @@ def create_app(cfg: RunConfig) -> Any:
         per decision and key (a second answers 409; a reviewer may add theirs). Refused attempts are audited
         too. The comment and the group attributes pass the same canonical form and PII engine as a text to
         classify before they are stored."""
-        served, m = state["model"], state["metrics"]
+        served, m = st().model, st().metrics
         if body.label not in served.labels:
-            raise ApiError(422, "unknown_label", f"label {body.label!r} is not one of the model's labels "
+            raise ServiceError(422, "unknown_label", f"label {body.label!r} is not one of the model's labels "
                                                  f"{served.labels}")
         loop = asyncio.get_running_loop()
-        audit = state["audit"]
-        async with state["feedback_lock"]:  # check-then-write, atomic within this replica
+        audit = st().audit
+        async with st().feedback_lock:  # check-then-write, atomic within this replica
             original = await loop.run_in_executor(None, audit.get, body.decision_id)
             if original is None or original["kind"] != "predict":
-                raise ApiError(404, "unknown_decision", f"no prediction with decision_id {body.decision_id!r}")
+                raise ServiceError(404, "unknown_decision", f"no prediction with decision_id {body.decision_id!r}")
             refusal = None
             if not key.reviews and original["key_id"] != key.key_id:
-                refusal = ApiError(403, "not_your_decision", "this key may label only the decisions it asked for. "
+                refusal = ServiceError(403, "not_your_decision", "this key may label only the decisions it asked for. "
                                    "Fix: a reviewer key (steward keys create --role reviewer) labels any decision")
             else:
                 mine = [r for r in await loop.run_in_executor(None, audit.feedback_on, body.decision_id)
                         if r["key_id"] == key.key_id]
                 if mine:
-                    refusal = ApiError(409, "already_labelled", f"this key already labelled decision "
+                    refusal = ServiceError(409, "already_labelled", f"this key already labelled decision "
                                        f"{body.decision_id} (feedback {mine[0]['decision_id']}); one label per "
                                        f"decision and key. Fix: another reviewer may add theirs",
                                        feedback_id=mine[0]["decision_id"])
             if refusal is not None:
-                await state["writer"].write([{
+                await st().writer.write([{
                     "decision_id": new_id(), "kind": "feedback_refused", "key_id": key.key_id,
                     "model_version": served.version, "model_hash": served.hash, "input_hash": None,
                     "redacted_input": None, "findings": [], "ref": body.decision_id, "latency_ms": 0.0,
@@ -397,13 +422,13 @@ def create_app(cfg: RunConfig) -> Any:
             predicted = json.loads(original["output"]).get("label")
             correct = predicted == body.label
             fid = new_id()
-            await state["writer"].write([{
+            await st().writer.write([{
                 "decision_id": fid, "kind": "feedback", "key_id": key.key_id, "model_version": served.version,
                 "model_hash": served.hash, "input_hash": None, "redacted_input": None, "findings": findings,
                 "output": {"label": body.label, "predicted": predicted, "correct": correct, "comment": comment,
                            "groups": groups, "basis": "reviewer" if key.reviews else "own_decision"},
                 "latency_ms": 0.0, "ref": body.decision_id}])
-        fb = state["feedback"]
+        fb = st().feedback
         fb["total"] += 1
         fb["right"] += int(correct)
         m.feedback.labels(str(correct).lower()).inc()
@@ -413,12 +438,12 @@ def create_app(cfg: RunConfig) -> Any:
     def scrub_feedback(body: FeedbackRequest) -> tuple[str | None, dict[str, str], list[dict[str, Any]]]:
         """The comment and group attributes as stored: canonical form and PII redaction, like a text to classify.
         Sizes are checked after normalising (NFKC can make one character eighteen)."""
-        pii, findings = state["stored_text_guards"], []
+        pii, findings = st().stored_text_guards, []
 
         def clean(value: str, field: str, limit: int) -> str:
             ch = run_chain(pii, value, GuardContext())
             if len(ch.text) > limit:
-                raise ApiError(422, "too_long", f"{field}: {len(ch.text)} characters after normalisation; the "
+                raise ServiceError(422, "too_long", f"{field}: {len(ch.text)} characters after normalisation; the "
                                                 f"limit is {limit}")
             findings.extend({"field": field, **f} for f in ch.findings() if f["findings"])
             return ch.text
@@ -431,7 +456,7 @@ def create_app(cfg: RunConfig) -> Any:
     @app.get("/v1/models", tags=["v1"])
     async def models(key: Annotated[ApiKey, authorise("models")]) -> dict[str, Any]:
         """The served model: version, hashes, abstention threshold and its scorecard summary."""
-        served = state["model"]
+        served = st().model
         sc = served.scorecard or {}
         summary = None
         if sc:
@@ -453,32 +478,32 @@ def create_app(cfg: RunConfig) -> Any:
 
     def guard_facts() -> list[dict[str, Any]]:
         """Guards that rest on a model of their own (the injection detector): which one, hashes, scorecard."""
-        return [g.describe() for g in state["inputs"] if hasattr(g, "describe")]
+        return [g.describe() for g in st().inputs if hasattr(g, "describe")]
 
     @app.get("/v1/models/card", tags=["v1"], response_class=PlainTextResponse)
     async def model_card(key: Annotated[ApiKey, authorise("models")]) -> Any:
         """The model card (Markdown) written by the evaluate stage."""
         card = run_dir / "evaluate" / "MODEL_CARD.md"
         if not card.is_file():
-            raise ApiError(404, "no_model_card", "no model card: run `steward evaluate` for this run")
+            raise ServiceError(404, "no_model_card", "no model card: run `steward evaluate` for this run")
         return PlainTextResponse(card.read_text(encoding="utf-8") + guards_card(guard_facts()),
                                  media_type="text/markdown")
 
     @app.get("/v1/monitor", tags=["v1"])
     async def monitor(key: Annotated[ApiKey, authorise("monitor")]) -> dict[str, Any]:
         """Drift of live traffic against the evaluation set, audit-log size, batching figures."""
-        status = await asyncio.get_running_loop().run_in_executor(None, state["monitor"].status)
-        publish_drift(state["metrics"], status)
-        b = state["batcher"]
-        fb = state["feedback"]
+        status = await asyncio.get_running_loop().run_in_executor(None, st().monitor.status)
+        publish_drift(st().metrics, status)
+        b = st().batcher
+        fb = st().feedback
         return {"drift": status, "batches": b.batches, "batched_texts": b.items, "batch_workers": b.workers,
                 "batches_alone": b.alone_batches,
-                "audit_transactions": state["writer"].transactions,
+                "audit_transactions": st().writer.transactions,
                 "feedback": {**fb, "accuracy": fb["right"] / fb["total"] if fb["total"] else None}}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus(key: Annotated[ApiKey, authorise("metrics")]) -> Any:
         """Prometheus metrics (admin keys)."""
-        return PlainTextResponse(generate_latest(state["metrics"].registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(generate_latest(st().metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
