@@ -12,8 +12,6 @@ after the guards passed it, so nothing is ever sent and then retracted; a stoppe
 # No `from __future__ import annotations`: FastAPI must resolve the request model, which is imported
 # inside create_app, from the route signature at definition time.
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -85,7 +83,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
     from steward.gateway.schemas import ChatCompletionRequest
     from steward.serve.access import Access, client_address
     from steward.serve.app import DECIDING, audit_failed
-    from steward.serve.audit import AuditLog, check_at_start, database_url
+    from steward.serve.audit import AuditLog, check_at_start, database_url, keyed_hash
     from steward.serve.batcher import AuditWriteError, AuditWriter
     from steward.serve.docs import mount_docs
     from steward.serve.guards import GuardContext, run_chain
@@ -195,14 +193,14 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             raise ServiceError(503, "not_ready", "the model is still loading")
         return live.state
 
-    def keyed_hash(text: str) -> str:
-        return hmac.new(st().secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    def input_hash(text: str) -> str:
+        return keyed_hash(st().secret, text)
 
     async def audit(turn: Turn, kind: str, redacted: list[dict[str, str]] | None, raw_messages: str) -> None:
         be = st().backend
         await st().writer.write([{
             "decision_id": turn.decision_id, "kind": kind, "key_id": turn.key_id, "model_version": st().model_name,
-            "model_hash": be.model_hash, "input_hash": keyed_hash(raw_messages),
+            "model_hash": be.model_hash, "input_hash": input_hash(raw_messages),
             "redacted_input": json.dumps(redacted, ensure_ascii=False) if redacted is not None else None,
             "findings": turn.findings,
             "output": {"answer": turn.answer if kind == "chat" else None, "finish_reason": turn.finish_reason,
@@ -239,9 +237,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         m = st().metrics
         ctx.history = turn.answer
         ch = run_chain(st().chains[role][1], text, ctx)
-        for r in ch.results:
-            if r.findings or not r.valid:
-                m.guard_hits.labels(r.guard, "block" if not r.valid else "flag").inc()
+        ch.count_hits(m.guard_hits)
         turn.findings += [{"stage": "output", **f} for f in ch.findings() if f["findings"] or not f["valid"]]
         if ch.blocked is not None:
             b = ch.blocked
@@ -332,9 +328,7 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
         ctx = GuardContext(key_id=key.key_id)
         redacted, chains = await loop.run_in_executor(None, guard_messages, raw, ctx, key.role)
         for i, ch in enumerate(chains):
-            for r in ch.results:
-                if r.findings or not r.valid:
-                    m.guard_hits.labels(r.guard, "block" if not r.valid else "flag").inc()
+            ch.count_hits(m.guard_hits)
             turn.findings += [{"stage": "input", "message": i, **f} for f in ch.findings()]
         blocked = next((ch.blocked for ch in chains if ch.blocked is not None), None)
         if blocked is not None:

@@ -9,8 +9,6 @@ log holds the redacted text and a keyed hash of the original.
 
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -93,7 +91,7 @@ def create_app(cfg: RunConfig) -> Any:
     from steward.serve import metrics as metrics_mod
     from steward.serve import model as model_mod
     from steward.serve.access import Access, client_address
-    from steward.serve.audit import AuditLog, check_at_start, database_url
+    from steward.serve.audit import AuditLog, check_at_start, database_url, keyed_hash
     from steward.serve.batcher import AuditWriteError, AuditWriter, Batcher
     from steward.serve.docs import mount_docs
     from steward.serve.errors import ServiceError
@@ -230,7 +228,7 @@ def create_app(cfg: RunConfig) -> Any:
         return live.state
 
     def input_hash(text: str) -> str:
-        return hmac.new(st().secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return keyed_hash(st().secret, text)
 
     async def guard_inputs(texts: list[str], key: ApiKey) -> list[tuple[str, list[dict[str, Any]]]]:
         """Run the input chain on every text; raise 422 (after auditing the refusal) if any is blocked."""
@@ -247,9 +245,7 @@ def create_app(cfg: RunConfig) -> Any:
         else:
             chains = await asyncio.get_running_loop().run_in_executor(None, scan)
         for ch in chains:
-            for r in ch.results:
-                if r.findings or not r.valid:
-                    m.guard_hits.labels(r.guard, "block" if not r.valid else "flag").inc()
+            ch.count_hits(m.guard_hits)
         blocked = [(i, ch.blocked) for i, ch in enumerate(chains) if ch.blocked is not None]
         if blocked:
             decision_id = new_id()

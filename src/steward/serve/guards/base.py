@@ -82,6 +82,13 @@ class ChainResult:
     def findings(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.results if r.findings or not r.valid or r.risk > 0]
 
+    def count_hits(self, counter: Any) -> None:
+        """Add this chain's guard actions to a Prometheus counter labelled (guard, action): a block or a flag
+        (findings without a block) per guard that acted; both services count the same way."""
+        for r in self.results:
+            if r.findings or not r.valid:
+                counter.labels(r.guard, "block" if not r.valid else "flag").inc()
+
 
 class UnicodeGuard:
     """The chain's fixed first step: the canonical text (``steward.canonical``), with what changed as findings.
