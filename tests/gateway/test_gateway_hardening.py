@@ -109,3 +109,19 @@ def test_1_a_lone_surrogate_in_a_message_is_refused_naming_the_field(tiny_chat: 
     err = r.json()["error"]
     assert r.status_code == 400 and err["param"].startswith("messages.0.content") and "surrogate" in err["message"]
     assert not [rec for rec in gw.audit.records() if rec["kind"].startswith("chat")]
+
+
+def test_a_key_stored_under_the_old_feedback_role_is_a_reviewer(tiny_chat: LocalBackend,
+                                                                gateway_factory: Callable[..., Any]) -> None:
+    from sqlalchemy import text
+
+    gw = gateway_factory(tiny_chat)
+    key = gw.key("reviewer")
+    with gw.audit.engine.begin() as conn:  # as an older Steward stored it
+        conn.execute(text("UPDATE api_keys SET role = 'feedback' WHERE role = 'reviewer'"))
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{gw.url}/v1/models", headers=headers).status_code == 200
+    chat = httpx.post(f"{gw.url}/v1/chat/completions", headers=headers, json={
+        "model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+    assert chat.status_code == 403 and chat.json()["error"]["code"] == "forbidden"
+    assert parse_config({"run_dir": "/tmp/x", "gateway": {"policies": {"feedback": {"blocked_topics": []}}}})

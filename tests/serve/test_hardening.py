@@ -475,3 +475,27 @@ def test_13_the_toxicity_model_loads_only_with_its_pinned_hashes() -> None:
         screen._load_checked({"vectorizer.joblib": "0" * 64})
     assert screen.toxicity_scores(["you are a stupid idiot"])[0] > 0.5
     assert "profanity_check.profanity_check" not in sys.modules  # its module unpickles on import
+
+
+# -- follow-ups from a review of the fixes ---------------------------------------------------------------------
+
+def test_7_concurrent_guesses_cannot_pass_the_limit_together(served_run: Path, tmp_path: Path) -> None:
+    run_dir = copy_run(served_run, tmp_path / "run")
+    with live(run_dir, auth_failures_per_minute=1, auth_failures_burst=5) as srv:
+        def guess(_: int) -> int:
+            key = f"stw_{os.urandom(6).hex()}_{os.urandom(16).hex()}"
+            return httpx.post(srv.url + "/v1/predict", json={"text": "hi"}, headers={"X-API-Key": key}).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            codes = list(pool.map(guess, range(48)))
+    assert codes.count(401) <= 6 and codes.count(429) >= 42  # the burst, plus at most one refill
+
+
+def test_2_group_attribute_names_with_personal_data_are_not_stored(service) -> None:  # type: ignore[no-untyped-def]
+    srv, keys, run_dir = service
+    d = _post(srv, "/v1/predict", keys["predict"], {"text": "where is my refund"}).json()["decisions"][0]
+    r = _post(srv, "/v1/feedback", keys["predict"], {"decision_id": d["decision_id"], "label": d["label"],
+                                                      "groups": {f"contact {MAIL}": "j\u200bane@example.com"}})
+    assert r.status_code == 200, r.text
+    rec = AuditLog(database_url(None, run_dir)).get(r.json()["feedback_id"])
+    assert "john" not in rec["output"] + rec["findings"] and "jane" not in rec["output"] + rec["findings"]

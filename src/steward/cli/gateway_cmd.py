@@ -38,8 +38,11 @@ def gateway(
     if gw:
         over["gateway"] = gw
     cfg = load_config(config, over)
-    for role in ("chat", "predict", "feedback", "admin"):  # every role's guard chain is built at start-up
+    from steward.serve.keys import ROLES
+
+    for role in ROLES:  # every role's guard chain is built at start-up
         prepare_guards(cfg.gateway.guards_for(role))
     app = create_app(cfg)
     uvicorn.run(app, host=cfg.gateway.host, port=cfg.gateway.port, access_log=False, log_level="info",
+                proxy_headers=False,  # X-Forwarded-For would let any local client pick its address (auth limits)
                 timeout_keep_alive=5, limit_concurrency=256)

@@ -84,7 +84,9 @@ def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:
     cfg = cfg.model_copy(update={"gateway": gcfg.model_copy(update={"system_prompt": system})})
     log = AuditLog(database_url(gcfg.database_url, Path(cfg.run_dir)))
     api_key = KeyStore(log.engine).create("chat", "redteam")[1]
-    for role in ("chat", "predict", "feedback", "admin"):  # every role's guard chain is built at start-up
+    from steward.serve.keys import ROLES
+
+    for role in ROLES:  # every role's guard chain is built at start-up
         prepare_guards(gcfg.guards_for(role))
     say(f"starting the run's gateway on loopback ({gcfg.backend} backend)")
     try:

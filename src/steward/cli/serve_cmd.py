@@ -37,4 +37,5 @@ def serve(
     app = create_app(cfg)
     # No access log: request lines carry no text, but the service's own metrics and audit log are the record.
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, access_log=False, log_level="info",
+                proxy_headers=False,  # X-Forwarded-For would let any local client pick its address (auth limits)
                 timeout_keep_alive=5, limit_concurrency=1024)

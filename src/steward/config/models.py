@@ -621,6 +621,14 @@ class GatewayConfig(_Config):
     # {"admin": {"output_pii_action": "warn"}}. Roles not listed get `guards` as it is.
     policies: dict[Literal["predict", "reviewer", "chat", "admin"], dict[str, Any]] = Field(default_factory=dict)
 
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _old_role_names(cls, v: Any) -> Any:
+        """``feedback`` was the reviewer role's name: a policy under it still applies (to reviewers)."""
+        if isinstance(v, dict) and "feedback" in v:
+            v = {("reviewer" if k == "feedback" else k): x for k, x in v.items()}
+        return v
+
     def guards_for(self, role: str) -> ChatGuardSettings:
         """The guard settings a key of this role gets: `guards` with the role's policy applied."""
         override = self.policies.get(role)  # type: ignore[call-overload]

@@ -17,6 +17,12 @@ from steward.serve.keys import ApiKey, KeyStore, key_from_headers
 from steward.serve.ratelimit import RateLimiter
 
 
+def _address_limited(wait: float) -> ServiceError:
+    """The refusal of a request from an address over its failed-authentication limit."""
+    return ServiceError(429, "too_many_failed_authentications", "too many requests with a missing or wrong API key "
+                        "from this address; wait before retrying", retry_after=max(1, round(wait)))
+
+
 class Access:
     """``check(headers, client, action)`` -> the caller's key, or :class:`ServiceError`.
 
@@ -38,15 +44,20 @@ class Access:
         address = client or "unknown"
         wait = self.failures.wait(address)
         if wait > 0:
-            raise self._deny("address_limited", ServiceError(
-                429, "too_many_failed_authentications", "too many requests with a missing or wrong API key from "
-                "this address; wait before retrying", retry_after=max(1, round(wait))))
+            raise self._deny("address_limited", _address_limited(wait))
         raw = key_from_headers(headers)
         key = self.keys.cached(raw) if raw else None  # most requests: no database round trip, no worker thread
         if key is None and raw:
+            # The failure is charged before the lookup and refunded if the key is good: concurrent guesses
+            # cannot all pass the check above while the first of them is still being looked up.
+            if self.failures.take(address) > 0:
+                raise self._deny("address_limited", _address_limited(self.failures.wait(address)))
             key = await asyncio.get_running_loop().run_in_executor(None, self.keys.authenticate, raw)
-        if key is None:
+            if key is not None:
+                self.failures.give_back(address, 1.0)
+        elif key is None:
             self.failures.take(address)
+        if key is None:
             if not raw:
                 raise self._deny("missing_key", ServiceError(401, "missing_api_key", self.missing_hint))
             raise self._deny("invalid_key", ServiceError(401, "invalid_api_key", "the API key is unknown or revoked"))

@@ -445,8 +445,13 @@ def create_app(cfg: RunConfig) -> Any:
             return ch.text
 
         comment = clean(body.comment, "comment", COMMENT_CHARS) if body.comment is not None else None
-        groups = {clean(k, "groups", GROUP_CHARS): clean(v, f"groups.{k}", GROUP_CHARS)
-                  for k, v in (body.groups or {}).items()}
+        groups: dict[str, str] = {}
+        for k, v in (body.groups or {}).items():
+            name = clean(k, "groups", GROUP_CHARS)  # findings name the cleaned key, never the raw one
+            if name in groups:
+                raise ServiceError(422, "invalid_request", f"groups: two attribute names read {name!r} once "
+                                                           f"normalised. Fix: send each attribute once")
+            groups[name] = clean(v, f"groups.{name}", GROUP_CHARS)
         return comment, groups, findings
 
     @app.get("/v1/models", tags=["v1"])

@@ -140,7 +140,7 @@ class KeyStore:
             if key:
                 self._cache.pop(_hash(key), None)
             return None
-        found = ApiKey(row["key_id"], row["role"], row["name"])
+        found = ApiKey(row["key_id"], ALIASES.get(row["role"], row["role"]), row["name"])  # old names read as new
         if self.cache_seconds > 0 and key:
             if len(self._cache) > 10_000:  # bounded: drop everything rather than track ages
                 self._cache.clear()

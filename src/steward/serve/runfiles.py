@@ -16,18 +16,29 @@ SECRET_ENV = "STEWARD_AUDIT_KEY"
 
 
 def private_dir(path: Path) -> Path:
-    """``path`` as a folder only its owner can enter (created, or narrowed if it exists)."""
+    """``path`` as a folder only its owner can enter (created, or narrowed if it exists and we own it)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    _narrow(path, 0o700)
     return path
 
 
 def private_file(path: Path) -> Path:
-    """``path`` exists (empty if new) and is readable by its owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
+    """``path`` exists (empty if new) and is readable by its owner only. An existing file is only narrowed,
+    and only when that is possible: a reader (``steward audit verify`` by an auditor, a read-only mount)
+    must still open a database it does not own."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    _narrow(path, 0o600)
     return path
+
+
+def _narrow(path: Path, mode: int) -> None:
+    try:
+        if path.stat().st_mode & 0o777 != mode and path.stat().st_uid == os.geteuid():
+            os.chmod(path, mode)
+    except OSError:  # read-only file system, or not ours: leave it as it is
+        pass
 
 
 def sqlite_database(run_dir: Path) -> Path:
@@ -37,7 +48,7 @@ def sqlite_database(run_dir: Path) -> Path:
     for suffix in ("-wal", "-shm"):  # left by an older version that created them world-readable
         side = path.with_name(path.name + suffix)
         if side.exists():
-            os.chmod(side, 0o600)
+            _narrow(side, 0o600)
     return path
 
 
@@ -60,8 +71,17 @@ def service_secret(run_dir: Path) -> bytes:
                 fh.write(secrets.token_bytes(32))
                 fh.flush()
                 os.fsync(fh.fileno())
-            with contextlib.suppress(FileExistsError):  # another replica won: use its secret
+            try:
                 os.link(tmp, path)
+            except FileExistsError:  # another replica won: use its secret
+                pass
+            except OSError:  # no hard links on this file system (some FUSE, SMB, vfat): create-exclusive
+                with contextlib.suppress(FileExistsError):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(tmp.read_bytes())
+                        fh.flush()
+                        os.fsync(fh.fileno())
         finally:
             tmp.unlink(missing_ok=True)
     return path.read_bytes()
