@@ -67,6 +67,14 @@ def public_base_model(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": model_id, "weights_sha256": base.get("weights_sha256")}
 
 
+def public_inputs(inputs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The train manifest's data inputs with paths outside the run folder named by their file name only."""
+    if not inputs:
+        return inputs
+    return {k: {**v, "path": Path(str(v.get("path", ""))).name if Path(str(v.get("path", ""))).is_absolute()
+                else v.get("path")} for k, v in inputs.items()}
+
+
 def audit_failed(metrics: Any, logger: logging.Logger = log) -> Any:
     """``AuditWriter``'s failure report: a metric and a log line naming the error, never the record."""
 
@@ -294,9 +302,6 @@ def create_app(cfg: RunConfig) -> Any:
         guarded = await guard_inputs(texts, key)
         scored = await st().batcher.submit([t for t, _ in guarded])
         failed = [isinstance(r, BaseException) for r in scored]
-        if all(failed):
-            raise ServiceError(500, "scoring_failed", "the model could not score this text; nothing was decided "
-                           f"({type(scored[0]).__name__})")
         proba = [None if bad else r[0] if isinstance(r, tuple) else r for r, bad in zip(scored, failed, strict=True)]
         embeddings = [r[1] if isinstance(r, tuple) else None for r in scored]
         m.batch_size.observe(len(texts))
@@ -344,7 +349,10 @@ def create_app(cfg: RunConfig) -> Any:
             if abstained:
                 m.abstentions.inc()
             st().monitor.observe(idx, float(p[idx]), len(text.split()), emb)
-        await st().writer.write(records)  # committed before the answer leaves
+        await st().writer.write(records)  # committed before the answer leaves (failures too)
+        if all(failed):  # nothing was decided: an error, after its records were kept
+            raise ServiceError(500, "scoring_failed", f"the model could not score the text(s); nothing was decided "
+                               f"({type(scored[0]).__name__})", decision_id=records[0]["decision_id"])
         return PredictResponse(decisions=decisions)
 
     @app.post("/v1/explain", response_model=ExplainResponse, tags=["v1"])
@@ -472,7 +480,7 @@ def create_app(cfg: RunConfig) -> Any:
             "method": served.manifest.get("method"), "weights_sha256": served.weights_sha256,
             "artifact": served.model_dir.relative_to(run_dir).as_posix()
             if served.model_dir.is_relative_to(run_dir) else served.model_dir.name,
-            "data_inputs": served.manifest.get("data_inputs"), "abstain_threshold": served.threshold,
+            "data_inputs": public_inputs(served.manifest.get("data_inputs")), "abstain_threshold": served.threshold,
             "threshold_source": served.threshold_source, "privacy": served.manifest.get("privacy"),
             "scorecard": summary, "model_card": "/v1/models/card" if card.is_file() else None,
             "guards": guard_facts()}]}
