@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.config.models import RunConfig
-from steward.serve.errors import ServiceError
+from steward.serve.errors import Live, ServiceError
 
 log = logging.getLogger("steward.gateway")
 @dataclass
@@ -43,12 +43,6 @@ class GatewayState:
     model_name: str  # the id clients see
     read_only: str | None = None  # why no turns are answered (a broken audit chain), or None
 
-
-@dataclass
-class Live:
-    """The app's state once loaded: None until the lifespan has started."""
-
-    state: GatewayState | None = None
 
 
 @dataclass
@@ -94,7 +88,8 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
 
     gcfg = cfg.gateway
     run_dir = Path(cfg.run_dir)
-    live = Live()
+    live: Live[GatewayState] = Live()
+    st = live.get  # the loaded state; 503 before the lifespan has set it
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
@@ -186,12 +181,6 @@ def create_app(cfg: RunConfig, backend: Any = None) -> Any:
             raise ServiceError(503, "audit_chain_broken", f"the gateway is read-only: its audit log failed "
                                f"verification at start-up ({st().read_only}); no turns are answered")
         return key
-
-    def st() -> GatewayState:
-        """The loaded state (the lifespan sets it before the first request is served)."""
-        if live.state is None:
-            raise ServiceError(503, "not_ready", "the model is still loading")
-        return live.state
 
     def input_hash(text: str) -> str:
         return keyed_hash(st().secret, text)

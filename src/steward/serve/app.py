@@ -48,12 +48,6 @@ class ServeState:
     feedback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-@dataclass
-class Live:
-    """The app's state once loaded: None until the lifespan has started."""
-
-    state: ServeState | None = None
-
 
 def public_base_model(manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The train manifest's base model as a caller may see it: a name and the weights' hash, never a path on
@@ -102,7 +96,7 @@ def create_app(cfg: RunConfig) -> Any:
     from steward.serve.audit import AuditLog, check_at_start, database_url, keyed_hash
     from steward.serve.batcher import AuditWriteError, AuditWriter, Batcher
     from steward.serve.docs import mount_docs
-    from steward.serve.errors import ServiceError
+    from steward.serve.errors import Live, ServiceError
     from steward.serve.guards import INPUT_GUARDS, GuardContext, build, run_chain
     from steward.serve.guards.detector import card_section as guards_card
     from steward.serve.keys import ApiKey, KeyStore
@@ -124,7 +118,8 @@ def create_app(cfg: RunConfig) -> Any:
 
     scfg = cfg.serve
     run_dir = Path(cfg.run_dir)
-    live = Live()
+    live: Live[ServeState] = Live()
+    st = live.get  # the loaded state; 503 before the lifespan has set it
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
@@ -228,12 +223,6 @@ def create_app(cfg: RunConfig) -> Any:
             return key
 
         return Depends(dep)
-
-    def st() -> ServeState:
-        """The loaded state (the lifespan sets it before the first request is served)."""
-        if live.state is None:
-            raise ServiceError(503, "not_ready", "the model is still loading")
-        return live.state
 
     def input_hash(text: str) -> str:
         return keyed_hash(st().secret, text)

@@ -8,7 +8,7 @@ OpenAI error object its clients parse (``message``, ``type``, ``param``, ``code`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from steward.errors import StewardError
 
@@ -42,3 +42,18 @@ class ServiceError(StewardError):
         if self.extra:
             err["steward"] = self.extra
         return {"error": err}
+
+
+T = TypeVar("T")
+
+
+class Live(Generic[T]):
+    """An app's loaded state: None until its lifespan has started; ``get`` answers 503 before that."""
+
+    def __init__(self) -> None:
+        self.state: T | None = None
+
+    def get(self) -> T:
+        if self.state is None:
+            raise ServiceError(503, "not_ready", "the model is still loading")
+        return self.state
