@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from steward.serve.loopback import wait_ready
+from steward.service.loopback import wait_ready
 
 HERE = Path(__file__).parent
 
@@ -102,8 +102,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="passes over the 12 questions")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "gateway_bench.json")
     args = ap.parse_args()
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.keys import KeyStore
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.keys import KeyStore
 
     args.work.mkdir(parents=True, exist_ok=True)
     store = KeyStore(AuditLog(database_url(None, args.work)).engine)

@@ -2,7 +2,7 @@
 
 Run: `.venv/bin/python bench/bench_injection.py` (or `make bench-injection`); about 20 minutes on 2 cores.
 
-The default guard is the built-in detector (``steward.serve.guards.detector``: the shipped deepset set plus
+The default guard is the built-in detector (``steward.service.guards.detector``: the shipped deepset set plus
 generated hard negatives, trained by Steward's data → train → evaluate stages with the shipped recipe) behind
 the strong patterns. To measure it on prompts it never saw, the labelled set is cut into ``--folds`` stratified
 folds; for each fold a detector is built **with the default recipe** from the other folds (and the hard
@@ -33,10 +33,10 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 import numpy as np
 
 from steward.canonical import canonical_text
-from steward.serve.guards import GuardContext, run_chain
-from steward.serve.guards.detector import RECIPE, build, labelled_set
-from steward.serve.guards.injection_data import generated_injections, hard_negatives, short_messages
-from steward.serve.guards.input import InjectionGuard
+from steward.service.guards import GuardContext, run_chain
+from steward.service.guards.detector import RECIPE, build, labelled_set
+from steward.service.guards.injection_data import generated_injections, hard_negatives, short_messages
+from steward.service.guards.input import InjectionGuard
 
 HERE = Path(__file__).parent
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from steward.serve.loopback import wait_ready
+from steward.service.loopback import wait_ready
 
 HERE = Path(__file__).parent
 
@@ -53,8 +53,8 @@ def model_alone(run_dir: Path, texts: list[str], mode: str = "auto") -> dict:  #
     Also batches of 16 cut into passes by length (the default) against one padded pass, interleaved."""
     import time
 
+    from steward.compress.release import load as load_model
     from steward.config.models import BatchingSettings
-    from steward.serve.model import load as load_model
 
     clf = load_model(run_dir, None, batch_size=BatchingSettings().physical_batch_size, mode=mode).clf
     clf.predict_with_embeddings(texts[:32])  # warm up
@@ -93,8 +93,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "serve_bench.json")
     args = ap.parse_args()
     run_dir = args.work / args.source
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.keys import KeyStore
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.keys import KeyStore
 
     key = KeyStore(AuditLog(database_url(None, run_dir)).engine).create("predict", "bench")[1]
     texts = args.work / "serve_texts.json"

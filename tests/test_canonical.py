@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from steward.canonical import canonical_text, canonicalize, key_pattern, match_key, resolve_bidi, skeleton
 from steward.config.models import GuardSettings, PIIConfig
 from steward.data.pii.engine import PIIEngine
-from steward.serve.guards import INPUT_GUARDS, GuardContext, run_chain
-from steward.serve.guards.input import InjectionGuard
+from steward.service.guards import INPUT_GUARDS, GuardContext, run_chain
+from steward.service.guards.input import InjectionGuard
 
 ENGINE = PIIEngine(PIIConfig(ner=False))
 INJECTION = InjectionGuard(0.5)

@@ -20,7 +20,7 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     │                                    fails its checks (key, weight hashes)
     ├── AuditChainError                  a service's audit log fails verification at start-up
     ├── ModelIntegrityError              a shipped model file's hash differs from its pin; it is not loaded
-    └── ServiceError                     a refused HTTP request (steward.serve.errors), in either service's shape
+    └── ServiceError                     a refused HTTP request (steward.service.errors), in either service's shape
 """
 
 from __future__ import annotations

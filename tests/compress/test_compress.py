@@ -170,8 +170,8 @@ def test_an_architecture_a_method_cannot_take_is_refused_up_front(demo_data_run:
 def test_the_service_serves_the_chosen_artifact_and_refuses_a_tampered_one(compressed, tmp_path: Path) -> None:
     import httpx
 
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.keys import KeyStore
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.keys import KeyStore
     from tests.serve.conftest import live
 
     src, result, _ = compressed
@@ -200,8 +200,8 @@ def test_the_service_serves_the_chosen_artifact_and_refuses_a_tampered_one(compr
                         headers=h)
         assert ig.status_code == 422 and ig.json()["error"]["code"] == "method_unavailable"
     (run_dir / "compress" / "candidates" / "onnx" / "config.json").write_text("{}")  # tampered after the choice
+    from steward.compress import release as model_mod
     from steward.config import parse_config as pc
-    from steward.serve import model as model_mod
 
     with pytest.raises(ConfigError, match="sha256 mismatch"):
         model_mod.load(run_dir, None, mode=pc({"run_dir": str(run_dir)}).serve.model)

@@ -11,8 +11,8 @@ import pytest
 
 from steward.config.loader import parse_config
 from steward.gateway.backends import LocalBackend, embedded_model_dir
-from steward.serve.audit import AuditLog, database_url
-from steward.serve.keys import KeyStore
+from steward.service.audit import AuditLog, database_url
+from steward.service.keys import KeyStore
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ class Gateway:
 
     def __init__(self, run_dir: Path, backend: Any, gateway: dict[str, Any] | None = None) -> None:
         from steward.gateway import create_app
-        from steward.serve.loopback import on_loopback
+        from steward.service.loopback import on_loopback
 
         self.run_dir = run_dir
         # Patterns-only injection guard unless the test chooses (see tests/serve/conftest.py::live).

@@ -14,7 +14,7 @@ import pytest
 from steward.config.loader import parse_config
 from steward.errors import ConfigError
 from steward.gateway.backends import LocalBackend
-from steward.serve.loopback import on_loopback
+from steward.service.loopback import on_loopback
 
 LEAKY = "internal host 10.1.2.3, key sk-live-0123456789, path /srv/models/secret"
 

@@ -34,7 +34,7 @@ def _invoke(*args: str) -> str:
 
 
 def _feedback(run_dir: Path, labels: list[str]) -> None:
-    from steward.serve.audit import AuditLog, database_url
+    from steward.service.audit import AuditLog, database_url
     from tests.serve.conftest import add_feedback
 
     log = AuditLog(database_url(None, run_dir))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from steward.serve.loopback import wait_ready
+from steward.service.loopback import wait_ready
 
 
 def _pg_bin() -> Path | None:
@@ -72,7 +72,7 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:
     """The session's server with the service tables dropped before the test (each test starts empty)."""
     from sqlalchemy import create_engine
 
-    from steward.serve.tables import METADATA
+    from steward.service.tables import METADATA
 
     engine = create_engine(postgres_url)
     METADATA.drop_all(engine)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from steward.cli.app import app
-from steward.serve.audit import AuditLog, database_url
-from steward.serve.keys import KeyStore
+from steward.service.audit import AuditLog, database_url
+from steward.service.keys import KeyStore
 
 runner = CliRunner()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from steward.errors import ConfigError
-from steward.serve.audit import AuditLog, database_url
-from steward.serve.keys import KeyStore
+from steward.service.audit import AuditLog, database_url
+from steward.service.keys import KeyStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,7 +70,7 @@ def test_any_edit_delete_or_truncation_is_detected(log: AuditLog, tamper: str, e
 def test_a_record_inserted_beyond_the_head_is_detected(log: AuditLog) -> None:
     _append(log, 3)
     row = {k: v for k, v in next(iter(log.records())).items() if k != "seq"}
-    from steward.serve.tables import audit_records
+    from steward.service.tables import audit_records
 
     with log.engine.begin() as conn:
         conn.execute(audit_records.insert().values(seq=4, **{**row, "decision_id": "forged", "hash": "f" * 64}))
@@ -116,7 +116,7 @@ def test_reordering_two_records_is_detected(log: AuditLog) -> None:
     a, b = rows[2], rows[3]
     cols = [c for c in a if c != "seq"]
     _sql(log, "DELETE FROM audit_records WHERE seq IN (2, 3)")
-    from steward.serve.tables import audit_records
+    from steward.service.tables import audit_records
 
     with log.engine.begin() as conn:
         conn.execute(audit_records.insert().values(seq=2, **{c: b[c] for c in cols}))
@@ -177,7 +177,7 @@ def test_kill_9_mid_write_loses_no_committed_record(tmp_path: Path) -> None:
     progress = tmp_path / "committed.txt"
     script = textwrap.dedent(f"""
         import sys
-        from steward.serve.audit import AuditLog
+        from steward.service.audit import AuditLog
         log = AuditLog({url!r})
         with open({str(progress)!r}, "a") as fh:
             for i in range(100000):
@@ -218,7 +218,7 @@ def test_keys_are_stored_hashed_checked_and_revocable(log: AuditLog) -> None:
     secret = key.split("_", 2)[2]
     from sqlalchemy import select
 
-    from steward.serve.tables import api_keys
+    from steward.service.tables import api_keys
 
     with log.engine.connect() as conn:
         stored = [dict(r) for r in conn.execute(select(api_keys)).mappings()]

@@ -12,7 +12,7 @@ import pytest
 from steward.config.models import DriftSettings
 from steward.serve.batcher import Batcher
 from steward.serve.monitor import DriftMonitor, mmd_test, psi
-from steward.serve.ratelimit import RateLimiter
+from steward.service.ratelimit import RateLimiter
 
 
 def test_requests_arriving_together_share_a_forward_pass() -> None:
@@ -195,8 +195,8 @@ def test_embedding_drift_alerts_and_recovers(caplog: pytest.LogCaptureFixture) -
 
 
 def test_audit_writer_groups_concurrent_records_into_few_transactions(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.batcher import AuditWriter
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.writer import AuditWriter
 
     log = AuditLog(database_url(None, tmp_path))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from steward.serve.audit import AuditLog, database_url
-from steward.serve.keys import KeyStore
+from steward.service.audit import AuditLog, database_url
+from steward.service.keys import KeyStore
 from tests.serve.conftest import live
 from tests.train.conftest import copy_run
 

@@ -12,11 +12,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from steward.serve.audit import AuditLog, database_url
-from steward.serve.guards import GuardContext, run_chain
-from steward.serve.guards.detector import ensure
-from steward.serve.guards.input import InjectionGuard
-from steward.serve.keys import KeyStore
+from steward.service.audit import AuditLog, database_url
+from steward.service.guards import GuardContext, run_chain
+from steward.service.guards.detector import ensure
+from steward.service.guards.input import InjectionGuard
+from steward.service.keys import KeyStore
 from tests.serve.conftest import LiveServer, _free_port
 from tests.train.conftest import copy_run
 

@@ -13,9 +13,9 @@ import pytest
 
 from steward.config import parse_config
 from steward.errors import ConfigError, DetectorError
-from steward.serve.guards import GuardContext, run_chain
-from steward.serve.guards.detector import RECIPE, build, card_section, detector_key, labelled_set, read, resolve
-from steward.serve.guards.input import InjectionGuard
+from steward.service.guards import GuardContext, run_chain
+from steward.service.guards.detector import RECIPE, build, card_section, detector_key, labelled_set, read, resolve
+from steward.service.guards.input import InjectionGuard
 
 
 def tiny_recipe(model: Path, epochs: int = 1) -> dict:  # type: ignore[type-arg]
@@ -47,7 +47,7 @@ def test_a_build_is_a_steward_run_with_a_record(built) -> None:  # type: ignore[
     root, recipe, info = built
     assert info.key == detector_key(recipe)[0] and Path(info.path).parent == root
     assert info.name.startswith("steward-injection-") and info.weights_sha256
-    from steward.serve.guards.injection_data import SHORT
+    from steward.service.guards.injection_data import SHORT
 
     assert info.rows == {"labelled": 546, "hard_negative": 40, "short_message": len(SHORT["en"]["train"]),
                          "generated_injection": 10}
@@ -125,7 +125,7 @@ def test_guard_settings_name_the_detector(built) -> None:  # type: ignore[no-unt
 def test_generated_negatives_keep_their_families_apart() -> None:
     """Held-out templates and short messages never reach training, in either language: the false-block rate on
     them measures phrasings the detector never saw."""
-    from steward.serve.guards.injection_data import LANGUAGES, SHORT, hard_negatives, short_messages
+    from steward.service.guards.injection_data import LANGUAGES, SHORT, hard_negatives, short_messages
 
     for lang in LANGUAGES:
         train, held = set(hard_negatives(120, "train", language=lang)), set(hard_negatives(60, "heldout", language=lang))

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from steward.config.models import GuardSettings
-from steward.serve.guards import (
-    INPUT_GUARDS,
-    OUTPUT_GUARDS,
-    GuardContext,
-    GuardResult,
-    build,
-    run_chain,
-)
+from steward.serve.output_guards import OUTPUT_GUARDS, build
+from steward.service.guards import INPUT_GUARDS, GuardContext, GuardResult, run_chain
 
 CFG = GuardSettings(blocked_topics=["crypto investment", "weapons"], injection_model="patterns")
 CTX = GuardContext(labels=["billing", "refund"])
@@ -121,7 +115,7 @@ def injection_run(tiny_model, tmp_path_factory):  # type: ignore[no-untyped-def]
 
     from steward.config import parse_config
     from steward.data import run as run_data
-    from steward.serve.guards.injection_data import build_training_csv
+    from steward.service.guards.injection_data import build_training_csv
     from steward.train import run as run_train
 
     shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "prompt_injection" / "train.csv"
@@ -141,7 +135,7 @@ def injection_run(tiny_model, tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def test_injection_guard_with_a_trained_classifier(injection_run) -> None:  # type: ignore[no-untyped-def]
-    from steward.serve.guards.input import STRONG_PATTERN, InjectionGuard
+    from steward.service.guards.input import STRONG_PATTERN, InjectionGuard
 
     guard = InjectionGuard(0.5, injection_run)
     patterns = InjectionGuard(0.5)
@@ -163,7 +157,7 @@ def test_injection_guard_with_a_trained_classifier(injection_run) -> None:  # ty
 
 def test_injection_model_must_know_the_injection_label(served_run) -> None:  # type: ignore[no-untyped-def]
     from steward.errors import ConfigError
-    from steward.serve.guards.input import InjectionGuard
+    from steward.service.guards.input import InjectionGuard
 
     with pytest.raises(ConfigError, match="injection_model"):
         InjectionGuard(0.5, served_run)

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from steward.serve.audit import AuditLog, database_url
-from steward.serve.keys import KeyStore
+from steward.service.audit import AuditLog, database_url
+from steward.service.keys import KeyStore
 from tests.serve.conftest import live
 from tests.train.conftest import copy_run
 
@@ -140,7 +140,7 @@ def test_1_a_failing_batch_item_fails_alone() -> None:
 
 def test_1_a_failing_group_commit_retries_request_by_request(tmp_path: Path) -> None:
     """18 of 36 concurrent decisions were lost with one bad record; now only that one is, and it is reported."""
-    from steward.serve.batcher import AuditWriteError, AuditWriter
+    from steward.service.writer import AuditWriteError, AuditWriter
 
     log = AuditLog(database_url(None, tmp_path))
     failures: list[BaseException] = []
@@ -343,7 +343,7 @@ def test_8_the_audit_database_and_secret_are_private(service) -> None:  # type: 
 
 
 def test_8_replicas_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
-    from steward.serve.runfiles import service_secret
+    from steward.service.runfiles import service_secret
 
     for k in range(20):
         run = tmp_path / f"run{k}"

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
-from steward.serve.limits import RequestLimits
-from steward.serve.loopback import on_loopback
+from steward.service.limits import RequestLimits
+from steward.service.loopback import on_loopback
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from steward.cli.app import app
-from steward.serve.audit import AuditLog, database_url
+from steward.service.audit import AuditLog, database_url
 from tests.serve.conftest import add_feedback
 from tests.train.conftest import copy_run
 

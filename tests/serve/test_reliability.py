@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from steward.serve.audit import AuditLog, database_url
-from steward.serve.keys import KeyStore
-from steward.serve.loopback import wait_ready
+from steward.service.audit import AuditLog, database_url
+from steward.service.keys import KeyStore
+from steward.service.loopback import wait_ready
 from tests.serve.conftest import _free_port, live
 from tests.train.conftest import copy_run
 
@@ -51,7 +51,7 @@ def test_load_on_loopback_has_no_errors_and_every_decision_is_audited(served_run
 
 
 def test_kill_9_mid_load_loses_no_committed_decision_and_the_chain_verifies(served_run: Path, tmp_path: Path) -> None:
-    from steward.serve.guards.detector import ensure
+    from steward.service.guards.detector import ensure
 
     ensure()  # the default config serves the built-in detector: build it first, not inside the readiness wait
     run_dir = copy_run(served_run, tmp_path / "run")

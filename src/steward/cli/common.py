@@ -115,7 +115,7 @@ def prepare_guards(guards: Any) -> None:
             names.ensure(progress=True)
     if "injection" not in guards.input or str(guards.injection_model) != "builtin":
         return
-    from steward.serve.guards.detector import ensure, is_built
+    from steward.service.guards.detector import ensure, is_built
 
     if not is_built():
         err_console.print("[bold]building the built-in injection detector once[/] (data → train → evaluate on the "

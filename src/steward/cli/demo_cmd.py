@@ -157,9 +157,9 @@ def _serve_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-
     import httpx
 
     from steward.serve import create_app
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.keys import KeyStore
-    from steward.serve.loopback import on_loopback
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.keys import KeyStore
+    from steward.service.loopback import on_loopback
 
     prepare_guards(cfg.serve.guards)
     log = AuditLog(database_url(cfg.serve.database_url, Path(cfg.run_dir)))
@@ -205,9 +205,9 @@ def _chat_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-a
     import httpx
 
     from steward.gateway import create_app
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.keys import KeyStore
-    from steward.serve.loopback import on_loopback
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.keys import KeyStore
+    from steward.service.loopback import on_loopback
 
     prepare_guards(cfg.gateway.guards)
     log = AuditLog(database_url(cfg.gateway.database_url, Path(cfg.run_dir)))

@@ -38,7 +38,7 @@ def gateway(
     if gw:
         over["gateway"] = gw
     cfg = load_config(config, over)
-    from steward.serve.keys import ROLES
+    from steward.service.keys import ROLES
 
     for role in ROLES:  # every role's guard chain is built at start-up
         prepare_guards(cfg.gateway.guards_for(role))

@@ -35,7 +35,7 @@ def build(
 ) -> None:
     """Build the detector now (data → train → evaluate on the shipped set; a few minutes on 2 cores) into
     $STEWARD_CACHE (default ~/.cache/steward). `steward serve` and `steward gateway` do this on first use."""
-    from steward.serve.guards.detector import build as do_build
+    from steward.service.guards.detector import build as do_build
 
     _print(do_build(progress=not json_out, force=force), json_out)
 
@@ -47,7 +47,7 @@ def show(
 ) -> None:
     """Show the cached detector (checked: key and weight hashes); exit 1 if it is not built yet."""
     from steward.cache import cache_root
-    from steward.serve.guards.detector import RECORD, detector_key, folder_for, read
+    from steward.service.guards.detector import RECORD, detector_key, folder_for, read
 
     key, _, _ = detector_key()
     folder = folder_for(cache_root(), key)

@@ -75,16 +75,16 @@ def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:
     """Start the run's gateway on a free loopback port (with the planted record), red-team it, stop it."""
     from steward.gateway import create_app
     from steward.gateway.redteam import SECRET_RECORD, run
-    from steward.serve.audit import AuditLog, database_url
-    from steward.serve.keys import KeyStore
-    from steward.serve.loopback import on_loopback
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.keys import KeyStore
+    from steward.service.loopback import on_loopback
 
     gcfg = cfg.gateway
     system = gcfg.system_prompt + (f"\n{SECRET_RECORD}" if cfg.redteam.plant_secret else "")
     cfg = cfg.model_copy(update={"gateway": gcfg.model_copy(update={"system_prompt": system})})
     log = AuditLog(database_url(gcfg.database_url, Path(cfg.run_dir)))
     api_key = KeyStore(log.engine).create("chat", "redteam")[1]
-    from steward.serve.keys import ROLES
+    from steward.service.keys import ROLES
 
     for role in ROLES:  # every role's guard chain is built at start-up
         prepare_guards(gcfg.guards_for(role))

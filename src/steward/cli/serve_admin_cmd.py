@@ -26,7 +26,7 @@ RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", "-r", help="The ser
 
 def _audit(config: Path | None, run_dir: Path | None):  # type: ignore[no-untyped-def]
     from steward.config.loader import load_config
-    from steward.serve.audit import AuditLog, database_url
+    from steward.service.audit import AuditLog, database_url
 
     cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
     return AuditLog(database_url(cfg.serve.database_url, Path(cfg.run_dir)))
@@ -41,7 +41,7 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="A label for the key (who or what uses it).")] = None,
 ) -> None:
     """Create a key. The key is printed once, on the last line, and never stored (only its hash is)."""
-    from steward.serve.keys import KeyStore
+    from steward.service.keys import KeyStore
 
     log = _audit(config, run_dir)
     rec, key = KeyStore(log.engine).create(role, name)
@@ -56,7 +56,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part
                 config: ConfigOpt = None, run_dir: RunDirOpt = None) -> None:
     """Revoke a key: requests with it get 401 from then on (a running service notices within its
     serve.key_cache_seconds, 2 s by default)."""
-    from steward.serve.keys import KeyStore
+    from steward.service.keys import KeyStore
 
     if not KeyStore(_audit(config, run_dir).engine).revoke(key_id):
         err_console.print(f"[red]no key with id {key_id!r}[/] (see `steward keys list`)", highlight=False)
@@ -69,7 +69,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part
 def keys_list(config: ConfigOpt = None, run_dir: RunDirOpt = None,
               json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List keys (ids, roles, names, creation time, revoked) — never the keys themselves."""
-    from steward.serve.keys import KeyStore
+    from steward.service.keys import KeyStore
 
     keys = KeyStore(_audit(config, run_dir).engine).list()
     if json_out:

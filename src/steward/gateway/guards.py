@@ -12,8 +12,8 @@ from typing import Any
 
 from steward.config.models import ChatGuardSettings
 from steward.registry import Registry
-from steward.serve.guards import INPUT_GUARDS, Guard, GuardContext, GuardResult
-from steward.serve.guards.input import TopicGuard
+from steward.service.guards import INPUT_GUARDS, Guard, GuardContext, GuardResult
+from steward.service.guards.input import TopicGuard
 
 CHAT_OUTPUT_GUARDS: Registry[Guard] = Registry("chat output guard")
 
@@ -151,7 +151,7 @@ def _topics(cfg: ChatGuardSettings, octx: OutputGuardContext) -> OutputTopicGuar
 
 def build(cfg: ChatGuardSettings, max_chars: int, octx: OutputGuardContext) -> tuple[list[Guard], list[Guard]]:
     """The input chain (the serve stage's registry) and the output chain, in the configured order."""
-    import steward.serve.guards  # noqa: F401  (registers the input guards)
+    import steward.service.guards  # noqa: F401  (registers the input guards)
 
     return ([INPUT_GUARDS.create(n, cfg, max_chars) for n in cfg.input],
             [CHAT_OUTPUT_GUARDS.create(n, cfg, octx) for n in cfg.output])

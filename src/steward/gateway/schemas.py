@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from steward.serve.schemas import Text
+from steward.service.schemas import Text
 
 # Fields a caller may send that the gateway cannot honour; ignoring them would silently change the answer.
 UNSUPPORTED = {

@@ -21,27 +21,7 @@ from typing import Any
 
 import numpy as np
 
-
-class BackgroundTask:
-    """A background task on the running event loop, started and stopped with the app."""
-
-    _task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        raise NotImplementedError
+from steward.service.worker import BackgroundTask
 
 
 class Batcher(BackgroundTask):
@@ -174,69 +154,3 @@ class Batcher(BackgroundTask):
             except Exception as exc:  # noqa: BLE001 — handed to that text's request only
                 rows.append(exc)
         return rows
-
-
-class AuditWriteError(RuntimeError):
-    """A request's audit records could not be committed: the request must not be answered as decided."""
-
-
-class AuditWriter(BackgroundTask):
-    """Group commit for the audit log: records from requests that finish together go into one transaction.
-
-    While one transaction is being written (in a worker thread), new records queue up; the next
-    transaction takes all of them. Each request still waits until its own records are committed before it
-    answers, so the guarantee is unchanged — one fsync now covers many decisions instead of one.
-
-    A group commit that fails is retried request by request, so one bad record (or a bad moment of the
-    database) loses only its own request: that request gets :class:`AuditWriteError`, ``on_failure`` is told
-    (a metric, a log line without the text), and everyone else's records are committed.
-    """
-
-    def __init__(self, append_many: Callable[[list[dict[str, Any]]], Any], max_records: int = 512,
-                 on_failure: Callable[[BaseException], None] | None = None) -> None:
-        self.append_many, self.max_records, self.on_failure = append_many, max_records, on_failure
-        self.queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[Any]]] = asyncio.Queue()
-        self.transactions = 0
-        self.failed = 0  # requests whose records could not be committed
-
-    async def write(self, records: list[dict[str, Any]]) -> None:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self.queue.put((records, fut))
-        await fut
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            pending = [await self.queue.get()]
-            count = len(pending[0][0])
-            while count < self.max_records and not self.queue.empty():
-                item = self.queue.get_nowait()
-                pending.append(item)
-                count += len(item[0])
-            records = [r for recs, _ in pending for r in recs]
-            try:
-                await loop.run_in_executor(None, self.append_many, records)
-            except Exception:  # noqa: BLE001 — retried one request at a time (once more for a lone one)
-                for item in pending:
-                    await self._commit_alone(loop, item)
-                continue
-            self.transactions += 1
-            for _, fut in pending:
-                if not fut.done():
-                    fut.set_result(None)
-
-    async def _commit_alone(self, loop: asyncio.AbstractEventLoop,
-                            item: tuple[list[dict[str, Any]], asyncio.Future[Any]]) -> None:
-        records, fut = item
-        try:
-            await loop.run_in_executor(None, self.append_many, records)
-        except Exception as exc:  # noqa: BLE001 — this request learns its decision was not stored
-            self.failed += 1
-            if self.on_failure is not None:
-                self.on_failure(exc)
-            if not fut.done():
-                fut.set_exception(AuditWriteError(f"the audit record could not be committed ({type(exc).__name__})"))
-            return
-        self.transactions += 1
-        if not fut.done():
-            fut.set_result(None)

@@ -1,4 +1,4 @@
-"""Prometheus metrics, one registry per app (so tests and several apps in one process do not collide)."""
+"""The classifier service's Prometheus metrics: the service core's set plus labels, feedback, drift, batching."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from steward.service.metrics import CoreMetrics, core_metrics
 
-@dataclass
-class Metrics:
-    registry: CollectorRegistry
-    requests: Counter
-    latency: Histogram
-    guard_hits: Counter
+
+@dataclass(kw_only=True)
+class Metrics(CoreMetrics):
     abstentions: Counter
     labels: Counter
     feedback: Counter
@@ -23,19 +21,13 @@ class Metrics:
     drift_alerts: Gauge
     batch_size: Histogram
     scoring_failures: Counter
-    audit_failures: Counter
-    auth_failures: Counter
-    audit_chain_ok: Gauge
 
 
 def create() -> Metrics:
     r = CollectorRegistry()
     return Metrics(
-        registry=r,
-        requests=Counter("steward_requests_total", "Requests by route and status", ["route", "status"], registry=r),
-        latency=Histogram("steward_request_latency_seconds", "Request latency by route", ["route"], registry=r,
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)),
-        guard_hits=Counter("steward_guard_hits_total", "Guard findings and blocks", ["guard", "action"], registry=r),
+        **core_metrics(r, "steward", latency="request_latency_seconds", latency_help="Request latency by route",
+                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), unit="Requests"),
         abstentions=Counter("steward_abstentions_total", "Decisions routed to human review", registry=r),
         labels=Counter("steward_predictions_total", "Predicted labels", ["label"], registry=r),
         feedback=Counter("steward_feedback_total", "Feedback received, by whether the model was right",
@@ -51,14 +43,6 @@ def create() -> Metrics:
                              buckets=(1, 2, 4, 8, 16, 32, 64, 128)),
         scoring_failures=Counter("steward_scoring_failures_total", "Texts the model failed to score (each failed "
                                  "alone; the rest of its batch was scored)", registry=r),
-        audit_failures=Counter("steward_audit_write_failures_total", "Requests whose audit records could not be "
-                               "committed (the request failed; the rest of its group commit was retried alone)",
-                               registry=r),
-        auth_failures=Counter("steward_auth_failures_total", "Requests refused for a missing, unknown or revoked "
-                              "API key, or refused while their client address was over the failure limit",
-                              ["reason"], registry=r),
-        audit_chain_ok=Gauge("steward_audit_chain_ok", "1 when the audit log verified at start-up; 0: read-only, "
-                             "no decisions are taken", registry=r),
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from steward.config.models import DriftSettings
-from steward.serve.batcher import BackgroundTask
+from steward.service.worker import BackgroundTask
 
 log = logging.getLogger("steward.serve.drift")
 EPS = 1e-4

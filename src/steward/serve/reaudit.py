@@ -59,7 +59,7 @@ def reaudit(cfg: RunConfig) -> dict[str, Any]:
         macro_f1,
     )
     from steward.ledger.store import Ledger, artifact, now_iso
-    from steward.serve.audit import AuditLog, database_url
+    from steward.service.audit import AuditLog, database_url
 
     run_dir = Path(cfg.run_dir)
     started, t0 = now_iso(), time.perf_counter()

@@ -71,8 +71,8 @@ def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: di
 def retrain(cfg: RunConfig, new_run_dir: Path, *, progress: bool = False) -> RetrainResult:
     from steward.evaluate import run as run_eval
     from steward.ledger.store import Ledger, artifact, now_iso
-    from steward.serve.audit import AuditLog, database_url
     from steward.serve.reaudit import resolve
+    from steward.service.audit import AuditLog, database_url
     from steward.train import run as run_train
 
     parent = Path(cfg.run_dir)

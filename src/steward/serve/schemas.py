@@ -4,23 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from steward.canonical import check_storable
-
-
-def _storable(value: str) -> str:
-    problem = check_storable(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-# Every string a caller sends. JSON can carry a lone surrogate ("\ud800") that Python decodes but no UTF-8
-# encoder, tokenizer or database accepts, and U+0000, which PostgreSQL text refuses: found at the schema, such
-# a string fails its own request with a 422 naming the field, never a batch or an audit transaction it joined.
-Text = Annotated[str, AfterValidator(_storable)]
-
+from steward.service.schemas import Text
 
 FEEDBACK_LIMITS = (2_000, 200)  # characters of a feedback comment, of a group attribute's name or value
 

@@ -81,7 +81,7 @@ def _versions(recipe: dict[str, Any]) -> str:
 
 
 def _rehearsal_texts(n: int) -> list[str]:
-    path = importlib.resources.files("steward.serve.guards") / "data" / "prompt_injections.csv"
+    path = importlib.resources.files("steward.service.guards") / "data" / "prompt_injections.csv"
     with path.open(encoding="utf-8", newline="") as fh:
         return [r["text"] for r in csv.DictReader(fh)][:n]
 
@@ -102,7 +102,7 @@ def names_key(recipe: dict[str, Any] | None = None) -> tuple[str, str]:
     recipe = RECIPE if recipe is None else recipe
     recipe_sha = digest({"recipe": recipe, "versions": _versions(recipe)})
     generator = Path(name_data.__file__)
-    rehearsal = importlib.resources.files("steward.serve.guards") / "data" / "prompt_injections.csv"
+    rehearsal = importlib.resources.files("steward.service.guards") / "data" / "prompt_injections.csv"
     key = digest({"recipe": recipe_sha, "generator": sha256_file(generator),
                   "rehearsal": sha256_file(Path(str(rehearsal)))})
     return key, recipe_sha

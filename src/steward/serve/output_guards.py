@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from steward.config.models import GuardSettings
-from steward.serve.guards.base import OUTPUT_GUARDS, GuardContext, GuardResult
-from steward.serve.guards.input import PIIGuard
+from steward.registry import Registry
+from steward.service.guards import Guard, GuardContext, GuardResult, build_inputs
+from steward.service.guards.input import PIIGuard
+
+OUTPUT_GUARDS: Registry[Guard] = Registry("output guard")
 
 
 class ConfidenceGuard:
@@ -61,3 +64,9 @@ def _allowlist(cfg: GuardSettings) -> LabelAllowlistGuard:
 @OUTPUT_GUARDS.register("pii_echo")
 def _pii_echo(cfg: GuardSettings) -> PIIEchoGuard:
     return PIIEchoGuard(cfg.pii_ner)
+
+
+def build(cfg: GuardSettings, max_chars: int) -> tuple[list[Guard], list[Guard]]:
+    """The classifier service's configured input and output guard chains, in order."""
+    return (build_inputs(cfg, max_chars),
+            [OUTPUT_GUARDS.create(n, cfg) for n in cfg.output])

@@ -32,7 +32,7 @@ RECIPE_VERSION = 3
 RECIPE: dict[str, Any] = {
     "version": RECIPE_VERSION,
     "negatives": {"en": 250, "de": 150},
-    "short_messages": True,  # greetings, thanks, yes/no (steward.serve.guards.injection_data.SHORT)
+    "short_messages": True,  # greetings, thanks, yes/no (steward.service.guards.injection_data.SHORT)
     "injections": {"en": 80, "de": 120},  # generated injections per language (injection_data.INJECTION_TEMPLATES)
     "operating_threshold": 0.5,
     "data": {"input": {"labels": ["benign", "injection"], "group_columns": ["source"]},
@@ -70,7 +70,7 @@ class DetectorInfo:
 
 def labelled_set() -> Path:
     """The shipped labelled set (``text,label``; 1 = injection). Its source and licence lie beside it."""
-    return Path(str(importlib.resources.files("steward.serve.guards") / "data" / "prompt_injections.csv"))
+    return Path(str(importlib.resources.files("steward.service.guards") / "data" / "prompt_injections.csv"))
 
 
 def _base_model_id(recipe: dict[str, Any]) -> str:
@@ -85,7 +85,7 @@ def _base_model_id(recipe: dict[str, Any]) -> str:
 
 def detector_key(recipe: dict[str, Any] | None = None, labelled: Path | None = None) -> tuple[str, str, str]:
     """(key, data sha256, recipe sha256) of the detector these inputs build."""
-    from steward.serve.guards.injection_data import build_training_csv
+    from steward.service.guards.injection_data import build_training_csv
 
     recipe = RECIPE if recipe is None else recipe
     labelled = labelled or labelled_set()
@@ -118,7 +118,7 @@ def _test_rates(run_dir: Path, threshold: float) -> dict[str, Any]:
     """Recall and false-block rate of the classifier at its operating point on the run's held-out test split."""
     import pandas as pd
 
-    from steward.serve.model import load
+    from steward.compress.release import load
 
     test = pd.read_parquet(run_dir / "data" / "test.parquet")
     served = load(run_dir, None, mode="train")
@@ -134,7 +134,7 @@ def build(root: Path | None = None, *, recipe: dict[str, Any] | None = None, lab
           progress: bool = False, force: bool = False) -> DetectorInfo:
     """Build the detector into the cache (or return the cached one). Safe to call from several processes at
     once: one builds under a file lock, the others wait and then read its result."""
-    from steward.serve.guards.injection_data import build_training_csv
+    from steward.service.guards.injection_data import build_training_csv
 
     root = cache_root() if root is None else root
     recipe = RECIPE if recipe is None else recipe

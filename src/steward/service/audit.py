@@ -88,7 +88,7 @@ def database_url(url: str | None, run_dir: Path) -> str:
     """The configured URL, or the embedded default ``sqlite:///RUN_DIR/serve/audit.db``."""
     if url:
         return url
-    from steward.serve.runfiles import sqlite_database
+    from steward.service.runfiles import sqlite_database
 
     return f"sqlite:///{sqlite_database(run_dir)}"
 
@@ -110,13 +110,13 @@ class AuditLog:
     def _connect(self) -> Any:
         from sqlalchemy import create_engine, event
 
-        from steward.serve.tables import METADATA
+        from steward.service.tables import METADATA
 
         sqlite = self.url.startswith("sqlite")
         if sqlite:
             from sqlalchemy.engine import make_url
 
-            from steward.serve.runfiles import private_file
+            from steward.service.runfiles import private_file
 
             db = make_url(self.url).database
             if db and db != ":memory:" and not db.startswith("file:") and Path(db).parent.is_dir():
@@ -142,7 +142,7 @@ class AuditLog:
 
         from sqlalchemy import text
 
-        from steward.serve.tables import audit_head, audit_records
+        from steward.service.tables import audit_head, audit_records
 
         # Replicas starting together would race to create the tables: serialise set-up (SQLite's
         # BEGIN IMMEDIATE already does; PostgreSQL takes a transaction-scoped advisory lock).
@@ -175,7 +175,7 @@ class AuditLog:
         """Append several records in one transaction (one fsync for a whole batch of decisions)."""
         from sqlalchemy import select, update
 
-        from steward.serve.tables import audit_head, audit_records
+        from steward.service.tables import audit_head, audit_records
 
         out = []
         with self.engine.begin() as conn:
@@ -204,7 +204,7 @@ class AuditLog:
     def get(self, decision_id: str) -> dict[str, Any] | None:
         from sqlalchemy import select
 
-        from steward.serve.tables import audit_records
+        from steward.service.tables import audit_records
 
         with reading(self.engine) as conn:
             row = conn.execute(select(audit_records).where(audit_records.c.decision_id == decision_id)
@@ -215,7 +215,7 @@ class AuditLog:
         """The feedback records about one decision, in chain order."""
         from sqlalchemy import select
 
-        from steward.serve.tables import audit_records
+        from steward.service.tables import audit_records
 
         with reading(self.engine) as conn:
             rows = conn.execute(select(audit_records).where(audit_records.c.ref == decision_id)
@@ -225,7 +225,7 @@ class AuditLog:
     def count(self, kind: str | None = None) -> int:
         from sqlalchemy import func, select
 
-        from steward.serve.tables import audit_records
+        from steward.service.tables import audit_records
 
         q = select(func.count()).select_from(audit_records)
         if kind:
@@ -237,7 +237,7 @@ class AuditLog:
         """Records in chain order (optionally those at or after the ISO time ``since``), streamed."""
         from sqlalchemy import select
 
-        from steward.serve.tables import audit_records
+        from steward.service.tables import audit_records
 
         last = 0
         while True:
@@ -260,7 +260,7 @@ class AuditLog:
         head read at different moments used to report a live chain as broken ("ends at 3400, head 3405")."""
         from sqlalchemy import func, select
 
-        from steward.serve.tables import audit_head, audit_records
+        from steward.service.tables import audit_head, audit_records
 
         with reading(self.engine) as conn:
             head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()

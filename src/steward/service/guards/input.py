@@ -9,7 +9,7 @@ from typing import Any
 from steward.canonical import key_pattern, match_key
 from steward.config.models import GuardSettings
 from steward.errors import ConfigError
-from steward.serve.guards.base import INPUT_GUARDS, UNICODE, GuardContext, GuardResult, UnicodeGuard
+from steward.service.guards.base import INPUT_GUARDS, UNICODE, GuardContext, GuardResult, UnicodeGuard
 
 # Instruction-smuggling patterns with the risk each adds. Data, not code: extend the list to extend the guard.
 # Written for plain lower-case text; each is matched on the canonical text and on its confusable skeleton
@@ -98,10 +98,10 @@ class PIIGuard:
 
 class InjectionDetector:
     """A Steward-trained classifier (labels include ``injection``) loaded from its run folder, hashes checked
-    like any served model: the built-in one (``steward.serve.guards.detector``) or a run of the user's own."""
+    like any served model: the built-in one (``steward.service.guards.detector``) or a run of the user's own."""
 
     def __init__(self, run_dir: Path, label: str = "injection", operating_threshold: float = 0.5) -> None:
-        from steward.serve.model import load
+        from steward.compress.release import load
 
         self.operating_threshold = operating_threshold
         self.served = load(Path(run_dir), None, mode="auto")
@@ -115,7 +115,7 @@ class InjectionDetector:
 
     def risk(self, text: str) -> tuple[float, float]:
         """(risk, probability): the probability rescaled so the detector's operating point is risk 0.5."""
-        from steward.serve.guards.detector import risk
+        from steward.service.guards.detector import risk
 
         p = self.proba(text)
         return risk(p, self.operating_threshold), p
@@ -139,7 +139,7 @@ class InjectionGuard:
     name = "injection"
 
     def __init__(self, threshold: float, model: str | Path | None = None, *, progress: bool = False) -> None:
-        from steward.serve.guards.detector import resolve
+        from steward.service.guards.detector import resolve
 
         self.threshold = threshold
         self.setting = "patterns" if model is None else str(model)

@@ -91,8 +91,8 @@ class KeyStore:
 
     def create(self, role: str, name: str | None = None) -> tuple[ApiKey, str]:
         """A new key: returns its record and the key itself (which is not stored and cannot be recovered)."""
-        from steward.serve.audit import now
-        from steward.serve.tables import api_keys
+        from steward.service.audit import now
+        from steward.service.tables import api_keys
 
         role = ALIASES.get(role, role)
         if role not in ROLES:
@@ -106,7 +106,7 @@ class KeyStore:
     def revoke(self, key_id: str) -> bool:
         from sqlalchemy import update
 
-        from steward.serve.tables import api_keys
+        from steward.service.tables import api_keys
 
         with self.engine.begin() as conn:
             n = conn.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(revoked=True)).rowcount
@@ -115,8 +115,8 @@ class KeyStore:
     def list(self) -> list[dict[str, Any]]:
         from sqlalchemy import select
 
-        from steward.serve.audit import reading
-        from steward.serve.tables import api_keys
+        from steward.service.audit import reading
+        from steward.service.tables import api_keys
 
         with reading(self.engine) as conn:
             rows = conn.execute(select(api_keys.c.key_id, api_keys.c.role, api_keys.c.name, api_keys.c.created,
@@ -127,8 +127,8 @@ class KeyStore:
         """The key's record if it is valid and not revoked, else None."""
         from sqlalchemy import select
 
-        from steward.serve.audit import reading
-        from steward.serve.tables import api_keys
+        from steward.service.audit import reading
+        from steward.service.tables import api_keys
 
         parsed = parse(key or "")
         key_id, secret = parsed if parsed else ("", "")

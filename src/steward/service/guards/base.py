@@ -67,7 +67,6 @@ class Guard(Protocol):
 
 GuardFactory = Callable[..., Guard]
 INPUT_GUARDS: Registry[Guard] = Registry("input guard")
-OUTPUT_GUARDS: Registry[Guard] = Registry("output guard")
 
 
 @dataclass(frozen=True)

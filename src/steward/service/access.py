@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from steward.serve.errors import ServiceError
-from steward.serve.keys import ApiKey, KeyStore, key_from_headers
-from steward.serve.ratelimit import RateLimiter
+from steward.service.errors import ServiceError
+from steward.service.keys import ApiKey, KeyStore, key_from_headers
+from steward.service.ratelimit import RateLimiter
 
 
 def _address_limited(wait: float) -> ServiceError:

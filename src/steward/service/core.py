@@ -1,0 +1,88 @@
+"""What both services hold while they run: the audit log and its writer, keys and limits, metrics, the
+input-hash key, and whether the log verified. Opened by a service's lifespan, read by its routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steward.service.access import Access, client_address
+from steward.service.audit import AuditLog, check_at_start, database_url, keyed_hash
+from steward.service.errors import ServiceError
+from steward.service.keys import ApiKey, KeyStore
+from steward.service.metrics import CoreMetrics
+from steward.service.ratelimit import RateLimiter
+from steward.service.runfiles import service_secret
+from steward.service.writer import AuditWriter, audit_failed
+
+DECIDING = frozenset({"predict", "explain", "feedback", "chat"})  # actions refused while read-only
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How a service names itself and what it decides, in log lines and refusals."""
+
+    name: str  # "service", "gateway"
+    decisions: str  # "no decisions are taken", "no turns are answered"
+    missing_key_hint: str  # how a caller sends a key (the 401 message)
+
+
+@dataclass(kw_only=True)
+class ServiceCore:
+    identity: Identity
+    audit: AuditLog
+    writer: AuditWriter
+    access: Access
+    metrics: Any  # a CoreMetrics record (the service's own, which extends it)
+    secret: bytes  # the input-hash key
+    read_only: str | None = None  # why no decisions are taken (a broken audit chain), or None
+
+    async def authorise(self, request: Any, action: str) -> ApiKey:
+        """The caller's key, allowed to do ``action`` and within its rate; 503 for deciding while read-only."""
+        key = await self.access.check(request.headers, client_address(request), action)
+        if self.read_only and action in DECIDING:
+            raise ServiceError(503, "audit_chain_broken", f"the {self.identity.name} is read-only: its audit log "
+                               f"failed verification at start-up ({self.read_only}); {self.identity.decisions}")
+        return key
+
+    def input_hash(self, text: str) -> str:
+        return keyed_hash(self.secret, text)
+
+    async def ready(self) -> None:
+        """Raise the reason the service cannot take requests now (read-only, the database silent)."""
+        if self.read_only:
+            raise ServiceError(503, "audit_chain_broken", f"read-only: the audit log failed verification at "
+                                                          f"start-up ({self.read_only})")
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.audit.count)
+        except Exception as exc:
+            raise ServiceError(503, "database_unavailable", f"the audit database does not answer: "
+                                                            f"{type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        await self.writer.stop()
+        self.audit.close()
+
+
+def open_core(cfg: Any, run_dir: Path, metrics: CoreMetrics, identity: Identity, logger: logging.Logger, *,
+              key_cache_seconds: float = 0.0) -> ServiceCore:
+    """Open the audit log (checked per ``cfg.audit_broken``), start its writer, and set up keys and limits
+    from a service config (``serve`` or ``gateway``: database, audit_broken and rate-limit fields). Call on the
+    event loop."""
+    audit = AuditLog(database_url(cfg.database_url, run_dir))
+    chain = check_at_start(audit, cfg.audit_broken)  # a broken chain: no start, or read-only (by config)
+    if not chain.ok:
+        logger.critical("READ-ONLY: the audit log fails verification (%s); %s", chain.error, identity.decisions)
+    metrics.audit_chain_ok.set(1 if chain.ok else 0)
+    writer = AuditWriter(audit.append_many, on_failure=audit_failed(metrics, logger))
+    writer.start()
+    access = Access(KeyStore(audit.engine, key_cache_seconds),
+                    RateLimiter(cfg.rate_limit_per_minute, cfg.rate_limit_burst),
+                    RateLimiter(cfg.auth_failures_per_minute, cfg.auth_failures_burst),
+                    missing_hint=identity.missing_key_hint,
+                    refused=lambda reason: metrics.auth_failures.labels(reason).inc())
+    return ServiceCore(identity=identity, audit=audit, writer=writer, access=access, metrics=metrics,
+                       secret=service_secret(run_dir), read_only=None if chain.ok else chain.error)
