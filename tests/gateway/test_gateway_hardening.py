@@ -125,3 +125,27 @@ def test_a_key_stored_under_the_old_feedback_role_is_a_reviewer(tiny_chat: Local
         "model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
     assert chat.status_code == 403 and chat.json()["error"]["code"] == "forbidden"
     assert parse_config({"run_dir": "/tmp/x", "gateway": {"policies": {"feedback": {"blocked_topics": []}}}})
+
+
+def test_a_client_that_leaves_mid_stream_is_audited_with_the_tokens_it_used(
+        tiny_chat: LocalBackend, gateway_factory: Callable[..., Any]) -> None:
+    """The turn is recorded as client_disconnected, after its generation was stopped and counted (the record
+    once carried tokens_out 0: it was written before the answer's end had settled the counts)."""
+    import json
+    import time
+
+    gw = gateway_factory(tiny_chat, {"guards": {"output": []}, "system_prompt": "", "canary": False})
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", headers={"Authorization": f"Bearer {gw.key()}"},
+                      json={"model": "tiny-chat", "messages": [{"role": "user", "content": "tell me a story"}],
+                            "max_tokens": 200, "temperature": 0, "stream": True}, timeout=60) as r:
+        lines = r.iter_lines()
+        first = json.loads(next(line for line in lines if line.startswith("data: "))[6:])
+        next(line for line in lines if line.startswith("data: ") and '"content"' in line)  # a piece of answer
+    decision_id = first["id"].removeprefix("chatcmpl-")
+    deadline = time.monotonic() + 30
+    while (rec := gw.audit.get(decision_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rec is not None, "the abandoned turn was not audited"
+    out = json.loads(rec["output"])
+    assert out["finish_reason"] == "client_disconnected"
+    assert 1 <= out["tokens_out"] < 200 and out["tokens_in"] > 0

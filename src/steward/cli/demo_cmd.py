@@ -65,90 +65,103 @@ def demo(
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Generate a seeded customer-support dataset with planted problems and run every stage on it."""
-    from steward.atomic import write_text
-    from steward.cli.data_cmd import summary_table
-    from steward.config.loader import load_config
-    from steward.data import run as run_data
-    from steward.demo import generate_support_dataset
     from steward.ledger import verify
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    plan = generate_support_dataset(run_dir / "raw" / "support_messages.csv", n=rows, seed=seed)
-    import json
-
-    from steward.demo import PLANTED_LOSS_LIMITS
-
-    cfg_path = write_text(run_dir / "steward.yaml",  # JSON is YAML: the limits are written as the code has them
-                          DEMO_CONFIG.replace("{planted_loss_limits}", json.dumps(PLANTED_LOSS_LIMITS)))
-    cfg = load_config(cfg_path)
-    if not json_out:
-        console.rule("[bold]Steward demo: data stage")
-        console.print(f"generated {plan.rows} rows with planted problems: {plan.exact_duplicates} exact and "
-                      f"{plan.near_duplicates} near duplicates, PII of {len(plan.pii)} types, {plan.html_rows} HTML "
-                      f"rows, {plan.abusive} abusive, {plan.foreign} non-English, {plan.empty} empty, "
-                      f"{plan.unknown_label} unknown labels, {plan.malformed_lines} malformed lines; "
-                      f"the term '{plan.spurious_term}' is tied to '{plan.spurious_label}'")
-    result = run_data(cfg, progress=not json_out)
-    if not json_out:
-        console.print(summary_table(result.summary))
-        console.print(f"data card: {result.out_dir / 'data_card.md'}")
-    trained = None
-    if not skip_train:
-        from steward.cli.train_cmd import summary_table as train_table
-        from steward.train import run as run_train
-
-        if not json_out:
-            console.rule("[bold]Steward demo: train stage (LoRA on the offline MiniLM)")
-        trained = run_train(cfg, progress=not json_out).manifest
-        if not json_out:
-            console.print(train_table(trained))
-    scorecard = None
-    if not skip_train and not skip_evaluate:
-        from steward.cli.evaluate_cmd import summary_table as eval_table
-        from steward.evaluate import run as run_eval
-
-        if not json_out:
-            console.rule("[bold]Steward demo: evaluate stage (scorecard and release gates)")
-        evaluated = run_eval(cfg, progress=not json_out)
-        scorecard = evaluated.scorecard
-        if not json_out:
-            console.print(eval_table(scorecard))
-            for g in evaluated.gates:
-                console.print(f"[{'green' if g.passed else 'red'}]{g.message}[/]", highlight=False)
-            # The demo shows the verdict; `steward evaluate` is what exits 1 on a failed gate in a pipeline.
-            console.print(f"report: {evaluated.out_dir / 'report.html'}   model card: "
-                          f"{evaluated.out_dir / 'MODEL_CARD.md'}")
-    compressed = None
-    if scorecard is not None and not skip_compress:
-        from steward.cli.compress_cmd import summary_table as compress_table
-        from steward.compress import run as run_compress
-
-        if not json_out:
-            console.rule("[bold]Steward demo: compress stage (int8 candidates, each re-scored)")
-        result_c = run_compress(cfg, progress=not json_out)
-        compressed = {"chosen": result_c.chosen, "candidates": result_c.candidates}
-        if not json_out:
-            console.print(compress_table(result_c.candidates))
-            console.print(f"chosen: {result_c.chosen} — the service below serves it")
+    quiet = json_out
+    cfg, plan, data_summary = _data_demo(run_dir, rows, seed, quiet)
+    trained = _train_demo(cfg, quiet) if not skip_train else None
+    scorecard = _evaluate_demo(cfg, quiet) if not skip_train and not skip_evaluate else None
+    compressed = _compress_demo(cfg, quiet) if scorecard is not None and not skip_compress else None
     served = None
     if scorecard is not None and not skip_serve:
-        if not json_out:
-            console.rule("[bold]Steward demo: serve stage (guarded service on loopback)")
-        served = _serve_demo(cfg, json_out)
+        _title("serve stage (guarded service on loopback)", quiet)
+        served = _serve_demo(cfg, quiet)
     chat = None
     if not skip_chat:
-        if not json_out:
-            console.rule("[bold]Steward demo: chat gateway (SmolLM2 behind the guards, OpenAI-compatible)")
-        chat = _chat_demo(cfg, json_out)
+        _title("chat gateway (SmolLM2 behind the guards, OpenAI-compatible)", quiet)
+        chat = _chat_demo(cfg, quiet)
     report = verify(run_dir)
     if json_out:
-        print_json({"plan": plan.__dict__, "data": result.summary, "train": trained, "evaluate": scorecard,
+        print_json({"plan": plan.__dict__, "data": data_summary, "train": trained, "evaluate": scorecard,
                     "compress": compressed, "serve": served, "chat": chat, "ledger": report.to_dict()})
     else:
         console.print(f"[green]ledger intact[/]: {report.events} events, {report.artifacts_checked} artifacts verified"
                       if report.ok else f"[red]ledger broken[/]: {report.error}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _title(what: str, quiet: bool) -> None:
+    if not quiet:
+        console.rule(f"[bold]Steward demo: {what}")
+
+
+def _data_demo(run_dir: Path, rows: int, seed: int, quiet: bool):  # type: ignore[no-untyped-def]
+    """Generate the data set, write the demo's config, run the data stage; (config, plan, summary)."""
+    import json
+
+    from steward.atomic import write_text
+    from steward.cli.data_cmd import summary_table
+    from steward.config.loader import load_config
+    from steward.data import run as run_data
+    from steward.demo import PLANTED_LOSS_LIMITS, generate_support_dataset
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plan = generate_support_dataset(run_dir / "raw" / "support_messages.csv", n=rows, seed=seed)
+    cfg_path = write_text(run_dir / "steward.yaml",  # JSON is YAML: the limits are written as the code has them
+                          DEMO_CONFIG.replace("{planted_loss_limits}", json.dumps(PLANTED_LOSS_LIMITS)))
+    cfg = load_config(cfg_path)
+    _title("data stage", quiet)
+    if not quiet:
+        console.print(f"generated {plan.rows} rows with planted problems: {plan.exact_duplicates} exact and "
+                      f"{plan.near_duplicates} near duplicates, PII of {len(plan.pii)} types, {plan.html_rows} HTML "
+                      f"rows, {plan.abusive} abusive, {plan.foreign} non-English, {plan.empty} empty, "
+                      f"{plan.unknown_label} unknown labels, {plan.malformed_lines} malformed lines; "
+                      f"the term '{plan.spurious_term}' is tied to '{plan.spurious_label}'")
+    result = run_data(cfg, progress=not quiet)
+    if not quiet:
+        console.print(summary_table(result.summary))
+        console.print(f"data card: {result.out_dir / 'data_card.md'}")
+    return cfg, plan, result.summary
+
+
+def _train_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    from steward.cli.train_cmd import summary_table
+    from steward.train import run as run_train
+
+    _title("train stage (LoRA on the offline MiniLM)", quiet)
+    trained = run_train(cfg, progress=not quiet).manifest
+    if not quiet:
+        console.print(summary_table(trained))
+    return trained
+
+
+def _evaluate_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    from steward.cli.evaluate_cmd import summary_table
+    from steward.evaluate import run as run_eval
+
+    _title("evaluate stage (scorecard and release gates)", quiet)
+    evaluated = run_eval(cfg, progress=not quiet)
+    if not quiet:
+        console.print(summary_table(evaluated.scorecard))
+        for g in evaluated.gates:
+            console.print(f"[{'green' if g.passed else 'red'}]{g.message}[/]", highlight=False)
+        # The demo shows the verdict; `steward evaluate` is what exits 1 on a failed gate in a pipeline.
+        console.print(f"report: {evaluated.out_dir / 'report.html'}   model card: "
+                      f"{evaluated.out_dir / 'MODEL_CARD.md'}")
+    return evaluated.scorecard
+
+
+def _compress_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    from steward.cli.compress_cmd import summary_table
+    from steward.compress import run as run_compress
+
+    _title("compress stage (int8 candidates, each re-scored)", quiet)
+    result = run_compress(cfg, progress=not quiet)
+    if not quiet:
+        console.print(summary_table(result.candidates))
+        console.print(f"chosen: {result.chosen} — the service below serves it")
+    return {"chosen": result.chosen, "candidates": result.candidates}
 
 
 def _serve_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-arg]

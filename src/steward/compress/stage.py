@@ -45,16 +45,9 @@ class CompressResult:
         return next(c for c in self.candidates if c["name"] == self.chosen)
 
 
-def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
-    """Compress ``RUN_DIR/train/model`` by every method in ``compress.methods``; write ``RUN_DIR/compress/``."""
-    from steward.evaluate.stage import score
-    from steward.inference import TorchClassifier
-
-    ccfg = cfg.compress
-    run_dir = Path(cfg.run_dir)
-    started_at = now_iso()
-    t_start = time.perf_counter()
-    parent_dir = run_dir / "train" / "model"
+def _read_inputs(cfg: RunConfig, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The train manifest and the original's scorecard, checked: a single-label classifier, judged with
+    the evaluate settings in force, and at least one method to try."""
     manifest_path, sc_path = run_dir / "train" / "manifest.json", run_dir / "evaluate" / "scorecard.json"
     if not manifest_path.is_file():
         raise CompressStageError(f"no trained model in {run_dir / 'train'}; run `steward train` first")
@@ -71,15 +64,66 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
         raise CompressStageError("the evaluate settings differ from the ones the original's scorecard was made with "
                                  f"({sc_path}); candidates must be judged on equal terms. Fix: re-run `steward "
                                  "evaluate` with this config, then `steward compress`")
-    if not ccfg.methods:
+    if not cfg.compress.methods:
         raise ConfigError("compress.methods: got []: nothing to compress. Fix: name at least one of "
                           + ", ".join(COMPRESSORS.names()))
+    return manifest, parent_sc
+
+
+def _candidate(cfg: RunConfig, job: Job, method: str, out: Path, parent_hash: str, required: set[str],
+               progress: bool) -> dict[str, Any]:
+    """Build one candidate into ``out``, score it like the original, and return its entry."""
+    from steward.evaluate.stage import score
+
+    ccfg, ecfg = cfg.compress, cfg.evaluate
+    out.mkdir()
+    t0 = time.perf_counter()
+    info = COMPRESSORS.create(method, job, out)
+    build_seconds = time.perf_counter() - t0
+    meta = artifact.write_meta(out, method=method, parent={"path": "train/model", "sha256": parent_hash},
+                               config=ccfg.model_dump(mode="json"), **info)
+    predictor = artifact.load_predictor(out, max_length=ecfg.max_length, batch_size=ecfg.batch_size,
+                                        threads=ccfg.threads)
+    res = score(cfg, predictor, out, progress=progress, description=f"score {method}")
+    write_json(out / "scorecard.json", res.scorecard)
+    return _entry(method, method, out, meta, res.scorecard, required, build_seconds, artifact.size_bytes(out))
+
+
+def _record(run_dir: Path, ccfg: Any, chosen: dict[str, Any], entries: list[dict[str, Any]], parent_hash: str,
+            started_at: str, seconds: float) -> None:
+    """The stage's ledger event: the parent and its scorecard in; the choice and the chosen model out."""
+    out_dir, parent_dir = run_dir / STAGE, run_dir / "train" / "model"
+    chosen_dir = run_dir / chosen["path"]
+    outputs = [ledger_artifact(out_dir / n, run_dir, n.removesuffix(".json")) for n in ("pareto.json", "chosen.json")]
+    outputs.append(ledger_artifact(chosen_dir, run_dir, "chosen_model"))
+    if chosen["name"] != ORIGINAL:
+        outputs.append(ledger_artifact(chosen_dir / "scorecard.json", run_dir, "chosen_scorecard"))
+    Ledger(run_dir).append(
+        stage=STAGE, started_at=started_at, config_digest=config_digest(ccfg),
+        inputs=[ledger_artifact(parent_dir, run_dir, "parent_model"),
+                ledger_artifact(run_dir / "evaluate" / "scorecard.json", run_dir, "parent_scorecard")],
+        outputs=outputs,
+        summary={"chosen": chosen["name"], "parent_sha256": parent_hash,
+                 "rejected": {e["name"]: e["rejected"] for e in entries if e["rejected"]},
+                 "seconds": seconds})
+
+
+def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
+    """Compress ``RUN_DIR/train/model`` by every method in ``compress.methods``; write ``RUN_DIR/compress/``."""
+    from steward.compress.report import render
+    from steward.inference import TorchClassifier
+
+    ccfg, ecfg = cfg.compress, cfg.evaluate
+    run_dir = Path(cfg.run_dir)
+    started_at = now_iso()
+    t_start = time.perf_counter()
+    parent_dir = run_dir / "train" / "model"
+    manifest, parent_sc = _read_inputs(cfg, run_dir)
     if ccfg.threads:
         import torch
 
         torch.set_num_threads(ccfg.threads)
     parent_hash = sha256_tree(parent_dir)
-    ecfg = cfg.evaluate
     parent = TorchClassifier.load(parent_dir, expected_hashes=manifest.get("model_weights_sha256"),
                                   max_length=ecfg.max_length, batch_size=ecfg.batch_size)
     _check_architecture(parent, ccfg)
@@ -87,28 +131,13 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
     job = Job(parent_dir, parent, texts, labels, ccfg, progress)
     # Gates the original passed in its own evaluation: a candidate must pass each of them.
     required = {g["gate"] for g in parent_sc.get("gates", []) if g.get("passed")}
-
-    entries: list[dict[str, Any]] = []
     with atomic_dir(run_dir / STAGE) as gen:
         cand_root = gen / "candidates"
         cand_root.mkdir()
         original = _rescore_original(cfg, parent, parent_dir, parent_sc, progress)
-        entries.append(_entry(ORIGINAL, "none", parent_dir, {"format": "hf"}, original, required, 0.0,
-                              artifact.size_bytes(parent_dir)))
-        for method in ccfg.methods:
-            out = cand_root / method
-            out.mkdir()
-            t0 = time.perf_counter()
-            info = COMPRESSORS.create(method, job, out)
-            build_seconds = time.perf_counter() - t0
-            meta = artifact.write_meta(out, method=method, parent={"path": "train/model", "sha256": parent_hash},
-                                       config=ccfg.model_dump(mode="json"), **info)
-            predictor = artifact.load_predictor(out, max_length=ecfg.max_length, batch_size=ecfg.batch_size,
-                                                threads=ccfg.threads)
-            res = score(cfg, predictor, out, progress=progress, description=f"score {method}")
-            write_json(out / "scorecard.json", res.scorecard)
-            entries.append(_entry(method, method, out, meta, res.scorecard, required, build_seconds,
-                                  artifact.size_bytes(out)))
+        entries = [_entry(ORIGINAL, "none", parent_dir, {"format": "hf"}, original, required, 0.0,
+                          artifact.size_bytes(parent_dir))]
+        entries += [_candidate(cfg, job, m, cand_root / m, parent_hash, required, progress) for m in ccfg.methods]
         _pareto(entries)
         chosen = _choose(entries, ccfg.choose_by)
         for e in entries:
@@ -125,23 +154,9 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
         write_json(gen / "chosen.json", {"name": chosen["name"], "path": chosen["path"],
                                           "format": chosen["format"], "sha256": chosen.get("sha256", parent_hash),
                                           "parent_sha256": parent_hash})
-        from steward.compress.report import render
-
         (gen / "report.html").write_text(render(summary), encoding="utf-8")
-    out_dir = run_dir / STAGE
-    chosen_dir = run_dir / chosen["path"]
-    outputs = [ledger_artifact(out_dir / n, run_dir, n.removesuffix(".json")) for n in ("pareto.json", "chosen.json")]
-    outputs.append(ledger_artifact(chosen_dir, run_dir, "chosen_model"))
-    if chosen["name"] != ORIGINAL:
-        outputs.append(ledger_artifact(chosen_dir / "scorecard.json", run_dir, "chosen_scorecard"))
-    Ledger(run_dir).append(
-        stage=STAGE, started_at=started_at, config_digest=config_digest(ccfg),
-        inputs=[ledger_artifact(parent_dir, run_dir, "parent_model"), ledger_artifact(sc_path, run_dir, "parent_scorecard")],
-        outputs=outputs,
-        summary={"chosen": chosen["name"], "parent_sha256": parent_hash,
-                 "rejected": {e["name"]: e["rejected"] for e in entries if e["rejected"]},
-                 "seconds": summary["seconds"]})
-    return CompressResult(entries, chosen["name"], out_dir)
+    _record(run_dir, ccfg, chosen, entries, parent_hash, started_at, summary["seconds"])
+    return CompressResult(entries, chosen["name"], run_dir / STAGE)
 
 
 def _rescore_original(cfg: RunConfig, parent: Any, parent_dir: Path, parent_sc: dict[str, Any],

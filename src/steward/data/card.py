@@ -35,9 +35,9 @@ def _source(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) -> str:
-    s = summary
-    out = [
+def _head(s: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) -> list[str]:
+    """Source, counts, and what was removed or changed."""
+    return [
         "# Data card",
         "",
         *_warnings(s),
@@ -69,6 +69,11 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
         else "No row was changed.",
         "",
     ]
+
+
+def _duplicates(s: dict[str, Any]) -> list[str]:
+    """Exact and near duplicates, label conflicts, leakage."""
+    out: list[str] = []
     dup = s.get("duplicates") or {}
     if dup:
         out += [
@@ -81,6 +86,12 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
             f"{s['leakage']['found']} near duplicates found ({s['leakage']['action']})",
             "",
         ]
+    return out
+
+
+def _pii(s: dict[str, Any], cfg: DataConfig) -> list[str]:
+    """What PII was found and what was done with it."""
+    out: list[str] = []
     pii = s.get("pii") or {}
     out += ["## Personal data (PII)"]
     if pii.get("enabled"):
@@ -107,6 +118,12 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
                     if pii["by_tag"] else "No tagged span or detection needed an action."]
     else:
         out += ["- PII detection was disabled (`data.pii.enabled: false`): the data may contain personal data."]
+    return out
+
+
+def _screen(s: dict[str, Any]) -> list[str]:
+    """Harmful-text screening."""
+    out: list[str] = []
     scr = s.get("screen") or {}
     out += ["", "## Harmful text"]
     if scr.get("enabled"):
@@ -114,12 +131,24 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
                 f"{scr['threshold']} ({'quarantined' if scr['action'] == 'quarantine' else 'kept and flagged in the toxicity column'})"]
     else:
         out += ["- Screening was disabled."]
+    return out
+
+
+def _canaries(s: dict[str, Any]) -> list[str]:
+    """Planted canaries, if any."""
+    out: list[str] = []
     can = s.get("canaries")
     if can:
         out += ["", "## Planted canaries",
                 f"- {can['count']} synthetic secrets (template `{can['template']}`, {can['digits']} random digits), "
                 f"each {can['repeats']}× in the training split ({can['rows_added']} rows added; listed in "
                 "`canaries.json`). They measure memorisation in the evaluate stage; they are not user data."]
+    return out
+
+
+def _balance(s: dict[str, Any], cfg: DataConfig) -> list[str]:
+    """Labels, groups, identity-term shortcuts."""
+    out: list[str] = []
     b = s["balance"]
     out += ["", "## Balance"]
     dist = b.get("labels") or b.get("entity_types") or {}
@@ -145,7 +174,12 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
                 _table(["term", "group", "label", "P(label given term)", "P(label)", "PMI", "chi²", "p"],
                        [[a["term"], a["group"], a["label"], a["p_label_given_term"], a["p_label"], a["pmi"], a["chi2"],
                          a["p_value"]] for a in assoc[:15]]), ""]
-    out += [
+    return out
+
+
+def _closing(cfg: DataConfig) -> list[str]:
+    """Sample weights and known limitations."""
+    return [
         "## Sample weights",
         f"`sample_weight` = inverse frequency of each row's ({cfg.balance.weighting.replace('_', ' × ')}) cell, "
         f"mean 1, clipped at {cfg.balance.max_weight}. Resampling of train: {cfg.balance.resample}.",
@@ -159,4 +193,9 @@ def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) 
         " abuse are often missed.",
         "",
     ]
-    return "\n".join(out)
+
+
+def render(summary: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) -> str:
+    s = summary
+    return "\n".join([*_head(s, manifest, cfg), *_duplicates(s), *_pii(s, cfg), *_screen(s), *_canaries(s),
+                      *_balance(s, cfg), *_closing(cfg)])

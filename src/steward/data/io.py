@@ -325,65 +325,77 @@ def _check_columns(cfg: InputConfig, columns: set[str], path: Path, extra: Seque
         )
 
 
-def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, q: Quarantine,
-              extra: list[str], labels_found: Counter[str], spellings: dict[str, str],
-              names: Mapping[str, str]) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    canonical = cfg.task != "ner"
-    declared = ({names.get(canonical_label(x), canonical_label(x)) for x in cfg.labels} if canonical
-                else set(cfg.labels)) if cfg.labels is not None else None
-    for row_id, line_no, rec in records:
-        if cfg.task == "ner":
-            tokens, tags = rec.get(cfg.tokens_column), rec.get(cfg.tags_column)
-            if not isinstance(tokens, list) or not isinstance(tags, list):
-                q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(json.dumps(rec, default=str)),
-                           f"line {line_no}: {cfg.tokens_column}/{cfg.tags_column} must be lists", line=line_no)
-                continue
-            tokens, tags = [str(t) for t in tokens], [str(t) for t in tags]
-            text = " ".join(tokens)
-            h = sha256_text(text)
-            if len(tokens) != len(tags):
-                q.drop_raw(row_id, "tokens_tags_mismatch", STAGE, h,
-                           f"line {line_no}: {len(tokens)} tokens but {len(tags)} tags", line=line_no)
-                continue
-            bad_tags = sorted({t for t in tags if not _BIO.match(t)})
-            if bad_tags:
-                q.drop_raw(row_id, "invalid_tag", STAGE, h, f"line {line_no}: tags not in BIO form: {bad_tags[:5]}", line=line_no)
-                continue
-            labels_found.update(ent for _, _, ent in bio_spans(tags))  # entities, not tokens
-            if declared is not None:
-                unknown = sorted({t.split("-", 1)[1] for t in tags if t != "O"} - declared)
-                if unknown:
-                    q.drop_raw(row_id, "unknown_label", STAGE, h,
-                               f"line {line_no}: entity types {unknown} not in input.labels", line=line_no)
-                    continue
-            row: dict[str, Any] = {"row_id": row_id, "text": text, "label": "", "tokens": tokens, "tags": tags}
-        else:
-            raw_text = rec.get(cfg.text_column)
-            text = "" if raw_text is None or (isinstance(raw_text, float) and pd.isna(raw_text)) else str(raw_text)
-            h = sha256_text(text)
-            raw_label = rec.get(cfg.label_column)
-            canon = canonical_label(raw_label)
-            label = names.get(canon, canon)
-            if label:
-                labels_found[label] += 1
-                if str(raw_label).strip() != canon and not isinstance(raw_label, int | float):
-                    spellings.setdefault(str(raw_label).strip(), canon)
-            if _SURROGATE.search(text) or _SURROGATE.search(label):
-                q.drop_raw(row_id, "bad_encoding", STAGE, h,
-                           f"line {line_no}: bytes not valid {cfg.encoding}; set input.encoding if the file uses another", line=line_no)
-                continue
-            if not text.strip():
-                q.drop_raw(row_id, "empty_text", STAGE, h, f"line {line_no}: {cfg.text_column} is empty", line=line_no)
-                continue
-            if not label:
-                q.drop_raw(row_id, "missing_label", STAGE, h, f"line {line_no}: {cfg.label_column} is empty", line=line_no)
-                continue
-            if declared is not None and label not in declared:
+@dataclass
+class _Rows:
+    """Turns parsed records into rows, quarantining each bad one with its reason; counts labels found."""
+
+    cfg: InputConfig
+    q: Quarantine
+    labels_found: Counter[str]
+    spellings: dict[str, str]
+    names: Mapping[str, str]
+    declared: set[str] | None = None
+
+    def ner(self, row_id: int, line_no: int, rec: dict[str, Any]) -> dict[str, Any] | None:
+        cfg, q = self.cfg, self.q
+        tokens, tags = rec.get(cfg.tokens_column), rec.get(cfg.tags_column)
+        if not isinstance(tokens, list) or not isinstance(tags, list):
+            q.drop_raw(row_id, "malformed_line", STAGE, sha256_text(json.dumps(rec, default=str)),
+                       f"line {line_no}: {cfg.tokens_column}/{cfg.tags_column} must be lists", line=line_no)
+            return None
+        tokens, tags = [str(t) for t in tokens], [str(t) for t in tags]
+        text = " ".join(tokens)
+        h = sha256_text(text)
+        if len(tokens) != len(tags):
+            q.drop_raw(row_id, "tokens_tags_mismatch", STAGE, h,
+                       f"line {line_no}: {len(tokens)} tokens but {len(tags)} tags", line=line_no)
+            return None
+        bad_tags = sorted({t for t in tags if not _BIO.match(t)})
+        if bad_tags:
+            q.drop_raw(row_id, "invalid_tag", STAGE, h, f"line {line_no}: tags not in BIO form: {bad_tags[:5]}", line=line_no)
+            return None
+        self.labels_found.update(ent for _, _, ent in bio_spans(tags))  # entities, not tokens
+        if self.declared is not None:
+            unknown = sorted({t.split("-", 1)[1] for t in tags if t != "O"} - self.declared)
+            if unknown:
                 q.drop_raw(row_id, "unknown_label", STAGE, h,
-                           f"line {line_no}: label {label!r} not in input.labels {sorted(declared)}", line=line_no)
-                continue
-            row = {"row_id": row_id, "text": text, "label": label}
+                           f"line {line_no}: entity types {unknown} not in input.labels", line=line_no)
+                return None
+        return {"row_id": row_id, "text": text, "label": "", "tokens": tokens, "tags": tags, "raw_sha256": h}
+
+    def labelled(self, row_id: int, line_no: int, rec: dict[str, Any]) -> dict[str, Any] | None:
+        cfg, q = self.cfg, self.q
+        raw_text = rec.get(cfg.text_column)
+        text = "" if raw_text is None or (isinstance(raw_text, float) and pd.isna(raw_text)) else str(raw_text)
+        h = sha256_text(text)
+        raw_label = rec.get(cfg.label_column)
+        canon = canonical_label(raw_label)
+        label = self.names.get(canon, canon)
+        if label:
+            self.labels_found[label] += 1
+            if str(raw_label).strip() != canon and not isinstance(raw_label, int | float):
+                self.spellings.setdefault(str(raw_label).strip(), canon)
+        problem = self._label_problem(text, label, line_no)
+        if problem is not None:
+            q.drop_raw(row_id, problem[0], STAGE, h, problem[1], line=line_no)
+            return None
+        return {"row_id": row_id, "text": text, "label": label, "raw_sha256": h}
+
+    def _label_problem(self, text: str, label: str, line_no: int) -> tuple[str, str] | None:
+        cfg = self.cfg
+        if _SURROGATE.search(text) or _SURROGATE.search(label):
+            return "bad_encoding", f"line {line_no}: bytes not valid {cfg.encoding}; set input.encoding if the file uses another"
+        if not text.strip():
+            return "empty_text", f"line {line_no}: {cfg.text_column} is empty"
+        if not label:
+            return "missing_label", f"line {line_no}: {cfg.label_column} is empty"
+        if self.declared is not None and label not in self.declared:
+            return "unknown_label", f"line {line_no}: label {label!r} not in input.labels {sorted(self.declared)}"
+        return None
+
+    def extras(self, row: dict[str, Any], rec: dict[str, Any], extra: list[str], line_no: int) -> dict[str, Any]:
+        """The source id, group attributes and extra columns; the hash and line go last."""
+        cfg, h = self.cfg, row.pop("raw_sha256")
         if cfg.id_column:
             row["source_id"] = str(rec.get(cfg.id_column))
         for g in cfg.group_columns:
@@ -394,7 +406,22 @@ def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, 
             row[col] = "" if rec.get(col) is None else str(rec.get(col))
         row["raw_sha256"] = h
         row["line"] = line_no
-        rows.append(row)
+        return row
+
+
+def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, q: Quarantine,
+              extra: list[str], labels_found: Counter[str], spellings: dict[str, str],
+              names: Mapping[str, str]) -> pd.DataFrame:
+    canonical = cfg.task != "ner"
+    declared = ({names.get(canonical_label(x), canonical_label(x)) for x in cfg.labels} if canonical
+                else set(cfg.labels)) if cfg.labels is not None else None
+    reader = _Rows(cfg, q, labels_found, spellings, names, declared)
+    read_row = reader.ner if cfg.task == "ner" else reader.labelled
+    rows: list[dict[str, Any]] = []
+    for row_id, line_no, rec in records:
+        row = read_row(row_id, line_no, rec)
+        if row is not None:
+            rows.append(reader.extras(row, rec, extra, line_no))
     base_cols = ["row_id", "text", "label", "raw_sha256", "line"]
     frame = pd.DataFrame(rows, columns=base_cols + [c for c in (rows[0] if rows else {}) if c not in base_cols])
     return frame.astype({"row_id": "int64", "line": "int64"}) if not frame.empty else frame

@@ -219,6 +219,119 @@ def _output_frame(part: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     return part[cols].reset_index(drop=True)
 
 
+class _Steps:
+    """Runs the stage's steps in order: reports each (callback, progress bar) and times it."""
+
+    def __init__(self, on_step: Progress | None, pbar: Any) -> None:
+        self.on_step, self.pbar = on_step, pbar
+        self.task = pbar.add_task("data", total=9) if pbar else None
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
+        if self.on_step:
+            self.on_step(name)
+        if self.pbar:
+            self.pbar.update(self.task, description=f"data: {name}")
+        t0 = time.perf_counter()
+        out = fn()
+        self.timings[name] = round(time.perf_counter() - t0, 4)
+        if self.pbar:
+            self.pbar.advance(self.task)
+        return out
+
+
+@dataclass
+class _Outcome:
+    """What the steps produced, for the summary and the files."""
+
+    read: Any  # data_io.LoadResult
+    frame: pd.DataFrame
+    parts: dict[str, pd.DataFrame]
+    infos: dict[str, Any]  # per step, in the summary's order: pii, duplicates, screen, balance, leakage
+    canary_info: dict[str, Any]
+
+
+def _steps(dcfg: DataConfig, q: Quarantine, engine: PIIEngine, step: _Steps, run_dir: Path) -> _Outcome:
+    """Load, normalise, check quality, deduplicate, redact PII, screen, balance, split, weight, plant canaries."""
+    extra = [("split.column", dcfg.split.column)] if dcfg.split.column else []
+    read = step("load", lambda: data_io.load(dcfg.input, q, extra, dcfg.label_names))
+    frame, rows_in = read.frame, read.rows_in
+    frame = step("normalise", lambda: _normalise(frame, dcfg, q)) if not frame.empty else frame
+    frame = step("quality", lambda: _quality(frame, dcfg, q)) if not frame.empty else frame
+    frame, dup_info = step("dedup", lambda: _dedup(frame, dcfg, q)) if not frame.empty else (frame, {})
+    frame, pii_info = step("pii", lambda: _pii(frame, dcfg, q, engine))
+    frame, screen_info = step("screen", lambda: _screen(frame, dcfg, q)) if not frame.empty else (frame, {})
+    if frame.empty:
+        _write_failed(run_dir, q, {"rows_in": rows_in, "quarantine_by_reason": q.counts("dropped")})
+        raise DataStageError(_nothing_left(rows_in, q, read, dcfg))
+    groups = list(dcfg.input.group_columns)
+    balance_info = step("balance", lambda: bal.report(frame, groups, dcfg.balance, dcfg.input.task))
+    frame, leak_info = step("split", lambda: _split(frame, dcfg, q))
+    parts = step("weights", lambda: _weighted_splits(frame, dcfg))
+    canary_info: dict[str, Any] = {}
+    if dcfg.canaries.count:
+        first_id = int(max([int(frame["row_id"].max()), *q.dropped_ids])) + 1
+        labels = sorted({str(v) for v in parts["train"]["label"]}) if "label" in parts["train"] else []
+        parts["train"], canary_info = canaries.plant(parts["train"], dcfg.canaries, labels, dcfg.input.task, first_id)
+    return _Outcome(read, frame, parts, {"pii": pii_info, "duplicates": dup_info, "screen": screen_info,
+                                         "balance": balance_info, "leakage": leak_info}, canary_info)
+
+
+def _summary(dcfg: DataConfig, q: Quarantine, out: _Outcome, seconds: float,
+             timings: dict[str, float]) -> dict[str, Any]:
+    """The stage's summary (data card and manifest read it); raises if the row accounting does not add up."""
+    read, dropped = out.read, q.dropped_ids
+    rows_in, rows_kept = read.rows_in, int(out.frame["row_id"].nunique())
+    summary: dict[str, Any] = {
+        "task": dcfg.input.task,
+        "input": str(dcfg.input.path),
+        "format": read.format,
+        "encoding": read.encoding,
+        "encoding_detected": read.encoding_detected,
+        "labels_found": read.labels_found,
+        "label_spellings_normalised": read.label_spellings,
+        "rows_in": rows_in,
+        "rows_loaded": len(read.frame),
+        "rows_kept": rows_kept,
+        "rows_quarantined": len(dropped),
+        "rows_changed": len({r.row_id for r in q.records if r.action == "changed"}),
+        "quarantine_by_reason": q.counts("dropped"),
+        "changes_by_reason": q.counts("changed"),
+        "invariant_ok": rows_in == rows_kept + len(dropped),
+        "pii_by_type": out.infos["pii"].get("by_type", {}),
+        **out.infos,
+        "splits": {k: len(v) for k, v in out.parts.items()},
+        "canaries": ({k: v for k, v in out.canary_info.items() if k != "canaries"} | {"file": "canaries.json"}
+                     if out.canary_info else None),
+        "resample": dcfg.balance.resample,
+        "seconds": round(seconds, 3),
+        "timings": timings,
+    }
+    summary["rows_per_second"] = round(rows_in / summary["seconds"], 1) if summary["seconds"] else None
+    if not summary["invariant_ok"]:
+        raise DataStageError(
+            f"row accounting failed: rows_in {rows_in} != kept {rows_kept} + quarantined {len(dropped)}; "
+            "this is a bug in Steward, please report it with the input"
+        )
+    return summary
+
+
+def _guard_loss(dcfg: DataConfig, q: Quarantine, out: _Outcome, summary: dict[str, Any], run_dir: Path) -> None:
+    """The loss guard: refuse (writing nothing but the failed attempt's quarantine) when too much was lost."""
+    rows_in, dropped = out.read.rows_in, q.dropped_ids
+    findings = loss.check(rows_in, q.counts("dropped"), out.read.labels_found, _labels_kept(out.parts, dcfg),
+                          dcfg.loss, str(run_dir))
+    summary["loss_guard"] = {"max_share": dcfg.loss.max_share, "allowed": dcfg.loss.allow,
+                             "findings": [f.to_dict() for f in findings]}
+    if findings and not dcfg.loss.allow:
+        _write_failed(run_dir, q, summary)
+        raise DataLossError(
+            f"the data stage would lose data ({rows_in} rows read, {len(dropped)} quarantined); nothing was "
+            f"written to {run_dir / STAGE}:\n" + "\n".join(f"  - {f.message()}" for f in findings)
+            + f"\nIf this loss is expected, pass --allow-loss (data.loss.allow: true) to keep going with a "
+              f"warning. The attempt's quarantine is in {run_dir / FAILED_DIR}.")
+
+
 def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = False,
         overwrite: bool = False) -> DataResult:
     """Run the data stage for ``cfg`` and write ``RUN_DIR/data/``; append one ledger event.
@@ -232,100 +345,17 @@ def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = Fal
         _check_same_input(run_dir, dcfg)
     started_at = now_iso()
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
     q = Quarantine()
-
     # Loaded before the stage's progress starts: the built-in names model is built here on first use.
     engine = PIIEngine(dcfg.pii, progress=progress)
     if dcfg.pii.enabled:
         engine.prepare()
-    bar = progress_bar(progress, counts=False)
-    with bar as pbar:
-        task = pbar.add_task("data", total=9) if pbar else None
-
-        def step(name: str, fn: Callable[[], Any]) -> Any:
-            if on_step:
-                on_step(name)
-            if pbar:
-                pbar.update(task, description=f"data: {name}")
-            t0 = time.perf_counter()
-            out = fn()
-            timings[name] = round(time.perf_counter() - t0, 4)
-            if pbar:
-                pbar.advance(task)
-            return out
-
-        extra = [("split.column", dcfg.split.column)] if dcfg.split.column else []
-        read = step("load", lambda: data_io.load(dcfg.input, q, extra, dcfg.label_names))
-        frame, rows_in, loaded = read.frame, read.rows_in, len(read.frame)
-        frame = step("normalise", lambda: _normalise(frame, dcfg, q)) if not frame.empty else frame
-        frame = step("quality", lambda: _quality(frame, dcfg, q)) if not frame.empty else frame
-        frame, dup_info = step("dedup", lambda: _dedup(frame, dcfg, q)) if not frame.empty else (frame, {})
-        frame, pii_info = step("pii", lambda: _pii(frame, dcfg, q, engine))
-        frame, screen_info = step("screen", lambda: _screen(frame, dcfg, q)) if not frame.empty else (frame, {})
-        if frame.empty:
-            _write_failed(run_dir, q, {"rows_in": rows_in, "quarantine_by_reason": q.counts("dropped")})
-            raise DataStageError(_nothing_left(rows_in, q, read, dcfg))
-        groups = list(dcfg.input.group_columns)
-        balance_info = step("balance", lambda: bal.report(frame, groups, dcfg.balance, dcfg.input.task))
-        frame, leak_info = step("split", lambda: _split(frame, dcfg, q))
-        parts = step("weights", lambda: _weighted_splits(frame, dcfg))
-        canary_info: dict[str, Any] = {}
-        if dcfg.canaries.count:
-            first_id = int(max([int(frame["row_id"].max()), *q.dropped_ids])) + 1
-            labels = sorted({str(v) for v in parts["train"]["label"]}) if "label" in parts["train"] else []
-            parts["train"], canary_info = canaries.plant(parts["train"], dcfg.canaries, labels, dcfg.input.task,
-                                                         first_id)
-
-    dropped = q.dropped_ids
-    rows_kept = int(frame["row_id"].nunique())
-    summary: dict[str, Any] = {
-        "task": dcfg.input.task,
-        "input": str(dcfg.input.path),
-        "format": read.format,
-        "encoding": read.encoding,
-        "encoding_detected": read.encoding_detected,
-        "labels_found": read.labels_found,
-        "label_spellings_normalised": read.label_spellings,
-        "rows_in": rows_in,
-        "rows_loaded": loaded,
-        "rows_kept": rows_kept,
-        "rows_quarantined": len(dropped),
-        "rows_changed": len({r.row_id for r in q.records if r.action == "changed"}),
-        "quarantine_by_reason": q.counts("dropped"),
-        "changes_by_reason": q.counts("changed"),
-        "invariant_ok": rows_in == rows_kept + len(dropped),
-        "pii_by_type": pii_info.get("by_type", {}),
-        "pii": pii_info,
-        "duplicates": dup_info,
-        "screen": screen_info,
-        "balance": balance_info,
-        "leakage": leak_info,
-        "splits": {k: len(v) for k, v in parts.items()},
-        "canaries": ({k: v for k, v in canary_info.items() if k != "canaries"} | {"file": "canaries.json"}
-                     if canary_info else None),
-        "resample": dcfg.balance.resample,
-        "seconds": round(time.perf_counter() - t_start, 3),
-        "timings": timings,
-    }
-    summary["rows_per_second"] = round(rows_in / summary["seconds"], 1) if summary["seconds"] else None
-    if not summary["invariant_ok"]:
-        raise DataStageError(
-            f"row accounting failed: rows_in {rows_in} != kept {rows_kept} + quarantined {len(dropped)}; "
-            "this is a bug in Steward, please report it with the input"
-        )
-    findings = loss.check(rows_in, q.counts("dropped"), read.labels_found, _labels_kept(parts, dcfg), dcfg.loss,
-                          str(run_dir))
-    summary["loss_guard"] = {"max_share": dcfg.loss.max_share, "allowed": dcfg.loss.allow,
-                             "findings": [f.to_dict() for f in findings]}
-    if findings and not dcfg.loss.allow:
-        _write_failed(run_dir, q, summary)
-        raise DataLossError(
-            f"the data stage would lose data ({rows_in} rows read, {len(dropped)} quarantined); nothing was "
-            f"written to {run_dir / STAGE}:\n" + "\n".join(f"  - {f.message()}" for f in findings)
-            + f"\nIf this loss is expected, pass --allow-loss (data.loss.allow: true) to keep going with a "
-              f"warning. The attempt's quarantine is in {run_dir / FAILED_DIR}.")
-    return _write(cfg, run_dir, parts, q, summary, started_at, canary_info)
+    with progress_bar(progress, counts=False) as pbar:
+        step = _Steps(on_step, pbar)
+        out = _steps(dcfg, q, engine, step, run_dir)
+    summary = _summary(dcfg, q, out, time.perf_counter() - t_start, step.timings)
+    _guard_loss(dcfg, q, out, summary, run_dir)
+    return _write(cfg, run_dir, out.parts, q, summary, started_at, out.canary_info)
 
 
 def _check_same_input(run_dir: Path, dcfg: DataConfig) -> None:

@@ -23,7 +23,12 @@ from typing import Any
 from steward.config.models import RunConfig
 
 log = logging.getLogger("steward.gateway")
-MISSING_KEY_HINT = ("send an API key as 'Authorization: Bearer <key>' (the openai client's api_key); create one "
+
+def _identity() -> Any:
+    from steward.service.core import Identity
+
+    return Identity("gateway", "no turns are answered", "no turns will be answered",
+                    "send an API key as 'Authorization: Bearer <key>' (the openai client's api_key); create one "
                     "with `steward keys create --role chat`")
 
 
@@ -53,17 +58,24 @@ async def load_state(cfg: RunConfig, backend: Any = None) -> Any:
     from steward.gateway.backends import BACKENDS
     from steward.gateway.guards import with_canary
     from steward.gateway.state import GatewayState
-    from steward.service.core import Identity, open_core
+    from steward.service.core import open_core
     from steward.service.ratelimit import RateLimiter
 
     gcfg = cfg.gateway
     metrics = metrics_mod.create()
-    core = open_core(gcfg, Path(cfg.run_dir), metrics, Identity("gateway", "no turns are answered",
-                                                                MISSING_KEY_HINT), log)
-    be = backend if backend is not None else await asyncio.get_running_loop().run_in_executor(
-        None, lambda: BACKENDS.create(gcfg.backend, gcfg))
-    system, canary = with_canary(gcfg.system_prompt) if gcfg.canary else (gcfg.system_prompt, None)
-    settings, chains = _chains(gcfg, system, canary)
+    core = open_core(gcfg, Path(cfg.run_dir), metrics, _identity(), log)
+    be = None
+    try:
+        be = backend if backend is not None else await asyncio.get_running_loop().run_in_executor(
+            None, lambda: BACKENDS.create(gcfg.backend, gcfg))
+        system, canary = with_canary(gcfg.system_prompt) if gcfg.canary else (gcfg.system_prompt, None)
+        settings, chains = _chains(gcfg, system, canary)
+    except BaseException:
+        # A start-up that fails half-way leaves no writer task, open database or loaded model behind.
+        if be is not None and backend is None:
+            be.close()
+        await core.close()
+        raise
     return GatewayState(core=core, backend=be, settings=settings, chains=chains, system=system, canary=canary,
                         metrics=metrics, budget=RateLimiter(gcfg.tokens_per_minute, gcfg.tokens_per_minute),
                         model_name=gcfg.model_name or be.model_id)

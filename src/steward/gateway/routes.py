@@ -3,6 +3,7 @@ one JSON completion, or server-sent chunks each released only after the output g
 
 # No `from __future__ import annotations`: FastAPI resolves the request model from the signature.
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -131,6 +132,14 @@ class Answer:
             yield "data: [DONE]\n\n"
         finally:
             if not audited:  # the client went away mid-answer: the turn is still recorded
-                self.turn.finish_reason = "client_disconnected"
                 self.gen.cancel.set()
-                asyncio.get_running_loop().create_task(turns.audit(self.st, self.turn, "chat"))
+                asyncio.get_running_loop().create_task(self._record_disconnect())
+
+    async def _record_disconnect(self) -> None:
+        """Close the answer first (its end settles the token counts and the budget), then audit the turn."""
+        with contextlib.suppress(RuntimeError):  # already closed by the cancellation that ended the stream
+            await self.pieces.aclose()  # type: ignore[attr-defined]
+        if self.turn.settling is not None:
+            await self.turn.settling
+        self.turn.finish_reason = "client_disconnected"
+        await turns.audit(self.st, self.turn, "chat")

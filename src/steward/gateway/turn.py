@@ -140,13 +140,18 @@ def _output_step(st: GatewayState, text: str, turn: Turn, ctx: GuardContext) -> 
     return ch.text
 
 
-def _drain(it: Any) -> None:
+def _drain(it: Any, patience_s: float = 60.0) -> None:
     """Run a cancelled generation to its end (a few tokens at most) so its token count is known."""
-    try:
-        for _ in it:
-            pass
-    except ValueError:  # still being advanced by a thread whose awaiting request was cancelled
-        pass
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            for _ in it:
+                pass
+            return
+        except ValueError:  # still advanced by the thread of a request that was cancelled: wait for that step
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
 
 
 async def answer(st: GatewayState, gen: Generation, turn: Turn, ctx: GuardContext,
@@ -158,10 +163,12 @@ async def answer(st: GatewayState, gen: Generation, turn: Turn, ctx: GuardContex
     release = Release(stop, sentences=bool(st.chains[turn.role][1]))
     it = iter(gen)
     done = object()
+    finished = False  # the generation ran to its end (its token count is known)
     try:
         while True:
             piece = await loop.run_in_executor(None, next, it, done)
             if piece is done:
+                finished = True
                 break
             if turn.first_token_s is None:
                 turn.first_token_s = time.perf_counter() - turn.started
@@ -179,10 +186,20 @@ async def answer(st: GatewayState, gen: Generation, turn: Turn, ctx: GuardContex
             if passed is not None:
                 yield restore_pseudonyms(passed, ctx.pseudonyms) if restore else passed
     finally:
-        if turn.blocked is not None or release.stopped:
+        if finished:
+            _settle(st, turn, gen, release.stopped)
+        else:  # stopped by a guard or a stop sequence, or the client went away: end it, then count what it used
             gen.cancel.set()
-            await loop.run_in_executor(None, _drain, it)
-        _settle(st, turn, gen, release.stopped)
+            # In a task of its own: a request cancelled by its client's departure is cancelled again at
+            # every await (anyio's scopes), and the budget must still be settled.
+            turn.settling = loop.create_task(_drain_and_settle(st, turn, gen, it, release.stopped))
+            if turn.blocked is not None or release.stopped:
+                await turn.settling  # the answer's end is known before it is audited
+
+
+async def _drain_and_settle(st: GatewayState, turn: Turn, gen: Generation, it: Any, stopped: bool) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, _drain, it)
+    _settle(st, turn, gen, stopped)
 
 
 def _settle(st: GatewayState, turn: Turn, gen: Generation, stopped: bool) -> None:

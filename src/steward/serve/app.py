@@ -49,8 +49,9 @@ def _batcher(scfg: Any, served: Any, embed: bool) -> Any:
                    threads_alone=threads or 1)
 
 
-def load_state(cfg: RunConfig) -> Any:
-    """Load the model, open the service core and start the background tasks. Call on the event loop."""
+async def load_state(cfg: RunConfig) -> Any:
+    """Load the model, open the service core and start the background tasks. A start-up that fails half-way
+    stops what it started (no writer task or open database is left behind)."""
     from steward.compress.release import load
     from steward.serve import metrics as metrics_mod
     from steward.serve.monitor import DriftChecker, DriftMonitor, reference_embeddings, reference_texts
@@ -61,18 +62,27 @@ def load_state(cfg: RunConfig) -> Any:
     served = load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.physical_batch_size, mode=scfg.model)
     metrics = metrics_mod.create()
     core = open_core(scfg, run_dir, metrics, Identity(
-        "service", "no decisions are taken", f"send an API key in the {API_KEY_HEADER} header (create one with "
-                                             f"`steward keys create`)"), log, key_cache_seconds=scfg.key_cache_seconds)
-    inputs, outputs, pii = _guards(scfg, served)
-    ref_texts = reference_texts(run_dir)
-    embed = scfg.drift.embedding and ref_texts is not None
-    ref_emb = reference_embeddings(run_dir, served, ref_texts, scfg.drift) if embed else None
-    batcher = _batcher(scfg, served, embed)
-    batcher.start()
-    monitor = DriftMonitor(scfg.drift, served.labels, served.scorecard,
-                           [len(t.split()) for t in ref_texts] if ref_texts else None, ref_emb)
-    checker = DriftChecker(monitor, metrics, scfg.drift.check_seconds)
-    checker.start()
+        "service", "no decisions are taken", "no decisions will be taken",
+        f"send an API key in the {API_KEY_HEADER} header (create one with `steward keys create`)"), log,
+        key_cache_seconds=scfg.key_cache_seconds)
+    started: list[Any] = []
+    try:
+        inputs, outputs, pii = _guards(scfg, served)
+        ref_texts = reference_texts(run_dir)
+        embed = scfg.drift.embedding and ref_texts is not None
+        ref_emb = reference_embeddings(run_dir, served, ref_texts, scfg.drift) if embed else None
+        batcher = _batcher(scfg, served, embed)
+        batcher.start()
+        started.append(batcher)
+        monitor = DriftMonitor(scfg.drift, served.labels, served.scorecard,
+                               [len(t.split()) for t in ref_texts] if ref_texts else None, ref_emb)
+        checker = DriftChecker(monitor, metrics, scfg.drift.check_seconds)
+        checker.start()
+    except BaseException:
+        for task in started:
+            await task.stop()
+        await core.close()
+        raise
     return ServeState(core=core, model=served, inputs=inputs, outputs=outputs, stored_text_guards=pii,
                       batcher=batcher, metrics=metrics, monitor=monitor, checker=checker)
 
@@ -89,7 +99,7 @@ def create_app(cfg: RunConfig) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
-        live.state = state = load_state(cfg)
+        live.state = state = await load_state(cfg)
         yield
         await state.checker.stop()
         await state.batcher.stop()

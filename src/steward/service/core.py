@@ -27,6 +27,7 @@ class Identity:
 
     name: str  # "service", "gateway"
     decisions: str  # "no decisions are taken", "no turns are answered"
+    decisions_log: str  # the same, in the start-up log line: "no decisions will be taken"
     missing_key_hint: str  # how a caller sends a key (the 401 message)
 
 
@@ -75,7 +76,7 @@ def open_core(cfg: Any, run_dir: Path, metrics: CoreMetrics, identity: Identity,
     audit = AuditLog(database_url(cfg.database_url, run_dir))
     chain = check_at_start(audit, cfg.audit_broken)  # a broken chain: no start, or read-only (by config)
     if not chain.ok:
-        logger.critical("READ-ONLY: the audit log fails verification (%s); %s", chain.error, identity.decisions)
+        logger.critical("READ-ONLY: the audit log fails verification (%s); %s", chain.error, identity.decisions_log)
     metrics.audit_chain_ok.set(1 if chain.ok else 0)
     writer = AuditWriter(audit.append_many, on_failure=audit_failed(metrics, logger))
     writer.start()

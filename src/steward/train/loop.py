@@ -205,165 +205,240 @@ def _unwrap(model: Any) -> Any:
 def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[str, Any]], val_ex: list[dict[str, Any]],
              cfg: TrainConfig, work_dir: Path, *, resume: bool, tracker: Tracker,
              on_step: StepCallback | None = None, progress: bool = False) -> LoopResult:
-    import torch
-    from accelerate import Accelerator
-    from torch.utils.data import DataLoader
-    from transformers import get_scheduler
+    """Train ``model`` and return the result with the best epoch's weights loaded (see :class:`_Loop`)."""
+    return _Loop(model, tokenizer, data, train_ex, val_ex, cfg, work_dir, resume=resume, tracker=tracker,
+                 on_step=on_step, progress=progress).run()
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    private = cfg.privacy.enabled
-    if private and accelerator.num_processes > 1:
-        raise ConfigError("train.privacy.enabled with several processes is not supported; run DP training in one "
-                          "process (plain `steward train`, not `accelerate launch`)")
-    digest = config_digest(cfg)
-    last_dir, best_dir = work_dir / "last", work_dir / "best"
-    if not resume and accelerator.is_main_process and (last_dir.exists() or best_dir.exists()):
-        import shutil
 
-        shutil.rmtree(work_dir)  # a fresh run starts fresh; resume is explicit
-    accelerator.wait_for_everyone()
-    if resume:
-        prev = checkpoint.read_progress(last_dir)
+class _Loop:
+    """One training run as named steps, the way opacus' ``make_private`` prepares its parts: the work
+    folder (fresh or resumed), the loader, the optimisation (plain under accelerate, or DP-SGD), the resumed
+    state; then per batch one step (plain or private), per epoch evaluation, the best checkpoint and early
+    stopping, and the ``last`` checkpoint that exact resume reads. The order of the ``_prepare_*`` calls is
+    the order random numbers are drawn in: an exact resume depends on it."""
+
+    def __init__(self, model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[str, Any]],
+                 val_ex: list[dict[str, Any]], cfg: TrainConfig, work_dir: Path, *, resume: bool, tracker: Tracker,
+                 on_step: StepCallback | None, progress: bool) -> None:
+        import torch
+        from accelerate import Accelerator
+
+        self.model, self.tokenizer, self.data, self.cfg = model, tokenizer, data, cfg
+        self.train_ex, self.val_ex, self.tracker = train_ex, val_ex, tracker
+        self.on_step, self.progress = on_step, progress
+        self.resume = resume
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.private = cfg.privacy.enabled
+        self.digest = config_digest(cfg)
+        self.last_dir, self.best_dir = work_dir / "last", work_dir / "best"
+        self.work_dir = work_dir
+        self.name = metric_name(cfg, data.task)
+        self.res = LoopResult(metric_name=self.name)
+        self.privacy_state: Any = None
+        self.start_epoch, self.skip_batches, self.bad_epochs, self.seen = 0, 0, 0, 0
+        self.t0 = 0.0
+
+    def run(self) -> LoopResult:
+        self._prepare_work_dir()
+        self._prepare_loader()
+        self._prepare_optimisation()
+        if self.resume:
+            self._prepare_resumed_state()
+        self.t0 = time.perf_counter()
+        self.model.train()
+        with progress_bar(self.progress and self.accelerator.is_main_process, remaining=True) as pbar:
+            task = pbar.add_task("train", total=int(self.total_steps), completed=self.res.global_step) if pbar else None
+            for epoch in range(self.start_epoch, self.cfg.epochs):
+                if self.res.global_step >= self.total_steps:
+                    break
+                self._train_epoch(epoch, pbar, task)
+                if self._end_epoch(epoch):
+                    break
+        return self._finish()
+
+    def _prepare_work_dir(self) -> None:
+        """A fresh run starts from an empty work folder; a resumed one checks the checkpoint's config."""
+        acc = self.accelerator
+        if self.private and acc.num_processes > 1:
+            raise ConfigError("train.privacy.enabled with several processes is not supported; run DP training in "
+                              "one process (plain `steward train`, not `accelerate launch`)")
+        if not self.resume and acc.is_main_process and (self.last_dir.exists() or self.best_dir.exists()):
+            import shutil
+
+            shutil.rmtree(self.work_dir)  # a fresh run starts fresh; resume is explicit
+        acc.wait_for_everyone()
+        if not self.resume:
+            return
+        prev = checkpoint.read_progress(self.last_dir)
         if prev is None:
-            raise TrainStageError(f"--resume: no checkpoint in {last_dir}; run without --resume")
-        if prev["config_digest"] != digest:
-            changed = sorted(k for k in set(prev["config"]) | set(cfg.model_dump(mode="json"))
-                             if prev["config"].get(k) != cfg.model_dump(mode="json").get(k))
-            raise ConfigError(f"--resume: the checkpoint in {last_dir} was made with a different train config "
+            raise TrainStageError(f"--resume: no checkpoint in {self.last_dir}; run without --resume")
+        if prev["config_digest"] != self.digest:
+            now = self.cfg.model_dump(mode="json")
+            changed = sorted(k for k in set(prev["config"]) | set(now) if prev["config"].get(k) != now.get(k))
+            raise ConfigError(f"--resume: the checkpoint in {self.last_dir} was made with a different train config "
                               f"(changed: {', '.join(changed)}); restore those settings to resume, or run "
                               f"without --resume to start over (the checkpoint is left untouched)")
 
-    torch.manual_seed(cfg.seed)
-    lengths = [len(e["input_ids"]) for e in train_ex] if cfg.group_by_length and not private else None
-    sampler = EpochSampler(len(train_ex), cfg.seed, lengths=lengths, batch_size=cfg.batch_size)
-    loader = DataLoader(train_ex, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate(tokenizer, data.task),
-                        generator=torch.Generator().manual_seed(cfg.seed))
-    optimizer = _optimizer(model, cfg)
-    privacy_state = None
-    if private:
-        from steward.train.privacy import make_private
+    def _prepare_loader(self) -> None:
+        import torch
+        from torch.utils.data import DataLoader
 
-        model.train()
-        model, optimizer, loader, privacy_state = make_private(model, optimizer, loader, cfg.privacy,
-                                                               epochs=cfg.epochs, n_train=len(train_ex))
-    else:
-        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    model_inputs = _explicit_ids(model) if private else (
-        lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]})
-    steps_per_epoch = len(loader)
-    total_steps = min(cfg.max_steps or math.inf, steps_per_epoch * cfg.epochs)
-    scheduler = get_scheduler("constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler, optimizer,
-                              num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=int(total_steps))
-    name = metric_name(cfg, data.task)
-    higher_is_better = name != "loss"
-    res = LoopResult(metric_name=name)
-    start_epoch, skip_batches, bad_epochs = 0, 0, 0
-    if resume:
-        prog = checkpoint.load(last_dir, model=_unwrap(accelerator.unwrap_model(model)), optimizer=optimizer,
-                               scheduler=scheduler)
-        start_epoch, skip_batches = prog["epoch"], prog["step_in_epoch"]
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        lengths = [len(e["input_ids"]) for e in self.train_ex] if cfg.group_by_length and not self.private else None
+        self.sampler = EpochSampler(len(self.train_ex), cfg.seed, lengths=lengths, batch_size=cfg.batch_size)
+        self.loader: Any = DataLoader(self.train_ex, batch_size=cfg.batch_size, sampler=self.sampler,
+                                      collate_fn=collate(self.tokenizer, self.data.task),
+                                      generator=torch.Generator().manual_seed(cfg.seed))
+
+    def _prepare_optimisation(self) -> None:
+        """AdamW, wrapped by opacus (DP-SGD) or accelerate; the learning-rate schedule over the run's steps."""
+        from transformers import get_scheduler
+
+        cfg = self.cfg
+        self.optimizer = _optimizer(self.model, cfg)
+        if self.private:
+            from steward.train.privacy import make_private
+
+            self.model.train()
+            self.model, self.optimizer, self.loader, self.privacy_state = make_private(
+                self.model, self.optimizer, self.loader, cfg.privacy, epochs=cfg.epochs, n_train=len(self.train_ex))
+            self.model_inputs = _explicit_ids(self.model)
+        else:
+            self.model, self.optimizer, self.loader = self.accelerator.prepare(self.model, self.optimizer, self.loader)
+            self.model_inputs = lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
+        self.total_steps = min(cfg.max_steps or math.inf, len(self.loader) * cfg.epochs)
+        self.scheduler = get_scheduler("constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler,
+                                       self.optimizer, num_warmup_steps=int(cfg.warmup_ratio * self.total_steps),
+                                       num_training_steps=int(self.total_steps))
+
+    def _base(self) -> Any:
+        return _unwrap(self.accelerator.unwrap_model(self.model))
+
+    def _prepare_resumed_state(self) -> None:
+        """Weights, optimiser, schedule, counters, history and the privacy accountant from ``last``."""
+        res = self.res
+        prog = checkpoint.load(self.last_dir, model=self._base(), optimizer=self.optimizer, scheduler=self.scheduler)
+        self.start_epoch, self.skip_batches = prog["epoch"], prog["step_in_epoch"]
         res.global_step, res.history = prog["global_step"], prog["history"]
-        res.best_metric, res.best_epoch, bad_epochs = prog["best_metric"], prog["best_epoch"], prog["bad_epochs"]
+        res.best_metric, res.best_epoch, self.bad_epochs = prog["best_metric"], prog["best_epoch"], prog["bad_epochs"]
         res.seconds = prog.get("seconds", 0.0)
-        if privacy_state is not None:
-            privacy_state.engine.accountant.history = [tuple(h) for h in prog.get("privacy_history", [])]
+        if self.privacy_state is not None:
+            self.privacy_state.engine.accountant.history = [tuple(h) for h in prog.get("privacy_history", [])]
 
-    def save_last(epoch: int, step_in_epoch: int) -> None:
-        if not accelerator.is_main_process:
+    def _save_last(self, epoch: int, step_in_epoch: int) -> None:
+        if not self.accelerator.is_main_process:
             return
-        checkpoint.save(last_dir, model=_unwrap(accelerator.unwrap_model(model)), optimizer=optimizer, scheduler=scheduler,
+        res, ps = self.res, self.privacy_state
+        checkpoint.save(self.last_dir, model=self._base(), optimizer=self.optimizer, scheduler=self.scheduler,
                         progress={"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": res.global_step,
                                   "history": res.history, "best_metric": res.best_metric, "best_epoch": res.best_epoch,
-                                  "bad_epochs": bad_epochs, "seconds": res.seconds, "config_digest": digest,
-                                  "config": cfg.model_dump(mode="json"), "labels": data.labels,
-                                  "privacy_history": [list(h) for h in privacy_state.engine.accountant.history]
-                                  if privacy_state else []})
+                                  "bad_epochs": self.bad_epochs, "seconds": res.seconds, "config_digest": self.digest,
+                                  "config": self.cfg.model_dump(mode="json"), "labels": self.data.labels,
+                                  "privacy_history": [list(h) for h in ps.engine.accountant.history] if ps else []})
 
-    bar = progress_bar(progress and accelerator.is_main_process, remaining=True)
-    seen = 0
-    t0 = time.perf_counter()
-    model.train()
-    with bar as pbar:
-        task = pbar.add_task("train", total=int(total_steps), completed=res.global_step) if pbar else None
-        for epoch in range(start_epoch, cfg.epochs):
-            if res.global_step >= total_steps:
+    def _clock(self) -> None:
+        """Add the time since the last mark to the run's seconds (a resumed run keeps counting)."""
+        self.res.seconds += time.perf_counter() - self.t0
+        self.t0 = time.perf_counter()
+
+    def _train_epoch(self, epoch: int, pbar: Any, task: Any) -> None:
+        # accelerate's loader re-applies its own epoch counter to the sampler on every iter(): tell it.
+        (self.loader if hasattr(self.loader, "set_epoch") else self.sampler).set_epoch(epoch)
+        batches: Any = self.loader
+        if self.skip_batches:  # resuming mid-epoch: replay the same order, skip what was done
+            batches = itertools.islice(iter(self.loader), self.skip_batches, None)
+        step_in_epoch, self.skip_batches = self.skip_batches, 0
+        res, every = self.res, self.cfg.checkpoint_every_steps
+        for batch in batches:
+            if res.global_step >= self.total_steps:
                 break
-            # accelerate's loader re-applies its own epoch counter to the sampler on every iter(): tell it.
-            (loader if hasattr(loader, "set_epoch") else sampler).set_epoch(epoch)
-            batches: Any = loader
-            if skip_batches:  # resuming mid-epoch: replay the same order, skip what was done
-                batches = itertools.islice(iter(loader), skip_batches, None)
-            step_in_epoch = skip_batches
-            skip_batches = 0
-            for batch in batches:
-                if res.global_step >= total_steps:
-                    break
-                if privacy_state is not None:
-                    privacy_state.check_next_step()
-                if len(batch["weight"]) == 0:  # Poisson sampling can draw an empty batch: still a DP step
-                    optimizer.zero_grad()
-                    optimizer.step()
-                    scheduler.step()
-                elif private:
-                    loss_value = _private_step(model, optimizer, batch, model_inputs, cfg, data)
-                    scheduler.step()
-                    seen += len(batch["weight"])
-                else:
-                    logits = model(**model_inputs(batch)).logits
-                    loss = weighted_loss(logits, batch["labels"], batch["weight"], data.task, data.multi_label)
-                    accelerator.backward(loss)
-                    if cfg.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                    seen += len(batch["weight"]) * accelerator.num_processes
-                    loss_value = loss.item()
-                if len(batch["weight"]):
-                    if on_step:
-                        on_step(res.global_step + 1, loss_value)
-                    if pbar:
-                        rate = seen / max(1e-9, time.perf_counter() - t0)
-                        pbar.update(task, advance=1, description=f"train e{epoch + 1} loss {loss_value:.3f} "
-                                                                 f"{rate:.0f} samples/s")
-                res.global_step += 1
-                step_in_epoch += 1
-                if cfg.checkpoint_every_steps and res.global_step % cfg.checkpoint_every_steps == 0:
-                    res.seconds += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    save_last(epoch, step_in_epoch)
-            metrics = evaluate(_unwrap(accelerator.unwrap_model(model)), val_ex, data, tokenizer, cfg.eval_batch_size)
-            record = {"epoch": epoch + 1, "step": res.global_step, **{k: round(v, 6) for k, v in metrics.items()}}
-            if privacy_state is not None:
-                record["epsilon"] = round(privacy_state.epsilon(), 4)
-            res.history.append(record)
-            tracker.metrics({k: v for k, v in record.items() if k not in ("epoch", "step")}, res.global_step)
-            value = metrics[name]
-            improved = res.best_metric is None or (
-                value > res.best_metric + cfg.early_stopping.min_delta if higher_is_better
-                else value < res.best_metric - cfg.early_stopping.min_delta)
-            if improved:
-                res.best_metric, res.best_epoch, bad_epochs = value, epoch + 1, 0
-                if accelerator.is_main_process:
-                    checkpoint.save_weights(best_dir, _unwrap(accelerator.unwrap_model(model)),
-                                            {"epoch": epoch + 1, name: value})
-            else:
-                bad_epochs += 1
-            res.seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            save_last(epoch + 1, 0)
-            if bad_epochs >= cfg.early_stopping.patience:
-                res.stopped_early = True
-                break
-    accelerator.wait_for_everyone()
-    res.epochs_run = len(res.history)
-    res.samples_per_second = round(seen / res.seconds, 2) if res.seconds and seen else 0.0
-    base = _unwrap(accelerator.unwrap_model(model))
-    checkpoint.load_weights(best_dir, base)
-    if privacy_state is not None:
-        res.privacy = privacy_state.record()
-    res.model = base
-    return res
+            loss_value = self._step(batch)
+            if loss_value is not None:
+                self._report(epoch, loss_value, pbar, task)
+            res.global_step += 1
+            step_in_epoch += 1
+            if every and res.global_step % every == 0:
+                self._clock()
+                self._save_last(epoch, step_in_epoch)
+
+    def _step(self, batch: dict[str, Any]) -> float | None:
+        """One optimisation step; the batch's loss, or None for an empty Poisson batch (still a DP step)."""
+        if self.privacy_state is not None:
+            self.privacy_state.check_next_step()
+        if len(batch["weight"]) == 0:  # Poisson sampling can draw an empty batch: still a DP step
+            self.optimizer.zero_grad()
+            self.optimizer.step()
+            self.scheduler.step()
+            return None
+        if self.private:
+            loss_value = _private_step(self.model, self.optimizer, batch, self.model_inputs, self.cfg, self.data)
+            self.scheduler.step()
+            self.seen += len(batch["weight"])
+            return loss_value
+        return self._plain_step(batch)
+
+    def _plain_step(self, batch: dict[str, Any]) -> float:
+        acc, data = self.accelerator, self.data
+        logits = self.model(**self.model_inputs(batch)).logits
+        loss = weighted_loss(logits, batch["labels"], batch["weight"], data.task, data.multi_label)
+        acc.backward(loss)
+        if self.cfg.max_grad_norm:
+            acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        self.seen += len(batch["weight"]) * acc.num_processes
+        return float(loss.item())
+
+    def _report(self, epoch: int, loss_value: float, pbar: Any, task: Any) -> None:
+        if self.on_step:
+            self.on_step(self.res.global_step + 1, loss_value)
+        if pbar:
+            rate = self.seen / max(1e-9, time.perf_counter() - self.t0)
+            pbar.update(task, advance=1, description=f"train e{epoch + 1} loss {loss_value:.3f} {rate:.0f} samples/s")
+
+    def _end_epoch(self, epoch: int) -> bool:
+        """Evaluate, keep the best weights, checkpoint; True when early stopping ends the run."""
+        value = self._evaluate(epoch)
+        res, es = self.res, self.cfg.early_stopping
+        improved = res.best_metric is None or (
+            value > res.best_metric + es.min_delta if self.name != "loss" else value < res.best_metric - es.min_delta)
+        if improved:
+            res.best_metric, res.best_epoch, self.bad_epochs = value, epoch + 1, 0
+            if self.accelerator.is_main_process:
+                checkpoint.save_weights(self.best_dir, self._base(), {"epoch": epoch + 1, self.name: value})
+        else:
+            self.bad_epochs += 1
+        self._clock()
+        self._save_last(epoch + 1, 0)
+        if self.bad_epochs >= es.patience:
+            res.stopped_early = True
+            return True
+        return False
+
+    def _evaluate(self, epoch: int) -> float:
+        """The validation metrics of this epoch, recorded in the history and the tracker; the watched one."""
+        metrics = evaluate(self._base(), self.val_ex, self.data, self.tokenizer, self.cfg.eval_batch_size)
+        record = {"epoch": epoch + 1, "step": self.res.global_step, **{k: round(v, 6) for k, v in metrics.items()}}
+        if self.privacy_state is not None:
+            record["epsilon"] = round(self.privacy_state.epsilon(), 4)
+        self.res.history.append(record)
+        self.tracker.metrics({k: v for k, v in record.items() if k not in ("epoch", "step")}, self.res.global_step)
+        return metrics[self.name]
+
+    def _finish(self) -> LoopResult:
+        """Counters, the best epoch's weights into the model, the privacy record."""
+        self.accelerator.wait_for_everyone()
+        res = self.res
+        res.epochs_run = len(res.history)
+        res.samples_per_second = round(self.seen / res.seconds, 2) if res.seconds and self.seen else 0.0
+        base = self._base()
+        checkpoint.load_weights(self.best_dir, base)
+        if self.privacy_state is not None:
+            res.privacy = self.privacy_state.record()
+        res.model = base
+        return res
 
 
 def _private_step(model: Any, optimizer: Any, batch: dict[str, Any], model_inputs: Callable[[dict[str, Any]], Any],

@@ -44,15 +44,8 @@ def run(cfg: RunConfig, *, resume: bool = False, progress: bool = False, on_step
         raise DependencyMissingError("the train stage needs the ml extra: pip install -e '.[ml]' "
                                      "(torch==2.13.0 CPU, transformers, peft, opacus, accelerate, mlflow-skinny)") from exc
     from transformers import set_seed
-    from transformers.utils import logging as hf_logging
 
-    # transformers' load reports and shard progress bars would drown our own progress display.
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    from huggingface_hub.utils import disable_progress_bars
-
-    disable_progress_bars()
-
+    _quiet_libraries()
     tcfg = cfg.train
     run_dir = Path(cfg.run_dir)
     started_at = now_iso()
@@ -79,22 +72,7 @@ def run(cfg: RunConfig, *, resume: bool = False, progress: bool = False, on_step
     with tracker.start(STAGE, flatten(tcfg.model_dump(mode="json"))):
         res = run_loop(model, tokenizer, data, train_ex, val_ex, tcfg, run_dir / WORK_DIR, resume=resume,
                        tracker=tracker, on_step=on_step, progress=progress)
-        manifest: dict[str, Any] = {
-            "task": data.task, "multi_label": data.multi_label, "labels": data.labels,
-            "base_model": {"id": source.model_id, "path": source.path, "weights_sha256": source.weights_sha256},
-            "method": tcfg.method, "lora": tcfg.lora.model_dump() if tcfg.method == "lora" else None,
-            "hyperparameters": tcfg.model_dump(mode="json"), "config_digest": config_digest(tcfg),
-            "parameters": params, "train_rows": len(train_df), "validation_rows": len(data.validation),
-            "augmentation": aug_counts,
-            "best_metric": {"name": res.metric_name, "value": res.best_metric, "epoch": res.best_epoch},
-            "epochs_run": res.epochs_run, "global_steps": res.global_step, "stopped_early": res.stopped_early,
-            "seconds": round(res.seconds, 2), "samples_per_second": res.samples_per_second,
-            "history": res.history,
-            "privacy": res.privacy or {"enabled": False},
-            "data_inputs": {k: {"path": artifact(p, run_dir, sha256=h).path, "sha256": h}
-                            for k, (p, h) in data.inputs.items()},
-            "mlflow_run_id": tracker.run_id, "provenance": stamp(),
-        }
+        manifest = _manifest(data, source, tcfg, params, len(train_df), aug_counts, res, run_dir, tracker.run_id)
         if not PartialState().is_main_process:
             return TrainResult(manifest, run_dir / STAGE)
         out_dir = _write(run_dir, res.model, tokenizer, tcfg.method, manifest)
@@ -110,6 +88,37 @@ def run(cfg: RunConfig, *, resume: bool = False, progress: bool = False, on_step
                  "method": tcfg.method, "seconds": round(time.perf_counter() - t0, 2)},
     )
     return TrainResult(manifest, out_dir)
+
+
+def _quiet_libraries() -> None:
+    """transformers' load reports and shard progress bars would drown our own progress display."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    disable_progress_bars()
+
+
+def _manifest(data: Any, source: Any, tcfg: Any, params: Any, train_rows: int, aug_counts: dict[str, int],
+              res: Any, run_dir: Path, mlflow_run_id: str | None) -> dict[str, Any]:
+    """The train manifest: what was trained from what, how, and how it went."""
+    return {
+        "task": data.task, "multi_label": data.multi_label, "labels": data.labels,
+        "base_model": {"id": source.model_id, "path": source.path, "weights_sha256": source.weights_sha256},
+        "method": tcfg.method, "lora": tcfg.lora.model_dump() if tcfg.method == "lora" else None,
+        "hyperparameters": tcfg.model_dump(mode="json"), "config_digest": config_digest(tcfg),
+        "parameters": params, "train_rows": train_rows, "validation_rows": len(data.validation),
+        "augmentation": aug_counts,
+        "best_metric": {"name": res.metric_name, "value": res.best_metric, "epoch": res.best_epoch},
+        "epochs_run": res.epochs_run, "global_steps": res.global_step, "stopped_early": res.stopped_early,
+        "seconds": round(res.seconds, 2), "samples_per_second": res.samples_per_second,
+        "history": res.history,
+        "privacy": res.privacy or {"enabled": False},
+        "data_inputs": {k: {"path": artifact(p, run_dir, sha256=h).path, "sha256": h}
+                        for k, (p, h) in data.inputs.items()},
+        "mlflow_run_id": mlflow_run_id, "provenance": stamp(),
+    }
 
 
 def _write(run_dir: Path, model: Any, tokenizer: Any, method: str, manifest: dict[str, Any]) -> Path:
