@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-PII_ENTITIES = (
-    "PERSON",
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "US_SSN",
-    "IP_ADDRESS",
-    "URL",
-    "STREET_ADDRESS",
-)
-PIIEntity = Literal[
-    "PERSON",
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "US_SSN",
-    "IP_ADDRESS",
-    "URL",
-    "STREET_ADDRESS",
-]
+PIIEntity = Literal["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS",
+                    "URL", "STREET_ADDRESS"]
+PII_ENTITIES: tuple[str, ...] = get_args(PIIEntity)  # the one list of names is the Literal's
 PIIAction = Literal["redact", "mask", "pseudonymise", "drop", "flag"]
 TaggedAction = Literal["pseudonymise", "redact", "keep"]
 # What PII detection may rewrite in the untagged (O) tokens of NER data by default: types found by patterns
@@ -303,10 +284,9 @@ class TrainConfig(_Config):
         return 5e-5 if self.method == "full" else 1e-3
 
 
-PROBE_NAMES = ("performance", "fairness", "counterfactual", "robustness", "calibration", "explainability",
-               "privacy", "resources")
 ProbeName = Literal["performance", "fairness", "counterfactual", "robustness", "calibration", "explainability",
                     "privacy", "resources"]
+PROBE_NAMES: tuple[str, ...] = get_args(ProbeName)
 
 
 class GateSettings(_Config):
@@ -503,9 +483,9 @@ class ServeConfig(_Config):
     drift: DriftSettings = Field(default_factory=DriftSettings)
 
 
-COMPRESS_METHODS = ("dynamic_int8", "onnx", "onnx_int8", "prune_magnitude", "prune_heads", "prune_ffn", "distill")
 CompressMethod = Literal["dynamic_int8", "onnx", "onnx_int8", "prune_magnitude", "prune_heads", "prune_ffn",
                          "distill"]
+COMPRESS_METHODS: tuple[str, ...] = get_args(CompressMethod)
 
 
 class PruneSettings(_Config):
