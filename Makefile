@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway clean
+.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -62,6 +62,11 @@ bench-injection: $(BENCH_STAMP)
 
 bench-gateway: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_gateway.py
+
+# This checkout's serve and gateway against another commit's (BASE=<rev>), interleaved.
+BASE ?= HEAD~1
+bench-paired: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_paired.py --base $(BASE)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
