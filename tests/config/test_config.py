@@ -57,3 +57,19 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist; create one with `steward init DIR`"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_both_services_share_their_common_settings_and_keep_their_own_defaults() -> None:
+    from steward.config.models import GatewayConfig, ServeConfig, ServiceSettings
+
+    shared = set(ServiceSettings.model_fields)
+    assert {"host", "port", "database_url", "max_body_bytes", "request_timeout_s", "body_timeout_s", "audit_broken",
+            "docs", "rate_limit_per_minute", "rate_limit_burst", "auth_failures_per_minute",
+            "auth_failures_burst"} == shared
+    serve, gateway = ServeConfig(), GatewayConfig()
+    assert (serve.port, serve.max_body_bytes, serve.request_timeout_s, serve.rate_limit_per_minute,
+            serve.rate_limit_burst) == (8000, 65_536, 10.0, 600, 60)
+    assert (gateway.port, gateway.max_body_bytes, gateway.request_timeout_s, gateway.rate_limit_per_minute,
+            gateway.rate_limit_burst) == (8100, 262_144, 300.0, 120, 20)
+    with pytest.raises(ValidationError, match="port"):
+        GatewayConfig(port=0)  # the shared fields keep their bounds in both

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from steward.config.models import ServiceSettings
 from steward.service.core import ServiceCore
 from steward.service.docs import mount_docs
 from steward.service.errors import Live, ServiceError
@@ -75,9 +76,8 @@ class AppSpec:
     responses: dict[int | str, dict[str, Any]] | None = None
 
 
-def service_app(spec: AppSpec, limits: Any, live: Live[Any]) -> FastAPI:
-    """A FastAPI app with the shared handlers, middleware and routes. ``limits``: the service config
-    (``max_body_bytes``, ``request_timeout_s``, ``body_timeout_s``)."""
+def service_app(spec: AppSpec, limits: ServiceSettings, live: Live[Any]) -> FastAPI:
+    """A FastAPI app with the shared handlers, middleware and routes; body size and timeouts from ``limits``."""
     app = FastAPI(title=spec.title, version=spec.version, lifespan=spec.lifespan, description=spec.description,
                   docs_url=None, redoc_url=None,  # /docs only by config, from local files (steward.service.docs)
                   responses=spec.responses)

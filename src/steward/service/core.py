@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steward.config.models import ServiceSettings
 from steward.service.access import Access, client_address
 from steward.service.audit import AuditLog, check_at_start, database_url, keyed_hash
 from steward.service.errors import ServiceError
@@ -68,11 +69,10 @@ class ServiceCore:
         self.audit.close()
 
 
-def open_core(cfg: Any, run_dir: Path, metrics: CoreMetrics, identity: Identity, logger: logging.Logger, *,
+def open_core(cfg: ServiceSettings, run_dir: Path, metrics: CoreMetrics, identity: Identity, logger: logging.Logger, *,
               key_cache_seconds: float = 0.0) -> ServiceCore:
     """Open the audit log (checked per ``cfg.audit_broken``), start its writer, and set up keys and limits
-    from a service config (``serve`` or ``gateway``: database, audit_broken and rate-limit fields). Call on the
-    event loop."""
+    from either service's config (the fields they share). Call on the event loop."""
     audit = AuditLog(database_url(cfg.database_url, run_dir))
     chain = check_at_start(audit, cfg.audit_broken)  # a broken chain: no start, or read-only (by config)
     if not chain.ok:
