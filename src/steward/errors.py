@@ -20,6 +20,8 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     │                                    fails its checks (key, weight hashes)
     ├── AuditChainError                  a service's audit log fails verification at start-up
     ├── ModelIntegrityError              a shipped model file's hash differs from its pin; it is not loaded
+    ├── RunFolderError                   a stage's record in the run folder (manifest, scorecard, choice) is
+    │                                    not what it should be (steward.records); names file, field and fix
     └── ServiceError                     a refused HTTP request (steward.service.errors), in either service's shape
 """
 
@@ -104,6 +106,11 @@ class DetectorError(StewardError):
 
 class AuditChainError(StewardError):
     """The audit log a service would append to fails verification: its decisions could not be proven."""
+
+
+class RunFolderError(StewardError, ValueError):
+    """A record a stage wrote (train manifest, scorecard, chosen artifact) cannot be read as one. The
+    message names the file, the field and the command that writes it again."""
 
 
 class ModelIntegrityError(StewardError):

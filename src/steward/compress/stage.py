@@ -5,7 +5,6 @@ latency is compared on equal terms."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from steward.hashing import sha256_tree
 from steward.ledger.store import Ledger, now_iso
 from steward.ledger.store import artifact as ledger_artifact
 from steward.provenance import stamp
+from steward.records import ChosenArtifact, Scorecard, TrainManifest
 
 STAGE = "compress"
 ORIGINAL = "original"
@@ -45,7 +45,7 @@ class CompressResult:
         return next(c for c in self.candidates if c["name"] == self.chosen)
 
 
-def _read_inputs(cfg: RunConfig, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _read_inputs(cfg: RunConfig, run_dir: Path) -> tuple[TrainManifest, Scorecard]:
     """The train manifest and the original's scorecard, checked: a single-label classifier, judged with
     the evaluate settings in force, and at least one method to try."""
     manifest_path, sc_path = run_dir / "train" / "manifest.json", run_dir / "evaluate" / "scorecard.json"
@@ -54,13 +54,13 @@ def _read_inputs(cfg: RunConfig, run_dir: Path) -> tuple[dict[str, Any], dict[st
     if not sc_path.is_file():
         raise CompressStageError(f"no scorecard in {run_dir / 'evaluate'}: a compressed model is judged against the "
                                  f"original's scorecard. Run `steward evaluate` for this run first")
-    manifest = json.loads(manifest_path.read_text())
-    parent_sc = json.loads(sc_path.read_text())
-    if manifest.get("task") != "classification" or manifest.get("multi_label"):
-        raise CompressStageError(f"compress: the model is a {'multi-label ' if manifest.get('multi_label') else ''}"
-                                 f"{manifest.get('task')} model; the compress stage handles single-label sequence "
+    manifest = TrainManifest.read(manifest_path)
+    parent_sc = Scorecard.read(sc_path)
+    if manifest.task != "classification" or manifest.multi_label:
+        raise CompressStageError(f"compress: the model is a {'multi-label ' if manifest.multi_label else ''}"
+                                 f"{manifest.task} model; the compress stage handles single-label sequence "
                                  f"classification")
-    if parent_sc.get("config_digest") != config_digest(cfg.evaluate):
+    if parent_sc.config_digest != config_digest(cfg.evaluate):
         raise CompressStageError("the evaluate settings differ from the ones the original's scorecard was made with "
                                  f"({sc_path}); candidates must be judged on equal terms. Fix: re-run `steward "
                                  "evaluate` with this config, then `steward compress`")
@@ -85,7 +85,7 @@ def _candidate(cfg: RunConfig, job: Job, method: str, out: Path, parent_hash: st
     predictor = artifact.load_predictor(out, max_length=ecfg.max_length, batch_size=ecfg.batch_size,
                                         threads=ccfg.threads)
     res = score(cfg, predictor, out, progress=progress, description=f"score {method}")
-    write_json(out / "scorecard.json", res.scorecard)
+    Scorecard.model_validate(res.scorecard).write(out / "scorecard.json")
     return _entry(method, method, out, meta, res.scorecard, required, build_seconds, artifact.size_bytes(out))
 
 
@@ -124,17 +124,17 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
 
         torch.set_num_threads(ccfg.threads)
     parent_hash = sha256_tree(parent_dir)
-    parent = TorchClassifier.load(parent_dir, expected_hashes=manifest.get("model_weights_sha256"),
+    parent = TorchClassifier.load(parent_dir, expected_hashes=manifest.model_weights_sha256 or None,
                                   max_length=ecfg.max_length, batch_size=ecfg.batch_size)
     _check_architecture(parent, ccfg)
     texts, labels = _training_rows(run_dir, parent.labels, ccfg.finetune.max_rows, ccfg.finetune.seed)
     job = Job(parent_dir, parent, texts, labels, ccfg, progress)
     # Gates the original passed in its own evaluation: a candidate must pass each of them.
-    required = {g["gate"] for g in parent_sc.get("gates", []) if g.get("passed")}
+    required = parent_sc.passed_gates()
     with atomic_dir(run_dir / STAGE) as gen:
         cand_root = gen / "candidates"
         cand_root.mkdir()
-        original = _rescore_original(cfg, parent, parent_dir, parent_sc, progress)
+        original = _rescore_original(cfg, parent, parent_dir, parent_sc.to_dict(), progress)
         entries = [_entry(ORIGINAL, "none", parent_dir, {"format": "hf"}, original, required, 0.0,
                           artifact.size_bytes(parent_dir))]
         entries += [_candidate(cfg, job, m, cand_root / m, parent_hash, required, progress) for m in ccfg.methods]
@@ -151,9 +151,8 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
                    "seconds": round(time.perf_counter() - t_start, 2), "config_digest": config_digest(ccfg),
                    "provenance": stamp()}
         write_json(gen / "pareto.json", summary)
-        write_json(gen / "chosen.json", {"name": chosen["name"], "path": chosen["path"],
-                                          "format": chosen["format"], "sha256": chosen.get("sha256", parent_hash),
-                                          "parent_sha256": parent_hash})
+        ChosenArtifact(name=chosen["name"], path=chosen["path"], format=chosen["format"],
+                       sha256=chosen.get("sha256", parent_hash), parent_sha256=parent_hash).write(gen / "chosen.json")
         (gen / "report.html").write_text(render(summary), encoding="utf-8")
     _record(run_dir, ccfg, chosen, entries, parent_hash, started_at, summary["seconds"])
     return CompressResult(entries, chosen["name"], run_dir / STAGE)

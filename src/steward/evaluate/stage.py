@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from steward.atomic import atomic_dir, write_json
+from steward.atomic import atomic_dir
 from steward.config.loader import config_digest
 from steward.config.models import RunConfig
 from steward.errors import ConfigError, EvaluateStageError, GateFailed
@@ -24,6 +24,7 @@ from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.progress import progress_bar
 from steward.provenance import stamp
+from steward.records import Scorecard, TrainManifest
 from steward.types import ArtifactRef
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _manifests(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise EvaluateStageError(f"no trained model in {run_dir / 'train'}; run `steward train` for this run first")
     if not dm.is_file():
         raise EvaluateStageError(f"no data-stage outputs in {run_dir / 'data'}; run `steward data` first")
-    train_manifest = json.loads(tm.read_text())
+    train_manifest = TrainManifest.read(tm).to_dict()
     train_manifest["_dir"] = str(tm.parent)
     return train_manifest, json.loads(dm.read_text())
 
@@ -220,7 +221,7 @@ def _track(run_dir: Path, scorecard: dict[str, Any]) -> None:
     """Every figure and the gates' verdict into the MLflow run that trained the model (when it was tracked)."""
     from steward.tracking import Tracker
 
-    run_id = (json.loads((run_dir / "train" / "manifest.json").read_text()).get("mlflow_run_id"))
+    run_id = TrainManifest.read(run_dir / "train" / "manifest.json").mlflow_run_id
     values = {f"evaluate.{probe}.{name}": fig["value"] for probe, p in scorecard["probes"].items()
               for name, fig in (p.get("figures") or {}).items() if isinstance(fig.get("value"), int | float)}
     values["evaluate.gates_passed"] = float(scorecard["passed"])
@@ -234,7 +235,7 @@ def _track(run_dir: Path, scorecard: dict[str, Any]) -> None:
 
 def _write(run_dir: Path, cfg: RunConfig, scorecard: dict[str, Any]) -> Path:
     with atomic_dir(run_dir / STAGE) as gen:
-        write_json(gen / "scorecard.json", scorecard)
+        Scorecard.model_validate(scorecard).write(gen / "scorecard.json")
         if cfg.evaluate.report:
             from steward.evaluate.report import render_report
 

@@ -12,7 +12,6 @@ background check show the figures."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections import deque
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from steward.config.models import DriftSettings
+from steward.records import Scorecard
 from steward.service.worker import BackgroundTask
 
 log = logging.getLogger("steward.serve.drift")
@@ -164,7 +164,7 @@ def reference_texts(run_dir: Path) -> list[str] | None:
     import pandas as pd
 
     sc = run_dir / "evaluate" / "scorecard.json"
-    split = json.loads(sc.read_text()).get("split", "test") if sc.is_file() else "test"
+    split = Scorecard.read(sc).split if sc.is_file() else "test"
     path = run_dir / "data" / f"{split}.parquet"
     if not path.is_file():
         return None

@@ -13,6 +13,7 @@ from steward.config.models import RunConfig
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.provenance import stamp
+from steward.records import TrainManifest
 from steward.tracking import Tracker, flatten
 from steward.train import adapters, models
 from steward.train.augment import augment
@@ -133,6 +134,6 @@ def _write(run_dir: Path, model: Any, tokenizer: Any, method: str, manifest: dic
         write_json(gen / "metrics.json", {"history": manifest["history"], "best": manifest["best_metric"]})
         weights = sorted((gen / "model").glob("*.safetensors"))
         manifest["model_weights_sha256"] = {w.name: sha256_file(w) for w in weights}
-        write_json(gen / "manifest.json", manifest)
+        TrainManifest.model_validate(manifest).write(gen / "manifest.json")
     return run_dir / STAGE
 

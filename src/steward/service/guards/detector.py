@@ -21,6 +21,7 @@ from typing import Any
 from steward.cache import build_once, cache_root, read_or_build
 from steward.errors import ConfigError, DetectorError
 from steward.hashing import digest, sha256_file
+from steward.records import TrainManifest
 
 RECORD = "detector.json"
 RECIPE_VERSION = 3
@@ -154,8 +155,7 @@ def build(root: Path | None = None, *, recipe: dict[str, Any] | None = None, lab
         run_data(cfg, progress=progress)
         run_train(cfg, progress=progress)
         scorecard = run_eval(cfg, progress=progress)
-        manifest = json.loads((tmp / "run" / "train" / "manifest.json").read_text())
-        weights = manifest.get("model_weights_sha256") or {}
+        weights = TrainManifest.read(tmp / "run" / "train" / "manifest.json").model_weights_sha256
         threshold = float(recipe.get("operating_threshold", 0.5))
         card = {"gates_passed": bool(scorecard.passed), **_test_rates(tmp / "run", threshold)}
         info = DetectorInfo(f"steward-injection-{key[:12]}", key, data_sha, recipe_sha, _base_model_id(recipe),
@@ -181,8 +181,8 @@ def read(folder: Path, key: str | None = None) -> DetectorInfo:
                             f"or edited. Fix: steward guards build --force")
     manifest = info.run_dir / "train" / "manifest.json"
     try:
-        recorded = json.loads(manifest.read_text()).get("model_weights_sha256") or {}
-    except (OSError, ValueError) as exc:
+        recorded = TrainManifest.read(manifest).model_weights_sha256
+    except (OSError, ValueError) as exc:  # RunFolderError is a ValueError
         raise DetectorError(f"{manifest}: missing or unreadable. Fix: steward guards build --force") from exc
     if recorded != info.weights_sha256:
         raise DetectorError(f"{folder}: the train manifest's weight hashes differ from the detector record: the "
