@@ -89,7 +89,7 @@ def test_missing_column_is_a_clear_error(tmp_path: Path, small_csv: Path) -> Non
 
 
 def test_demo_runs_end_to_end_and_finds_what_was_planted(tmp_path: Path) -> None:
-    r = steward("demo", "--run-dir", str(tmp_path / "demo"), "--rows", "1500", "--skip-train", "--json")
+    r = steward("demo", "--run-dir", str(tmp_path / "demo"), "--rows", "1500", "--skip-train", "--skip-chat", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     plan, s = out["plan"], out["data"]
