@@ -77,7 +77,7 @@ async def load_state(cfg: RunConfig, backend: Any = None) -> Any:
         await core.close()
         raise
     return GatewayState(core=core, backend=be, settings=settings, chains=chains, system=system, canary=canary,
-                        metrics=metrics, budget=RateLimiter(gcfg.tokens_per_minute, gcfg.tokens_per_minute),
+                        budget=RateLimiter(gcfg.tokens_per_minute, gcfg.tokens_per_minute),
                         model_name=gcfg.model_name or be.model_id)
 
 

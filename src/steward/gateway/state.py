@@ -18,9 +18,13 @@ class GatewayState:
     chains: dict[str, tuple[list[Guard], list[Guard]]]  # per key role: (input guards, output guards)
     system: str  # the system prompt the model gets (canary included)
     canary: str | None
-    metrics: Any  # steward.gateway.metrics.Metrics (the core's, with the gateway's own)
     budget: Any  # steward.service.ratelimit.RateLimiter of tokens per key
     model_name: str  # the id clients see
+
+    @property
+    def metrics(self) -> Any:
+        """The gateway's metrics (steward.gateway.metrics.Metrics): the core's record, which carries its own too."""
+        return self.core.metrics
 
 
 @dataclass

@@ -84,7 +84,7 @@ async def load_state(cfg: RunConfig) -> Any:
         await core.close()
         raise
     return ServeState(core=core, model=served, inputs=inputs, outputs=outputs, stored_text_guards=pii,
-                      batcher=batcher, metrics=metrics, monitor=monitor, checker=checker)
+                      batcher=batcher, monitor=monitor, checker=checker)
 
 
 def create_app(cfg: RunConfig) -> Any:

@@ -18,11 +18,15 @@ class ServeState:
     outputs: list[Guard]  # the output guard chain
     stored_text_guards: list[Guard]  # the PII step for stored free text (feedback)
     batcher: Any  # steward.serve.batcher.Batcher
-    metrics: Any  # steward.serve.metrics.Metrics (the core's, with the service's own)
     monitor: Any  # steward.serve.monitor.DriftMonitor
     checker: Any  # steward.serve.monitor.DriftChecker
     feedback: dict[str, int] = field(default_factory=lambda: {"right": 0, "total": 0})
     feedback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def metrics(self) -> Any:
+        """The service's metrics (steward.serve.metrics.Metrics): the core's record, which carries this service's own too."""
+        return self.core.metrics
 
     def record(self, key_id: str, kind: str, decision_id: str, *, raw: str | None, redacted: str | None,
                findings: list[dict[str, Any]], output: dict[str, Any], latency_ms: float = 0.0,
