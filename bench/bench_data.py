@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from steward.config import parse_config
-from steward.config.models import DedupConfig, NormaliseConfig, PIIConfig
 from steward.data import run as run_data
+from steward.data.config import DedupConfig, NormaliseConfig, PIIConfig
 from steward.data.dedup import find_duplicates
 from steward.data.normalise import normalise_text
 from steward.data.pii.engine import PIIEngine

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from steward.config import parse_config
-from steward.config.models import EvaluateConfig
 from steward.evaluate import run as run_eval
+from steward.evaluate.config import EvaluateConfig
 from steward.evaluate.explain import (
     _ids,
     _inner,

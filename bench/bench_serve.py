@@ -54,7 +54,7 @@ def model_alone(run_dir: Path, texts: list[str], mode: str = "auto") -> dict:  #
     import time
 
     from steward.compress.release import load as load_model
-    from steward.config.models import BatchingSettings
+    from steward.serve.config import BatchingSettings
 
     clf = load_model(run_dir, None, batch_size=BatchingSettings().physical_batch_size, mode=mode).clf
     clf.predict_with_embeddings(texts[:32])  # warm up

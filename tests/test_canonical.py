@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steward.canonical import canonical_text, canonicalize, key_pattern, match_key, resolve_bidi, skeleton
-from steward.config.models import GuardSettings, PIIConfig
+from steward.data.config import PIIConfig
 from steward.data.pii.engine import PIIEngine
+from steward.serve.config import GuardSettings
 from steward.service.guards import INPUT_GUARDS, GuardContext, run_chain
 from steward.service.guards.input import InjectionGuard
 

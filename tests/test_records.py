@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from steward.errors import RunFolderError
-from steward.records import ChosenArtifact, Scorecard, TrainManifest
+from steward.records import ChosenArtifact, DataManifest, Scorecard, TrainManifest
 
-# The three files of the demo run (`make demo`) as main wrote them before steward.records existed (commit ed83ed5).
+# The demo run's records (`make demo`) as main wrote them before steward.records existed (see its README).
 OLD_RUN = Path(__file__).parent / "fixtures" / "run_ed83ed5"
 
 
@@ -28,9 +28,13 @@ def test_a_run_folder_written_before_the_records_loads() -> None:
     assert scorecard.passed_gates() <= {g["gate"] for g in scorecard.gates}
     chosen = ChosenArtifact.read(OLD_RUN / "compress" / "chosen.json")
     assert chosen.name in ("original", "dynamic_int8", "onnx_int8") and len(chosen.parent_sha256) == 64
+    data = DataManifest.read(OLD_RUN / "data" / "manifest.json")
+    assert data.task == "classification" and data.labels == manifest.labels
+    assert data.group_columns == ["gender", "age_band"] and data.split("train").path == "data/train.parquet"
+    assert data.split("missing") is None and data.rows["train"] == manifest.train_rows
 
 
-@pytest.mark.parametrize("record, path", [(TrainManifest, "train/manifest.json"),
+@pytest.mark.parametrize("record, path", [(DataManifest, "data/manifest.json"), (TrainManifest, "train/manifest.json"),
                                           (Scorecard, "evaluate/scorecard.json"),
                                           (ChosenArtifact, "compress/chosen.json")])
 def test_reading_and_writing_a_record_changes_nothing_in_the_file(record: type, path: str, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Typed records of what one stage hands the next through the run folder: the train manifest, the
-scorecard and the compress stage's chosen artifact. Frozen, validated when read, one reader (``read``) and
+"""Typed records of what one stage hands the next through the run folder: the data manifest, the train
+manifest, the scorecard and the compress stage's chosen artifact. Frozen, validated when read, one reader (``read``) and
 one writer (``write``) each, so a stage reads another stage's output only through its record.
 
 Only the fields other stages rely on are declared; everything else a stage writes is kept as it is
@@ -47,6 +47,34 @@ class _Record(BaseModel):
         return self.model_dump()  # python mode: values as the stage wrote them (NaN stays NaN)
 
 
+class SplitRef(BaseModel):
+    """One split file the data stage wrote, relative to the run folder, with its hash."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    path: str
+    sha256: str
+
+
+class DataManifest(_Record):
+    """``RUN_DIR/data/manifest.json``: the splits the data stage wrote (with their hashes), the task and the
+    label set. The train and evaluate stages and retraining read the data stage's output through it."""
+
+    WHAT: ClassVar[str] = "the data manifest"
+    REWRITE: ClassVar[str] = "run `steward data` for this run again"
+
+    task: str
+    labels: list[str]
+    group_columns: list[str] = Field(default_factory=list)
+    splits: dict[str, SplitRef]
+    rows: dict[str, int] = Field(default_factory=dict)
+    config_digest: str | None = None
+    input_sha256: str | None = None
+
+    def split(self, name: str) -> SplitRef | None:
+        return self.splits.get(name)
+
+
 class TrainManifest(_Record):
     """``RUN_DIR/train/manifest.json``: what was trained from what, and the hashes of the weights."""
 
@@ -64,6 +92,9 @@ class TrainManifest(_Record):
     parameters: dict[str, Any] | None = None
     best_metric: dict[str, Any] | None = None
     mlflow_run_id: str | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)  # the train config as used
+    train_rows: int | None = None
+    epochs_run: int | None = None
 
 
 class Scorecard(_Record):

@@ -60,7 +60,9 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_both_services_share_their_common_settings_and_keep_their_own_defaults() -> None:
-    from steward.config.models import GatewayConfig, ServeConfig, ServiceSettings
+    from steward.gateway.config import GatewayConfig
+    from steward.serve.config import ServeConfig
+    from steward.service.config import ServiceSettings
 
     shared = set(ServiceSettings.model_fields)
     assert {"host", "port", "database_url", "max_body_bytes", "request_timeout_s", "body_timeout_s", "audit_broken",
@@ -73,3 +75,80 @@ def test_both_services_share_their_common_settings_and_keep_their_own_defaults()
             gateway.rate_limit_burst) == (8100, 262_144, 300.0, 120, 20)
     with pytest.raises(ValidationError, match="port"):
         GatewayConfig(port=0)  # the shared fields keep their bounds in both
+
+
+def test_both_services_share_the_input_guard_settings() -> None:
+    from steward.gateway.config import ChatGuardSettings
+    from steward.serve.config import GuardSettings
+    from steward.service.config import InputGuardSettings
+
+    shared = set(InputGuardSettings.model_fields)
+    assert {"input", "pii_action", "pii_ner", "injection_threshold", "injection_model", "toxicity_threshold",
+            "blocked_topics"} == shared
+    assert shared < set(GuardSettings.model_fields) and shared < set(ChatGuardSettings.model_fields)
+    assert GuardSettings().input == ChatGuardSettings().input  # one default order for both services
+
+
+@pytest.mark.parametrize("section, field, registry", [
+    ("serve", "input", "steward.service.guards:INPUT_GUARDS"),
+    ("serve", "output", "steward.serve.output_guards:OUTPUT_GUARDS"),
+    ("gateway", "input", "steward.service.guards:INPUT_GUARDS"),
+    ("gateway", "output", "steward.gateway.guards:CHAT_OUTPUT_GUARDS"),
+])
+def test_guard_names_are_the_registrys(section: str, field: str, registry: str) -> None:
+    import importlib
+
+    module, name = registry.split(":")
+    names = getattr(importlib.import_module(module), name).names()
+    cfg = parse_config({section: {"guards": {field: names}}})
+    assert getattr(getattr(cfg, section).guards, field) == names  # every registered guard is accepted
+    with pytest.raises(ConfigError) as err:
+        parse_config({section: {"guards": {field: [names[0], "spellcheck"]}}})
+    message = str(err.value)
+    assert f"{section}.guards.{field}" in message and "'spellcheck'" in message
+    assert all(n in message for n in names)  # the unknown name's error lists the valid ones
+
+
+def test_a_role_policy_is_applied_by_the_gateway_and_checked_by_the_config() -> None:
+    from steward.gateway.guards import guards_for
+
+    cfg = parse_config({"gateway": {"guards": {"blocked_topics": ["refunds"]},
+                                    "policies": {"admin": {"blocked_topics": [], "output_pii_action": "warn"}}}}).gateway
+    admin, chat = guards_for(cfg, "admin"), guards_for(cfg, "chat")
+    assert admin.blocked_topics == [] and admin.output_pii_action == "warn"
+    assert chat is cfg.guards and chat.blocked_topics == ["refunds"]
+    with pytest.raises(ConfigError, match=r"policies\.admin\.output_pii_action.*Fix"):
+        parse_config({"gateway": {"policies": {"admin": {"output_pii_action": "shout"}}}})
+
+
+def test_reading_a_config_loads_no_stage_library() -> None:
+    """Stage packages load their modules on first use: validating a config imports pydantic models only."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from steward.config import parse_config; parse_config({}); "
+            "print(sorted(m for m in ('torch', 'transformers', 'fastapi', 'presidio_analyzer', 'pandas', "
+            "'steward.data.stage', 'steward.train.stage', 'steward.serve.app', 'steward.gateway.app') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_each_stage_reads_only_its_section_of_the_run_config() -> None:
+    """A stage's entry point names the sections it reads (a Protocol beside its config); RunConfig has them."""
+    import inspect
+    import typing
+
+    import steward.compress.stage
+    import steward.data.stage
+    import steward.evaluate.stage
+    import steward.train.stage
+
+    expected = {steward.data.stage: {"run_dir", "data"}, steward.train.stage: {"run_dir", "train"},
+                steward.evaluate.stage: {"run_dir", "evaluate"},
+                steward.compress.stage: {"run_dir", "compress", "evaluate"}}
+    for module, sections in expected.items():
+        protocol = typing.get_type_hints(module.run)["cfg"]
+        members = {n for n, _ in inspect.getmembers(protocol) if not n.startswith("_")}
+        assert members == sections, (module.__name__, members)
+        assert sections <= set(RunConfig.model_fields) | {"run_dir"}

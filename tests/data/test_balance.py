@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from steward.config.models import BalanceConfig
 from steward.data.balance import report, resample, sample_weights, term_associations
+from steward.data.config import BalanceConfig
 
 
 def _frame() -> pd.DataFrame:

@@ -1,4 +1,4 @@
-from steward.config.models import DedupConfig
+from steward.data.config import DedupConfig
 from steward.data.dedup import dedup_key, find_duplicates, leakage
 
 BASE = "the courier left my new blender with a neighbour I have never met before today"

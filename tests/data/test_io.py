@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from steward.config.models import InputConfig
+from steward.data.config import InputConfig
 from steward.data.io import load
 from steward.data.quarantine import Quarantine
 from steward.errors import InputDataError

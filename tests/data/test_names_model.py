@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from steward.config.models import PIIConfig
+from steward.data.config import PIIConfig
 from steward.data.pii import names
 from steward.data.pii.engine import PIIEngine
 from steward.data.pii.name_data import LABELS, TITLES, generate

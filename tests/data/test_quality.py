@@ -1,6 +1,6 @@
 import pandas as pd
 
-from steward.config.models import QualityConfig
+from steward.data.config import QualityConfig
 from steward.data.quality import quality_reasons
 
 

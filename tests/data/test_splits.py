@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steward.config.models import SplitConfig
+from steward.data.config import SplitConfig
 from steward.data.splits import assign_splits, from_column
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from steward.config import parse_config
-from steward.config.models import PIIConfig
 from steward.data import run
+from steward.data.config import PIIConfig
 from steward.data.pii.engine import PIIEngine
 from steward.data.pii.scoring import score_spans
 from steward.ledger import verify

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steward.config.models import EvaluateConfig
+from steward.evaluate.config import EvaluateConfig
 from steward.evaluate.probes import EvalContext
 
 POSITIVE_WORDS = {"good", "great", "love", "excellent"}

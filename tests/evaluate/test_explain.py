@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from steward.config.models import EvaluateConfig
+from steward.evaluate.config import EvaluateConfig
 from steward.evaluate.explain import faithfulness, integrated_gradients, occlusion
 from steward.evaluate.probes import PROBES
 from steward.inference import TorchClassifier

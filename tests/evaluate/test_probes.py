@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steward.config.models import EvaluateConfig, GateSettings
+from steward.evaluate.config import EvaluateConfig, GateSettings
 from steward.evaluate.gates import judge
 from steward.evaluate.probes import PROBES
 from tests.evaluate.conftest import KeywordSentiment, make_ctx, sentiment_rows

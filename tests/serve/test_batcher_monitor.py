@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from steward.config.models import DriftSettings
 from steward.serve.batcher import Batcher
+from steward.serve.config import DriftSettings
 from steward.serve.monitor import DriftMonitor, mmd_test, psi
 from steward.service.ratelimit import RateLimiter
 

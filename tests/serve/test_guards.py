@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from steward.config.models import GuardSettings
+from steward.serve.config import GuardSettings
 from steward.serve.output_guards import OUTPUT_GUARDS, build
 from steward.service.guards import INPUT_GUARDS, GuardContext, GuardResult, run_chain
 

@@ -68,7 +68,7 @@ def test_no_step_past_the_budget() -> None:
 
 def test_calibration_never_plans_past_the_target() -> None:
     """75 batches x 3 epochs: Opacus alone plans 224 steps and lands at ε 8.0068 for 225; ours stays ≤ 8."""
-    from steward.config.models import PrivacySettings
+    from steward.train.config import PrivacySettings
     from steward.train.privacy import calibrate_sigma
 
     cfg = PrivacySettings(enabled=True, target_epsilon=8.0)

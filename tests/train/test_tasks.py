@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from steward.config import parse_config
-from steward.config.models import TrainConfig
 from steward.data import run as run_data
 from steward.train import run
+from steward.train.config import TrainConfig
 from steward.train.data import IGNORE_INDEX, TrainData, encode
 from tests.conftest import write_csv
 from tests.train.conftest import train_cfg

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from steward.config.models import FineTuneSettings
+from steward.compress.config import FineTuneSettings
 from steward.progress import progress_bar
 
 

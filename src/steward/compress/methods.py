@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from steward.compress import artifact
+from steward.compress.config import CompressConfig
 from steward.compress.finetune import fit, head_importance
 from steward.compress.structure import encoder_layers, shrink_ffn, shrink_heads
-from steward.config.models import CompressConfig
 from steward.registry import Registry
 
 COMPRESSORS: Registry[dict[str, Any]] = Registry("compression method")

@@ -8,17 +8,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from steward.atomic import atomic_dir, write_json
 from steward.compress import artifact
+from steward.compress.config import CompressRun
 from steward.compress.methods import COMPRESSORS, Job
-from steward.config.loader import config_digest
-from steward.config.models import RunConfig
+from steward.config_base import config_digest
 from steward.errors import CompressStageError, ConfigError
+from steward.evaluate.config import EvaluateConfig
 from steward.hashing import sha256_tree
 from steward.ledger.store import Ledger, now_iso
 from steward.ledger.store import artifact as ledger_artifact
@@ -45,7 +46,7 @@ class CompressResult:
         return next(c for c in self.candidates if c["name"] == self.chosen)
 
 
-def _read_inputs(cfg: RunConfig, run_dir: Path) -> tuple[TrainManifest, Scorecard]:
+def _read_inputs(cfg: CompressRun, run_dir: Path) -> tuple[TrainManifest, Scorecard]:
     """The train manifest and the original's scorecard, checked: a single-label classifier, judged with
     the evaluate settings in force, and at least one method to try."""
     manifest_path, sc_path = run_dir / "train" / "manifest.json", run_dir / "evaluate" / "scorecard.json"
@@ -70,7 +71,7 @@ def _read_inputs(cfg: RunConfig, run_dir: Path) -> tuple[TrainManifest, Scorecar
     return manifest, parent_sc
 
 
-def _candidate(cfg: RunConfig, job: Job, method: str, out: Path, parent_hash: str, required: set[str],
+def _candidate(cfg: CompressRun, job: Job, method: str, out: Path, parent_hash: str, required: set[str],
                progress: bool) -> dict[str, Any]:
     """Build one candidate into ``out``, score it like the original, and return its entry."""
     from steward.evaluate.stage import score
@@ -108,7 +109,7 @@ def _record(run_dir: Path, ccfg: Any, chosen: dict[str, Any], entries: list[dict
                  "seconds": seconds})
 
 
-def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
+def run(cfg: CompressRun, *, progress: bool = False) -> CompressResult:
     """Compress ``RUN_DIR/train/model`` by every method in ``compress.methods``; write ``RUN_DIR/compress/``."""
     from steward.compress.report import render
     from steward.inference import TorchClassifier
@@ -158,7 +159,14 @@ def run(cfg: RunConfig, *, progress: bool = False) -> CompressResult:
     return CompressResult(entries, chosen["name"], run_dir / STAGE)
 
 
-def _rescore_original(cfg: RunConfig, parent: Any, parent_dir: Path, parent_sc: dict[str, Any],
+class _Rescore(NamedTuple):
+    """The run folder and an evaluate section: what the evaluate stage reads (an ``EvaluateRun``)."""
+
+    run_dir: Path
+    evaluate: EvaluateConfig
+
+
+def _rescore_original(cfg: CompressRun, parent: Any, parent_dir: Path, parent_sc: dict[str, Any],
                       progress: bool) -> dict[str, Any]:
     """The original's scorecard with its timing-sensitive figures (the resources probe) measured again now,
     beside the candidates; every other figure is deterministic and is taken from the evaluate stage."""
@@ -167,7 +175,7 @@ def _rescore_original(cfg: RunConfig, parent: Any, parent_dir: Path, parent_sc: 
 
     if "resources" not in cfg.evaluate.probes:
         return parent_sc
-    only = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"probes": ["resources"]})})
+    only = _Rescore(cfg.run_dir, cfg.evaluate.model_copy(update={"probes": ["resources"]}))
     fresh = score(only, parent, parent_dir, progress=progress, description="re-time original").scorecard
     probes = {**parent_sc["probes"], "resources": fresh["probes"]["resources"]}
     gates = judge(cfg.evaluate.gates, probes, parent_sc["task"])

@@ -1,4 +1,5 @@
-"""Pydantic configuration, one model per stage, composed by :class:`RunConfig` and loaded from YAML."""
+"""The run's configuration: each stage's model lives beside its stage (``steward.<stage>.config``); this
+package composes them into :class:`RunConfig` and loads it from YAML."""
 
 from steward.config.loader import (
     config_digest,
@@ -6,22 +7,21 @@ from steward.config.loader import (
     parse_config,
     template_text,
 )
-from steward.config.models import (
+from steward.config.models import RunConfig
+from steward.data.config import (
     BalanceConfig,
     CanaryConfig,
     DataConfig,
     DedupConfig,
-    EvaluateConfig,
-    GateSettings,
     InputConfig,
     NormaliseConfig,
     PIIConfig,
     QualityConfig,
-    RunConfig,
     ScreenConfig,
     SplitConfig,
-    TrainConfig,
 )
+from steward.evaluate.config import EvaluateConfig, GateSettings
+from steward.train.config import TrainConfig
 
 __all__ = [
     "BalanceConfig",

@@ -12,8 +12,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from steward.config.models import RunConfig
+from steward.config_base import config_digest
 from steward.errors import ConfigError
-from steward.hashing import digest
+
+__all__ = ["config_digest", "format_validation_error", "load_config", "parse_config", "template_text"]
 
 _FIX_BY_TYPE = {
     "extra_forbidden": "remove it or correct its spelling",
@@ -112,10 +114,6 @@ def _resolve_relative(raw: Any, base: Path) -> Any:
     if isinstance(inp, dict) and isinstance(inp.get("path"), str) and not Path(inp["path"]).is_absolute():
         inp["path"] = str(base / inp["path"])
     return raw
-
-
-def config_digest(cfg: BaseModel) -> str:
-    return digest(cfg.model_dump(mode="json"))
 
 
 def template_text() -> str:

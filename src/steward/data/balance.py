@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from steward.config.models import BalanceConfig
+from steward.data.config import BalanceConfig
 from steward.data.lexicon import IDENTITY_TERMS
 
 

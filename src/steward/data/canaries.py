@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from steward.config import CanaryConfig
+from steward.data.config import CanaryConfig
 from steward.errors import ConfigError
 
 

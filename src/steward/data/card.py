@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from steward.config.models import DataConfig
+from steward.data.config import DataConfig
 from steward.types import DatasetManifest
 
 

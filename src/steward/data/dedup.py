@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from steward.config.models import DedupConfig
+from steward.data.config import DedupConfig
 from steward.hashing import sha256_text
 
 _NON_WORD = re.compile(r"[\W_]+")

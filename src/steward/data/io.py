@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from steward.config.models import InputConfig
+from steward.data.config import InputConfig
 from steward.data.pii.operators import bio_spans
 from steward.data.quarantine import Quarantine
 from steward.errors import InputDataError

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from steward.config.models import LossGuardConfig
+from steward.data.config import LossGuardConfig
 
 # What to change when a reason removes a large share of the rows, keyed by quarantine reason.
 FIXES = {

@@ -14,7 +14,7 @@ import re
 import unicodedata2
 
 from steward.canonical import fold_digits, remove_ignorables, repair_lookalikes, resolve_bidi
-from steward.config.models import NormaliseConfig
+from steward.data.config import NormaliseConfig
 
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,500}>")
 _SPACE = re.compile(r"\s+")

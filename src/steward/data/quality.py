@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from steward.config.models import QualityConfig
+from steward.data.config import QualityConfig
 
 # Languages the detector chooses among besides the allowed ones. A detector that only knows the allowed
 # languages would call everything one of them; this set covers the languages most often mixed into

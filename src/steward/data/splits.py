@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from steward.config.models import SplitConfig
+from steward.data.config import SplitConfig
 
 SPLITS = ("train", "validation", "test")
 _ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from steward.atomic import atomic_dir, write_json, write_text
-from steward.config.loader import config_digest
-from steward.config.models import DataConfig, RunConfig
+from steward.config_base import config_digest
 from steward.data import balance as bal
 from steward.data import canaries, card, dedup, loss, normalise, quality, screen, splits
 from steward.data import io as data_io
+from steward.data.config import DataConfig, DataRun
 from steward.data.pii.engine import PIIEngine
 from steward.data.pii.operators import (
     OperatorContext,
@@ -37,6 +37,7 @@ from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.progress import progress_bar
 from steward.provenance import stamp
+from steward.records import DataManifest
 from steward.types import DatasetManifest
 
 STAGE = "data"
@@ -332,7 +333,7 @@ def _guard_loss(dcfg: DataConfig, q: Quarantine, out: _Outcome, summary: dict[st
               f"warning. The attempt's quarantine is in {run_dir / FAILED_DIR}.")
 
 
-def run(cfg: RunConfig, *, on_step: Progress | None = None, progress: bool = False,
+def run(cfg: DataRun, *, on_step: Progress | None = None, progress: bool = False,
         overwrite: bool = False) -> DataResult:
     """Run the data stage for ``cfg`` and write ``RUN_DIR/data/``; append one ledger event.
 
@@ -406,7 +407,7 @@ def _nothing_left(rows_in: int, q: Quarantine, read: data_io.Loaded, dcfg: DataC
     return msg + "; check the input and the quality/dedup/pii settings"
 
 
-def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Quarantine, summary: dict[str, Any],
+def _write(cfg: DataRun, run_dir: Path, parts: dict[str, pd.DataFrame], q: Quarantine, summary: dict[str, Any],
            started_at: str, canary_info: dict[str, Any] | None = None) -> DataResult:
     dcfg = cfg.data
     digest = config_digest(dcfg)
@@ -433,7 +434,7 @@ def _write(cfg: RunConfig, run_dir: Path, parts: dict[str, pd.DataFrame], q: Qua
             rows={k: len(v) for k, v in parts.items()}, config_digest=digest, input_sha256=input_sha,
             provenance=stamp(),
         )
-        write_json(gen / "manifest.json", manifest.to_dict())
+        DataManifest.model_validate(manifest.to_dict()).write(gen / "manifest.json")
         write_text(gen / "data_card.md", card.render(summary, manifest, dcfg))
     out_dir = run_dir / STAGE
     failed = run_dir / FAILED_DIR

@@ -3,11 +3,11 @@ the Hub and ``ModelCard.load`` parse it, evaluation results included) and the se
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from steward.figures import fmt
+from steward.records import TrainManifest
 
 
 def _fig(sc: dict[str, Any], probe: str, name: str) -> float | None:
@@ -41,14 +41,11 @@ def render_card(sc: dict[str, Any], run_dir: Path) -> str:
         tags=["steward", "responsible-ai", sc["model"].get("method") or "fine-tuned"],
         model_name=f"steward-{Path(run_dir).name}", eval_results=results or None,
     )
-    train = _read(run_dir / "train" / "manifest.json")
+    manifest = run_dir / "train" / "manifest.json"
+    train = TrainManifest.read(manifest) if manifest.is_file() else None
     data_card = _read_text(run_dir / "data" / "data_card.md")
     body = _body(sc, train, data_card)
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
-
-
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _read_text(path: Path) -> str:
@@ -59,7 +56,7 @@ def _section(title: str, lines: list[str]) -> list[str]:
     return [f"## {title}", "", *lines, ""]
 
 
-def _body(sc: dict[str, Any], train: dict[str, Any], data_card: str) -> str:
+def _body(sc: dict[str, Any], train: TrainManifest | None, data_card: str) -> str:
     probes = sc["probes"]
     labels = ", ".join(f"`{lbl}`" for lbl in sc["labels"])
     out = [f"# {sc['model']['base_model'].get('id')} fine-tuned with Steward", "",
@@ -76,12 +73,12 @@ def _body(sc: dict[str, Any], train: dict[str, Any], data_card: str) -> str:
         "- Other languages or domains than the training data; texts much longer than the training maximum.",
         "- Any use where the failed gates below matter, until they pass.",
     ])
-    rows = train.get("train_rows")
-    priv = train.get("privacy") or {}
+    priv = (train.privacy if train else None) or {}
+    best = (train.best_metric if train else None) or {}
     tl = [f"- Base model: `{sc['model']['base_model'].get('id')}` (weights sha256 "
           f"`{str(sc['model']['base_model'].get('weights_sha256') or 'n/a')[:16]}…`)",
-          f"- Method: {train.get('method')}; {rows} training rows; {train.get('epochs_run')} epochs; best "
-          f"validation {(train.get('best_metric') or {}).get('name')} = {fmt((train.get('best_metric') or {}).get('value'))}",
+          f"- Method: {train.method if train else None}; {train.train_rows if train else None} training rows; "
+          f"{train.epochs_run if train else None} epochs; best validation {best.get('name')} = {fmt(best.get('value'))}",
           f"- Differential privacy: ε = {priv.get('epsilon')}, δ = {priv.get('delta')}" if priv.get("enabled")
           else "- Differential privacy: not used"]
     if data_card:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from steward.config.models import GateSettings
+from steward.evaluate.config import GateSettings
 
 # gate -> (probe, figure, comparison). NER's F1 is the entity F1.
 GATES: dict[str, tuple[str, str, str]] = {

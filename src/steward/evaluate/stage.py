@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from steward.atomic import atomic_dir
-from steward.config.loader import config_digest
-from steward.config.models import RunConfig
+from steward.config_base import config_digest
 from steward.errors import ConfigError, EvaluateStageError, GateFailed
+from steward.evaluate.config import EvaluateRun
 from steward.evaluate.gates import GateResult, judge
 from steward.evaluate.probes import PROBES, EvalContext, ProbeResult
 from steward.evaluate.scorecard import composite
@@ -24,7 +24,7 @@ from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.progress import progress_bar
 from steward.provenance import stamp
-from steward.records import Scorecard, TrainManifest
+from steward.records import DataManifest, Scorecard, TrainManifest
 from steward.types import ArtifactRef
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class EvaluateResult:
                              failed=[g.gate for g in self.failed])
 
 
-def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
+def run(cfg: EvaluateRun, *, progress: bool = False) -> EvaluateResult:
     """Score ``RUN_DIR/train/model`` on ``RUN_DIR/data/<split>.parquet``; write ``RUN_DIR/evaluate/``."""
     run_dir = Path(cfg.run_dir)
     started_at = now_iso()
@@ -69,14 +69,14 @@ def run(cfg: RunConfig, *, progress: bool = False) -> EvaluateResult:
     return EvaluateResult(scorecard, result.gates, out_dir)
 
 
-def score(cfg: RunConfig, predictor: Any, model_dir: Path, *, progress: bool = False,
+def score(cfg: EvaluateRun, predictor: Any, model_dir: Path, *, progress: bool = False,
           description: str = "evaluate") -> EvaluateResult:
     """The same scorecard and gates for another predictor of this run's task (a compressed candidate):
     same split, rows, seeds and probes. Writes nothing."""
     return _score(cfg, predictor=predictor, model_dir=model_dir, progress=progress, description=description)[0]
 
 
-def _score(cfg: RunConfig, *, predictor: Any = None, model_dir: Path | None = None, progress: bool = False,
+def _score(cfg: EvaluateRun, *, predictor: Any = None, model_dir: Path | None = None, progress: bool = False,
            description: str = "evaluate") -> tuple[EvaluateResult, list[ArtifactRef]]:
     try:
         import torch
@@ -111,10 +111,10 @@ def _score(cfg: RunConfig, *, predictor: Any = None, model_dir: Path | None = No
     total = time.perf_counter() - t0
     scorecard: dict[str, Any] = {
         "task": ctx.task, "labels": ctx.labels, "split": ecfg.split, "rows": len(ctx.texts or ctx.tokens),
-        "model": {"path": str(ctx.model_dir), "base_model": train_manifest["base_model"],
-                  "method": train_manifest.get("method"),
-                  "weights_sha256": train_manifest.get("model_weights_sha256", {}) if predictor is None else None},
-        "data": {"split_sha256": inputs[0].sha256, "data_config_digest": data_manifest.get("config_digest")},
+        "model": {"path": str(ctx.model_dir), "base_model": train_manifest.base_model,
+                  "method": train_manifest.method,
+                  "weights_sha256": train_manifest.model_weights_sha256 if predictor is None else None},
+        "data": {"split_sha256": inputs[0].sha256, "data_config_digest": data_manifest.config_digest},
         "sensitive_columns": ctx.sensitive_columns,
         "probes": results,
         "gates": [g.to_dict() for g in gates],
@@ -128,31 +128,29 @@ def _score(cfg: RunConfig, *, predictor: Any = None, model_dir: Path | None = No
     return EvaluateResult(scorecard, gates), inputs
 
 
-def _manifests(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _manifests(run_dir: Path) -> tuple[TrainManifest, DataManifest]:
     tm, dm = run_dir / "train" / "manifest.json", run_dir / "data" / "manifest.json"
     if not tm.is_file():
         raise EvaluateStageError(f"no trained model in {run_dir / 'train'}; run `steward train` for this run first")
     if not dm.is_file():
         raise EvaluateStageError(f"no data-stage outputs in {run_dir / 'data'}; run `steward data` first")
-    train_manifest = TrainManifest.read(tm).to_dict()
-    train_manifest["_dir"] = str(tm.parent)
-    return train_manifest, json.loads(dm.read_text())
+    return TrainManifest.read(tm), DataManifest.read(dm)
 
 
-def _load_split(run_dir: Path, data_manifest: dict[str, Any], split: str) -> tuple[pd.DataFrame, ArtifactRef]:
-    ref = data_manifest["splits"].get(split)
-    path = run_dir / ref["path"] if ref else None
+def _load_split(run_dir: Path, data_manifest: DataManifest, split: str) -> tuple[pd.DataFrame, ArtifactRef]:
+    ref = data_manifest.split(split)
+    path = run_dir / ref.path if ref else None
     if ref is None or path is None or not path.is_file():
         raise EvaluateStageError(f"evaluate.split: got {split!r}: the data stage wrote no {split} split. Set "
                                  f"data.split.{split} > 0 and rerun `steward data`, or evaluate on the other split")
     digest = sha256_file(path)
-    if digest != ref["sha256"]:
-        raise EvaluateStageError(f"{ref['path']} changed since the data stage wrote it (sha256 mismatch); rerun "
+    if digest != ref.sha256:
+        raise EvaluateStageError(f"{ref.path} changed since the data stage wrote it (sha256 mismatch); rerun "
                                  f"`steward data` or run `steward ledger verify` to see what happened")
     return pd.read_parquet(path), artifact(path, run_dir, split, sha256=digest)
 
 
-def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, Any], given: Any = None,
+def _context(run_dir: Path, cfg: EvaluateRun, tm: TrainManifest, dm: DataManifest, given: Any = None,
              given_dir: Path | None = None) -> tuple[EvalContext, list[ArtifactRef]]:
     from steward.inference import TorchClassifier, TorchTagger
 
@@ -163,18 +161,18 @@ def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, An
     if ecfg.max_rows is not None and len(frame) > ecfg.max_rows:
         frame = frame.sample(n=ecfg.max_rows, random_state=ecfg.seed)
     frame = frame.reset_index(drop=True)
-    columns = list(ecfg.sensitive_columns) if ecfg.sensitive_columns is not None else list(dm.get("group_columns", []))
+    columns = list(ecfg.sensitive_columns) if ecfg.sensitive_columns is not None else list(dm.group_columns)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(f"evaluate.sensitive_columns: got {missing}: not columns of the {ecfg.split} split "
                           f"(its columns: {sorted(frame.columns)}). Fix: name columns the data stage kept "
                           f"(data.input.group_columns)")
-    model_dir = given_dir if given_dir is not None else Path(tm["_dir"]) / "model"
-    hashes = tm.get("model_weights_sha256")
-    labels = list(tm["labels"])
+    model_dir = given_dir if given_dir is not None else run_dir / "train" / "model"
+    hashes = tm.model_weights_sha256 or None
+    labels = list(tm.labels)
     inputs = [ref] + ([artifact(w, run_dir, "model") for w in sorted(model_dir.glob("*.safetensors"))]
                       if given is None else [])
-    if tm["task"] == "ner":
+    if tm.task == "ner":
         tagger = TorchTagger.load(model_dir, expected_hashes=hashes, max_length=ecfg.max_length)
         ctx = EvalContext(predictor=tagger, task="ner", labels=labels, texts=[], y=np.zeros(0, dtype=int),  # type: ignore[arg-type]
                           frame=frame, sensitive_columns=[], cfg=ecfg, train_manifest=tm, model_dir=model_dir,
@@ -185,10 +183,10 @@ def _context(run_dir: Path, cfg: RunConfig, tm: dict[str, Any], dm: dict[str, An
     if clf.labels != labels:
         raise EvaluateStageError(f"the model's labels {clf.labels} differ from the train manifest's {labels}; "
                                  f"the model folder was replaced — rerun `steward train`")
-    task = "multilabel" if tm.get("multi_label") else "classification"
+    task = "multilabel" if tm.multi_label else "classification"
     index = {lbl: i for i, lbl in enumerate(labels)}
     if task == "multilabel":
-        sep = (tm.get("hyperparameters") or {}).get("multi_label_separator") or "|"
+        sep = tm.hyperparameters.get("multi_label_separator") or "|"
         y = np.array([[int(lbl in {p.strip() for p in str(v).split(sep)}) for lbl in labels] for v in frame["label"]])
     else:
         y = np.array([index.get(str(v), -1) for v in frame["label"]])
@@ -233,7 +231,7 @@ def _track(run_dir: Path, scorecard: dict[str, Any]) -> None:
         log.warning("MLflow: evaluate metrics not tracked (%s)", exc)
 
 
-def _write(run_dir: Path, cfg: RunConfig, scorecard: dict[str, Any]) -> Path:
+def _write(run_dir: Path, cfg: EvaluateRun, scorecard: dict[str, Any]) -> Path:
     with atomic_dir(run_dir / STAGE) as gen:
         Scorecard.model_validate(scorecard).write(gen / "scorecard.json")
         if cfg.evaluate.report:

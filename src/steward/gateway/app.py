@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from steward.config.models import RunConfig
+from steward.gateway.config import GatewayRun
 
 log = logging.getLogger("steward.gateway")
 
@@ -35,14 +35,14 @@ def _identity() -> Any:
 def _chains(gcfg: Any, system: str, canary: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per key role, its guard settings and its (input, output) chains; roles with the same settings share
     one pair of chains. Guard models load now, not on a request."""
-    from steward.gateway.guards import OutputGuardContext, build
+    from steward.gateway.guards import OutputGuardContext, build, guards_for
     from steward.service.guards import GuardContext
     from steward.service.keys import ROLES
 
     built: dict[str, tuple[list[Any], list[Any]]] = {}
     settings, chains = {}, {}
     for role in ROLES:
-        settings[role] = gcfg.guards_for(role)
+        settings[role] = guards_for(gcfg, role)
         fingerprint = settings[role].model_dump_json()
         if fingerprint not in built:
             built[fingerprint] = build(settings[role], gcfg.max_message_chars, OutputGuardContext(system, canary))
@@ -52,7 +52,7 @@ def _chains(gcfg: Any, system: str, canary: str | None) -> tuple[dict[str, Any],
     return settings, chains
 
 
-async def load_state(cfg: RunConfig, backend: Any = None) -> Any:
+async def load_state(cfg: GatewayRun, backend: Any = None) -> Any:
     """Open the service core, load the model (unless ``backend`` is given) and build the guard chains."""
     from steward.gateway import metrics as metrics_mod
     from steward.gateway.backends import BACKENDS
@@ -81,7 +81,7 @@ async def load_state(cfg: RunConfig, backend: Any = None) -> Any:
                         model_name=gcfg.model_name or be.model_id)
 
 
-def create_app(cfg: RunConfig, backend: Any = None) -> Any:
+def create_app(cfg: GatewayRun, backend: Any = None) -> Any:
     """Build the app. The model (unless ``backend`` is given), database and guards load at start-up."""
     from steward import __version__
     from steward.gateway.routes import register_routes

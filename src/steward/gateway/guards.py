@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from steward.config.models import ChatGuardSettings
+from steward.gateway.config import ChatGuardSettings, GatewayConfig
 from steward.registry import Registry
 from steward.service.guards import INPUT_GUARDS, Guard, GuardContext, GuardResult
 from steward.service.guards.input import TopicGuard
@@ -88,7 +88,7 @@ class OutputPIIGuard:
     name = "pii"
 
     def __init__(self, action: str, ner: bool) -> None:
-        from steward.config.models import PIIConfig
+        from steward.data.config import PIIConfig
         from steward.data.pii.engine import PIIEngine
 
         self.action = action
@@ -147,6 +147,15 @@ def _pii(cfg: ChatGuardSettings, octx: OutputGuardContext) -> OutputPIIGuard:
 @CHAT_OUTPUT_GUARDS.register("blocked_topics")
 def _topics(cfg: ChatGuardSettings, octx: OutputGuardContext) -> OutputTopicGuard:
     return OutputTopicGuard(cfg.blocked_topics)
+
+
+def guards_for(cfg: GatewayConfig, role: str) -> ChatGuardSettings:
+    """The guard settings a key of this role gets: ``cfg.guards`` with the role's policy applied (the config
+    checked at load that every policy applies)."""
+    override = cfg.policies.get(role)  # type: ignore[call-overload]
+    if not override:
+        return cfg.guards
+    return ChatGuardSettings.model_validate({**cfg.guards.model_dump(), **override})
 
 
 def build(cfg: ChatGuardSettings, max_chars: int, octx: OutputGuardContext) -> tuple[list[Guard], list[Guard]]:

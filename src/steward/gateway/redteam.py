@@ -208,7 +208,7 @@ class Judge:
     """Decides from the answer alone whether an attack reached its goal."""
 
     def __init__(self, system_prompt: str | None, toxicity_threshold: float, overlap: float = 0.3) -> None:
-        from steward.config.models import PIIConfig
+        from steward.data.config import PIIConfig
         from steward.data.pii.engine import PIIEngine
 
         self.system_prompt = system_prompt

@@ -13,16 +13,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
-from steward.config.models import RunConfig
 from steward.gateway import turn as turns
 from steward.gateway.backends import BackendError, Generation
+from steward.gateway.config import GatewayRun
 from steward.gateway.schemas import ChatCompletionRequest
 from steward.gateway.state import GatewayState, Turn
 from steward.service.errors import Live, ServiceError
 from steward.service.guards import GuardContext
 
 
-def register_routes(app: FastAPI, live: Live[GatewayState], cfg: RunConfig) -> None:
+def register_routes(app: FastAPI, live: Live[GatewayState], cfg: GatewayRun) -> None:
     st = live.get  # the loaded state; 503 before the lifespan has set it
     gcfg = cfg.gateway
 

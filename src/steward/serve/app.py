@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from steward.config.models import RunConfig
+from steward.serve.config import ServeRun
 
 API_KEY_HEADER = "X-API-Key"
 log = logging.getLogger("steward.serve")
@@ -49,7 +49,7 @@ def _batcher(scfg: Any, served: Any, embed: bool) -> Any:
                    threads_alone=threads or 1)
 
 
-async def load_state(cfg: RunConfig) -> Any:
+async def load_state(cfg: ServeRun) -> Any:
     """Load the model, open the service core and start the background tasks. A start-up that fails half-way
     stops what it started (no writer task or open database is left behind)."""
     from steward.compress.release import load
@@ -87,7 +87,7 @@ async def load_state(cfg: RunConfig) -> Any:
                       batcher=batcher, monitor=monitor, checker=checker)
 
 
-def create_app(cfg: RunConfig) -> Any:
+def create_app(cfg: ServeRun) -> Any:
     """Build the app. The model, database and guards load at start-up (FastAPI lifespan)."""
     from steward import __version__
     from steward.serve.routes import register_routes

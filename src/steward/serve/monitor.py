@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from steward.config.models import DriftSettings
 from steward.records import Scorecard
+from steward.serve.config import DriftSettings
 from steward.service.worker import BackgroundTask
 
 log = logging.getLogger("steward.serve.drift")

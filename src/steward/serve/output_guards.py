@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from steward.config.models import GuardSettings
 from steward.registry import Registry
+from steward.serve.config import GuardSettings
 from steward.service.guards import Guard, GuardContext, GuardResult, build_inputs
 from steward.service.guards.input import PIIGuard
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from steward.config.models import RunConfig
+from steward.records import TrainManifest
+from steward.serve.config import ServeRun
 
 
 def collect(log: Any) -> list[dict[str, Any]]:
@@ -48,9 +49,9 @@ def resolve(log: Any) -> tuple[list[dict[str, Any]], int]:
     return cases, disputed
 
 
-def reaudit(cfg: RunConfig) -> dict[str, Any]:
+def reaudit(cfg: ServeRun) -> dict[str, Any]:
     from steward.atomic import write_json
-    from steward.config.loader import config_digest
+    from steward.config_base import config_digest
     from steward.evaluate.gates import judge
     from steward.evaluate.metrics import (
         accuracy,
@@ -65,7 +66,7 @@ def reaudit(cfg: RunConfig) -> dict[str, Any]:
     started, t0 = now_iso(), time.perf_counter()
     log = AuditLog(database_url(cfg.serve.database_url, run_dir))
     cases, disputed = resolve(log)
-    labels = json.loads((run_dir / "train" / "manifest.json").read_text())["labels"]
+    labels = TrainManifest.read(run_dir / "train" / "manifest.json").labels
     index = {lbl: i for i, lbl in enumerate(labels)}
     cases = [c for c in cases if c["label"] in index and c["predicted"] in index]
     ecfg = cfg.evaluate

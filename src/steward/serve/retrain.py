@@ -9,17 +9,26 @@ Its ledger starts with a ``retrain_data`` event naming the parent run, its ledge
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self
 
 import pandas as pd
 
-from steward.config.models import RunConfig
 from steward.errors import ConfigError
+from steward.records import DataManifest, TrainManifest
+from steward.serve.config import ServeRun
+from steward.train.config import TrainRun
+
+
+class RetrainRun(TrainRun, ServeRun, Protocol):
+    """What retraining reads of a run's config: the train, evaluate and serve sections, and a copy of it for
+    the new run folder (:class:`steward.config.RunConfig` is one)."""
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self: ...
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,11 @@ class RetrainResult:
 
 def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: dict[str, str]) -> int:
     """Write ``child/data`` = the parent's splits with the feedback cases appended to train; return how many."""
-    from steward.atomic import atomic_dir, write_json
+    from steward.atomic import atomic_dir
     from steward.hashing import sha256_file
 
     src = (parent / "data").resolve()
-    manifest = json.loads((src / "manifest.json").read_text())
+    manifest = DataManifest.read(src / "manifest.json")
     train = pd.read_parquet(src / "train.parquet")
     rows = []
     next_id = int(train["row_id"].max()) + 1 if "row_id" in train and len(train) else 0
@@ -49,7 +58,7 @@ def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: di
         row.update({"text": text, "label": c["label"], "sample_weight": 1.0, "split": "train"})
         if "row_id" in train:
             row["row_id"] = next_id + k
-        for col in manifest.get("group_columns", []):
+        for col in manifest.group_columns:
             if col in c["groups"]:
                 row[col] = c["groups"][col]
         rows.append(row)
@@ -60,15 +69,14 @@ def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: di
             if (src / name).exists():
                 shutil.copy2(src / name, gen / name)
         merged.to_parquet(gen / "train.parquet", index=False)
-        for ref in manifest["splits"].values():
-            ref["sha256"] = sha256_file(gen / Path(ref["path"]).name)
-        manifest["rows"]["train"] = len(merged)
-        manifest["feedback_rows"] = len(rows)
-        write_json(gen / "manifest.json", manifest)
+        splits = {name: ref.model_copy(update={"sha256": sha256_file(gen / Path(ref.path).name)})
+                  for name, ref in manifest.splits.items()}
+        manifest.model_copy(update={"splits": splits, "rows": {**manifest.rows, "train": len(merged)},
+                                    "feedback_rows": len(rows)}).write(gen / "manifest.json")
     return len(rows)
 
 
-def retrain(cfg: RunConfig, new_run_dir: Path, *, progress: bool = False) -> RetrainResult:
+def retrain(cfg: RetrainRun, new_run_dir: Path, *, progress: bool = False) -> RetrainResult:
     from steward.evaluate import run as run_eval
     from steward.ledger.store import Ledger, artifact, now_iso
     from steward.serve.reaudit import resolve
@@ -82,7 +90,7 @@ def retrain(cfg: RunConfig, new_run_dir: Path, *, progress: bool = False) -> Ret
     if (new_run_dir / "ledger.jsonl").exists():
         raise ConfigError(f"--new-run-dir: got {new_run_dir}, which already holds a run. Fix: name an empty folder")
     log = AuditLog(database_url(cfg.serve.database_url, parent))
-    labels = set(json.loads((parent / "train" / "manifest.json").read_text())["labels"])
+    labels = set(TrainManifest.read(parent / "train" / "manifest.json").labels)
     accepted, disputed = resolve(log)  # only accepted feedback; disputed cases are left out
     cases = [c for c in accepted if c["label"] in labels]
     texts = {}

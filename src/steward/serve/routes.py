@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from steward.config.models import RunConfig
 from steward.serve import decide
+from steward.serve.config import ServeRun
 from steward.serve.facts import model_entry
 from steward.serve.feedback import record_feedback
 from steward.serve.metrics import publish_drift
@@ -27,7 +27,7 @@ from steward.service.guards.detector import card_section as guards_card
 from steward.service.keys import ApiKey
 
 
-def register_routes(app: FastAPI, live: Live[ServeState], cfg: RunConfig) -> None:
+def register_routes(app: FastAPI, live: Live[ServeState], cfg: ServeRun) -> None:
     st = live.get  # the loaded state; 503 before the lifespan has set it
     run_dir = Path(cfg.run_dir)
     max_batch = cfg.serve.max_batch_texts

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from steward.config.models import ServiceSettings
+from steward.service.config import ServiceSettings
 from steward.service.core import ServiceCore
 from steward.service.docs import mount_docs
 from steward.service.errors import Live, ServiceError

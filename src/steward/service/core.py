@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steward.config.models import ServiceSettings
 from steward.service.access import Access, client_address
 from steward.service.audit import AuditLog, check_at_start, database_url, keyed_hash
+from steward.service.config import ServiceSettings
 from steward.service.errors import ServiceError
 from steward.service.keys import ApiKey, KeyStore
 from steward.service.metrics import CoreMetrics

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from steward.config.models import TrainConfig
 from steward.errors import ConfigError
+from steward.train.config import TrainConfig
 
 _HEAD_NAMES = ("classifier", "score", "pre_classifier")
 

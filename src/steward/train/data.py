@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from steward.config.models import TrainConfig
 from steward.errors import ConfigError, TrainStageError
 from steward.hashing import sha256_file
+from steward.records import DataManifest
+from steward.train.config import TrainConfig
 
 IGNORE_INDEX = -100  # label for sub-word pieces and special tokens (ignored by the loss)
 
@@ -33,27 +33,29 @@ def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
     manifest_path = data_dir / "manifest.json"
     if not manifest_path.is_file():
         raise TrainStageError(f"no data-stage outputs in {data_dir}; run `steward data` for this run first")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = DataManifest.read(manifest_path)
     inputs: dict[str, tuple[Path, str]] = {}
     frames: dict[str, pd.DataFrame] = {}
     for split in ("train", "validation"):
-        ref = manifest["splits"][split]
-        path = run_dir / ref["path"]
+        ref = manifest.split(split)
+        if ref is None:
+            raise TrainStageError(f"{manifest_path} names no {split} split; rerun `steward data` for this run")
+        path = run_dir / ref.path
         digest = sha256_file(path)
-        if digest != ref["sha256"]:
-            raise TrainStageError(f"{ref['path']} changed since the data stage wrote it (sha256 mismatch); "
+        if digest != ref.sha256:
+            raise TrainStageError(f"{ref.path} changed since the data stage wrote it (sha256 mismatch); "
                                   f"rerun `steward data` or run `steward ledger verify` to see what happened")
         inputs[split] = (path, digest)
         frames[split] = pd.read_parquet(path)
-    task = manifest["task"]
+    task = manifest.task
     multi = cfg.multi_label_separator is not None and task != "ner"
     if task == "ner":
-        labels = sorted(set(manifest["labels"]) | {"O"}, key=lambda t: (t != "O", t[2:], t))
+        labels = sorted(set(manifest.labels) | {"O"}, key=lambda t: (t != "O", t[2:], t))
     elif multi:
         sep = cfg.multi_label_separator
-        labels = sorted({part.strip() for lbl in manifest["labels"] for part in lbl.split(sep) if part.strip()})
+        labels = sorted({part.strip() for lbl in manifest.labels for part in lbl.split(sep) if part.strip()})
     else:
-        labels = list(manifest["labels"])
+        labels = list(manifest.labels)
     if cfg.labels is not None:
         declared = sorted(cfg.labels) if task != "ner" else sorted(set(cfg.labels) | {"O"})
         if declared != sorted(labels):

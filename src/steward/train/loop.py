@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from steward.config.loader import config_digest
-from steward.config.models import TrainConfig
+from steward.config_base import config_digest
 from steward.errors import ConfigError, TrainStageError
 from steward.metrics import classification_metrics, multilabel_metrics, ner_metrics
 from steward.progress import progress_bar
 from steward.tracking import Tracker
 from steward.train import checkpoint
+from steward.train.config import TrainConfig
 from steward.train.data import IGNORE_INDEX, TrainData, collate
 
 StepCallback = Callable[[int, float], None]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from steward.config.models import PrivacySettings
 from steward.errors import ConfigError, PrivacyBudgetExceeded
+from steward.train.config import PrivacySettings
 
 
 @dataclass

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.atomic import atomic_dir, write_json
-from steward.config.loader import config_digest
-from steward.config.models import RunConfig
+from steward.config_base import config_digest
 from steward.hashing import sha256_file
 from steward.ledger.store import Ledger, artifact, now_iso
 from steward.provenance import stamp
@@ -17,6 +16,7 @@ from steward.records import TrainManifest
 from steward.tracking import Tracker, flatten
 from steward.train import adapters, models
 from steward.train.augment import augment
+from steward.train.config import TrainRun
 from steward.train.data import encode, load_data_stage
 from steward.train.loop import StepCallback, run_loop
 
@@ -30,7 +30,7 @@ class TrainResult:
     out_dir: Path
 
 
-def run(cfg: RunConfig, *, resume: bool = False, progress: bool = False, on_step: StepCallback | None = None
+def run(cfg: TrainRun, *, resume: bool = False, progress: bool = False, on_step: StepCallback | None = None
         ) -> TrainResult:
     """Fine-tune ``cfg.train.model`` on ``RUN_DIR/data``; write ``RUN_DIR/train/``; append a ledger event.
 

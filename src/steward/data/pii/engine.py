@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from steward.config.models import PIIConfig
+from steward.data.config import PIIConfig
 from steward.data.pii import names
 from steward.data.pii.name_filter import drop_towns_after_addresses, load_word_lists, name_spans
 from steward.data.pii.recognizers import RECOGNIZERS, PatternRecognizer

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from steward.config.models import PIIConfig
+from steward.data.config import PIIConfig
 from steward.registry import Registry
 from steward.types import Finding
 

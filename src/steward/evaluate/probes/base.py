@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from steward.config.models import EvaluateConfig
+from steward.evaluate.config import EvaluateConfig
 from steward.inference import Predictor
+from steward.records import TrainManifest
 from steward.registry import Registry
 
 
@@ -70,7 +71,7 @@ class EvalContext:
     cfg: EvaluateConfig
     train_texts: list[str] = field(default_factory=list)
     train_y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
-    train_manifest: dict[str, Any] = field(default_factory=dict)
+    train_manifest: TrainManifest | None = None  # None: a predictor evaluated without its training record
     model_dir: Path | None = None
     tokens: list[list[str]] = field(default_factory=list)  # NER rows
     tags: list[list[str]] = field(default_factory=list)

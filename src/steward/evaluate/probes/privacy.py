@@ -38,7 +38,7 @@ def privacy(ctx: EvalContext) -> ProbeResult:
         return membership_auc(ll[yy == 1], ll[yy == 0])
 
     ci = bootstrap_ci(auc_of, y, loss, n=ctx.cfg.bootstrap, confidence=ctx.cfg.confidence, random_state=ctx.cfg.seed)
-    dp = ctx.train_manifest.get("privacy") or {}
+    dp = (ctx.train_manifest.privacy if ctx.train_manifest else None) or {}
     figures = {"mia_auc": Figure(auc, "AUC", ci, False, "0.5 = attacker cannot tell members from non-members")}
     if dp.get("enabled"):
         figures["dp_epsilon"] = Figure(dp.get("epsilon"), "ε", None, False, f"δ = {dp.get('delta')}")

@@ -20,7 +20,7 @@ def resources(ctx: EvalContext) -> ProbeResult:
     details: dict[str, object] = {}
     if model is not None:
         figures["parameters"] = Figure(float(sum(p.numel() for p in model.parameters())), "count")
-    trainable = (ctx.train_manifest.get("parameters") or {}).get("trainable")
+    trainable = ((ctx.train_manifest.parameters if ctx.train_manifest else None) or {}).get("trainable")
     if trainable is not None:
         figures["trainable_parameters"] = Figure(float(trainable), "count", note="during training")
     if ctx.model_dir is not None:

@@ -18,14 +18,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from steward.cache import build_once, cache_root, read_or_build
+from steward.config_base import StageConfig
+from steward.data.config import DataConfig
 from steward.errors import ConfigError, DetectorError
+from steward.evaluate.config import EvaluateConfig
 from steward.hashing import digest, sha256_file
 from steward.records import TrainManifest
+from steward.train.config import TrainConfig
 
 RECORD = "detector.json"
 RECIPE_VERSION = 3
-# The recipe: data, train and evaluate sections of a RunConfig, the hard negatives per language, and the
+# The recipe: data, train and evaluate sections of a run's config, the hard negatives per language, and the
 # operating point. Part of the cache key, so editing it here (or passing another) builds a new detector rather
 # than reusing an old one. The operating point is the classifier probability that counts as risk 0.5 (the
 # guard's default block threshold). 0.5: in 5-fold cross-validation on the labelled set (bench/bench_injection.py
@@ -106,13 +112,25 @@ def folder_for(root: Path, key: str) -> Path:
     return root / f"injection-detector-{key[:16]}"
 
 
-def _run_config(run_dir: Path, raw: Path, recipe: dict[str, Any]) -> Any:
-    from steward.config import parse_config
+class DetectorRun(StageConfig):
+    """The detector's run: the three stage sections it is built through (data, train, evaluate). Enough for
+    each stage, which reads only its own section and the run folder."""
 
+    run_dir: Path
+    data: DataConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+
+
+def _run_config(run_dir: Path, raw: Path, recipe: dict[str, Any]) -> DetectorRun:
     data = json.loads(json.dumps(recipe["data"]))
     data["input"] = {**data.get("input", {}), "path": str(raw)}
-    return parse_config({"run_dir": str(run_dir), "data": data, "train": recipe["train"],
-                         "evaluate": recipe["evaluate"]})
+    try:
+        return DetectorRun.model_validate({"run_dir": str(run_dir), "data": data, "train": recipe["train"],
+                                           "evaluate": recipe["evaluate"]})
+    except ValidationError as exc:
+        raise ConfigError(f"the injection detector's recipe is not a valid config: {exc}. Fix: use the fields of "
+                          f"the data, train and evaluate sections of steward.yaml") from exc
 
 
 def _test_rates(run_dir: Path, threshold: float) -> dict[str, Any]:

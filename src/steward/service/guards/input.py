@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from steward.canonical import key_pattern, match_key
-from steward.config.models import GuardSettings
 from steward.errors import ConfigError
+from steward.service.config import InputGuardSettings
 from steward.service.guards.base import INPUT_GUARDS, UNICODE, GuardContext, GuardResult, UnicodeGuard
 
 # Instruction-smuggling patterns with the risk each adds. Data, not code: extend the list to extend the guard.
@@ -71,7 +71,7 @@ class PIIGuard:
     name = "pii"
 
     def __init__(self, action: str, ner: bool) -> None:
-        from steward.config.models import PIIConfig
+        from steward.data.config import PIIConfig
         from steward.data.pii.engine import PIIEngine
         from steward.data.pii.operators import OperatorContext, PIIKey
 
@@ -224,30 +224,30 @@ class TopicGuard:
 
 
 @INPUT_GUARDS.register("size")
-def _size(cfg: GuardSettings, max_chars: int) -> SizeGuard:
+def _size(cfg: InputGuardSettings, max_chars: int) -> SizeGuard:
     return SizeGuard(max_chars)
 
 
 @INPUT_GUARDS.register("unicode")
-def _unicode(cfg: GuardSettings, max_chars: int) -> UnicodeGuard:
+def _unicode(cfg: InputGuardSettings, max_chars: int) -> UnicodeGuard:
     return UNICODE
 
 
 @INPUT_GUARDS.register("pii")
-def _pii(cfg: GuardSettings, max_chars: int) -> PIIGuard:
+def _pii(cfg: InputGuardSettings, max_chars: int) -> PIIGuard:
     return PIIGuard(cfg.pii_action, cfg.pii_ner)
 
 
 @INPUT_GUARDS.register("injection")
-def _injection(cfg: GuardSettings, max_chars: int) -> InjectionGuard:
+def _injection(cfg: InputGuardSettings, max_chars: int) -> InjectionGuard:
     return InjectionGuard(cfg.injection_threshold, cfg.injection_model)
 
 
 @INPUT_GUARDS.register("toxicity")
-def _toxicity(cfg: GuardSettings, max_chars: int) -> ToxicityGuard:
+def _toxicity(cfg: InputGuardSettings, max_chars: int) -> ToxicityGuard:
     return ToxicityGuard(cfg.toxicity_threshold)
 
 
 @INPUT_GUARDS.register("blocked_topics")
-def _topics(cfg: GuardSettings, max_chars: int) -> TopicGuard:
+def _topics(cfg: InputGuardSettings, max_chars: int) -> TopicGuard:
     return TopicGuard(cfg.blocked_topics)

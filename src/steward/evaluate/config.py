@@ -1,0 +1,121 @@
+"""The evaluate stage's config: the probes of the scorecard, their settings and the release gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol, get_args
+
+from pydantic import Field
+
+from steward.config_base import StageConfig
+
+ProbeName = Literal["performance", "fairness", "counterfactual", "robustness", "calibration", "explainability",
+                    "privacy", "resources"]
+PROBE_NAMES: tuple[str, ...] = get_args(ProbeName)
+
+
+class GateSettings(StageConfig):
+    """Release bars, judged one by one (never through the composite). ``null`` leaves a figure ungated."""
+
+    min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    min_f1: float | None = Field(None, ge=0.0, le=1.0)  # macro F1; entity F1 for NER
+    # On by default: the F1 interval's lower end must lie above the majority-class baseline's F1 by more than
+    # this, so a model no better than always answering the most frequent class never passes unnoticed.
+    min_f1_lift: float | None = Field(0.0, ge=-1.0, le=1.0)
+    max_dp_difference: float | None = Field(None, ge=0.0, le=1.0)  # demographic parity, worst column
+    max_eo_difference: float | None = Field(None, ge=0.0, le=1.0)  # equalised odds, worst column
+    max_cf_flip_rate: float | None = Field(None, ge=0.0, le=1.0)  # counterfactual identity swaps
+    max_attack_success: float | None = Field(None, ge=0.0, le=1.0)  # worst attack
+    max_ece: float | None = Field(None, ge=0.0, le=1.0)
+    min_comprehensiveness: float | None = Field(None, ge=-1.0, le=1.0)
+    max_mia_auc: float | None = Field(None, ge=0.0, le=1.0)
+    max_canary_exposure: float | None = Field(None, ge=0.0)  # bits; needs data.canaries
+    max_latency_ms_p95: float | None = Field(None, gt=0.0)  # batch 1
+
+
+class CounterfactualSettings(StageConfig):
+    # Pairs per category, swapped both ways; null: the built-in lexicon (gender, religion, nationality,
+    # race/ethnicity, age).
+    pairs: dict[str, list[tuple[str, str]]] | None = None
+    max_examples: int = Field(10, ge=0)
+
+
+class RobustnessSettings(StageConfig):
+    attacks: list[Literal["char", "word", "sentence"]] = Field(default_factory=lambda: ["char", "word", "sentence"])
+    max_rows: int = Field(200, ge=1)  # correctly classified test rows attacked
+    max_queries: int = Field(60, ge=1)  # model calls per row and attack
+    max_edits: float = Field(0.25, gt=0.0, le=1.0)  # at most this share of the words may change
+    max_examples: int = Field(5, ge=0)
+    # Attack the text the services pass to the model: its canonical form (steward.canonical), so a look-alike
+    # letter or an invisible character the guard chain undoes is no successful attack. false: the bare model.
+    as_served: bool = True
+
+
+class CalibrationSettings(StageConfig):
+    bins: int = Field(15, ge=2, le=100)
+    # The service abstains below this confidence; null: recommend the lowest threshold whose covered rows
+    # reach target_accuracy.
+    abstain_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    target_accuracy: float = Field(0.95, gt=0.0, le=1.0)
+
+
+class ExplainSettings(StageConfig):
+    methods: list[Literal["integrated_gradients", "occlusion"]] = Field(
+        default_factory=lambda: ["integrated_gradients", "occlusion"])
+    rows: int = Field(50, ge=1)  # test rows explained (faithfulness is averaged over them)
+    ig_steps: int = Field(32, ge=4, le=512)
+    top_k: float = Field(0.2, gt=0.0, lt=1.0)  # share of tokens deleted/kept for comprehensiveness/sufficiency
+    max_examples: int = Field(5, ge=0)
+
+
+class PrivacyProbeSettings(StageConfig):
+    rows: int = Field(1000, ge=20)  # members (train) and as many non-members (test)
+    canary_candidates: int = Field(1000, ge=10)  # random secrets each planted canary is ranked against
+
+
+class ResourceSettings(StageConfig):
+    latency_runs: int = Field(50, ge=5)
+    throughput_batch: int = Field(32, ge=1)
+
+
+class EvaluateConfig(StageConfig):
+    """The responsibility scorecard on held-out data, with release gates."""
+
+    split: Literal["test", "validation"] = "test"
+    max_rows: int | None = Field(1000, ge=1)  # evaluate on at most this many rows of the split (seeded sample)
+    probes: list[ProbeName] = Field(default_factory=lambda: list(PROBE_NAMES))
+    sensitive_columns: list[str] | None = None  # null: the data stage's group columns
+    min_group_size: int = Field(30, ge=1)  # smaller groups are named, not judged
+    # The outcome group fairness is judged on. null: "1"/"positive" if a label is named so; otherwise every
+    # label one-vs-rest, reporting the worst.
+    favourable_label: str | None = None
+    bootstrap: int = Field(1000, ge=0)  # resamples for confidence intervals; 0: none
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=8, le=4096)
+    threads: int | None = Field(None, ge=1)
+    counterfactual: CounterfactualSettings = Field(default_factory=CounterfactualSettings)
+    robustness: RobustnessSettings = Field(default_factory=RobustnessSettings)
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    explain: ExplainSettings = Field(default_factory=ExplainSettings)
+    privacy: PrivacyProbeSettings = Field(default_factory=PrivacyProbeSettings)
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    # The report and model card are written beside scorecard.json.
+    report: bool = True
+    model_card: bool = True
+    # Example texts in the report (attacks, counterfactuals, explanations) scoring at least this on the
+    # offline toxicity classifier are shown as "[hidden: …]"; null shows every text. scorecard.json keeps them.
+    report_hide_offensive: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class EvaluateRun(Protocol):
+    """What the evaluate stage reads of a run's config (its run folder and ``evaluate``); :class:`steward.config.RunConfig` is one. The
+    stage names only the sections it reads, so it never imports the config that composes every stage."""
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    @property
+    def evaluate(self) -> EvaluateConfig: ...
