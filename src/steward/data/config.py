@@ -201,8 +201,8 @@ class DataConfig(StageConfig):
 
 
 class DataRun(Protocol):
-    """What the data stage reads of a run's config (its run folder and ``data``); :class:`steward.config.RunConfig` is one. The
-    stage names only the sections it reads, so it never imports the config that composes every stage."""
+    """What the data stage reads of a run's config: its run folder and ``data`` (``RunConfig`` has them; a stage never imports
+    the config that composes every stage)."""
 
     @property
     def run_dir(self) -> Path: ...

@@ -111,8 +111,8 @@ class EvaluateConfig(StageConfig):
 
 
 class EvaluateRun(Protocol):
-    """What the evaluate stage reads of a run's config (its run folder and ``evaluate``); :class:`steward.config.RunConfig` is one. The
-    stage names only the sections it reads, so it never imports the config that composes every stage."""
+    """What the evaluate stage reads of a run's config: its run folder and ``evaluate`` (``RunConfig`` has them; a stage never imports
+    the config that composes every stage)."""
 
     @property
     def run_dir(self) -> Path: ...

@@ -93,8 +93,8 @@ class TrainConfig(StageConfig):
 
 
 class TrainRun(Protocol):
-    """What the train stage reads of a run's config (its run folder and ``train``); :class:`steward.config.RunConfig` is one. The
-    stage names only the sections it reads, so it never imports the config that composes every stage."""
+    """What the train stage reads of a run's config: its run folder and ``train`` (``RunConfig`` has them; a stage never imports
+    the config that composes every stage)."""
 
     @property
     def run_dir(self) -> Path: ...
