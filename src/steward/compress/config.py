@@ -53,8 +53,9 @@ class CompressConfig(StageConfig):
 
 
 class CompressRun(Protocol):
-    """What the compress stage reads of a run's config: its run folder, ``compress``, and ``evaluate`` to re-score (``RunConfig`` has them; a stage never imports
-    the config that composes every stage)."""
+    """What the compress stage reads of a run's config: its run folder, ``compress``, and ``evaluate`` to
+    re-score each candidate (``RunConfig`` has them; a stage never imports the config that composes every
+    stage)."""
 
     @property
     def run_dir(self) -> Path: ...
