@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from steward.records import Scorecard
 from steward.serve.batcher import Batcher
 from steward.serve.config import DriftSettings
 from steward.serve.monitor import DriftMonitor, mmd_test, psi
@@ -125,10 +126,10 @@ def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift() -> None:
     assert psi(ref, np.array([20, 30, 50])) > 0.2 > psi(ref, np.array([45, 33, 22]))
 
 
-def _scorecard() -> dict:  # type: ignore[type-arg]
+def _scorecard() -> Scorecard:
     bins = [{"lower": i / 10, "upper": (i + 1) / 10, "n": n} for i, n in enumerate([0, 0, 0, 0, 0, 5, 10, 15, 30, 40])]
-    return {"probes": {"performance": {"details": {"confusion_matrix": [[40, 10], [10, 40]]}},
-                       "calibration": {"details": {"bins": bins}}}}
+    return Scorecard.model_validate({"probes": {"performance": {"details": {"confusion_matrix": [[40, 10], [10, 40]]}},
+                                                "calibration": {"details": {"bins": bins}}}})
 
 
 def test_drift_alerts_when_live_traffic_leaves_the_evaluation_mix(caplog: pytest.LogCaptureFixture) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ class ServedModel:
     weights_sha256: dict[str, str]
     threshold: float
     threshold_source: str
-    manifest: dict[str, Any] = field(default_factory=dict)
-    scorecard: dict[str, Any] | None = None
+    manifest: TrainManifest
+    scorecard: Scorecard | None = None  # the scorecard that judged this model (None: never evaluated)
     model_dir: Path = Path()
 
     @property
@@ -91,5 +91,4 @@ def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, 
     else:
         threshold, source = 0.5, "default (no scorecard recommendation)"
     version = f"{run_dir.resolve().name}@{kind}{next(iter(hashes.values()), 'unhashed')[:12]}"
-    return ServedModel(clf, version, hashes, threshold, source, manifest.to_dict(),
-                       scorecard.to_dict() if scorecard is not None else None, model_dir)
+    return ServedModel(clf, version, hashes, threshold, source, manifest, scorecard, model_dir)

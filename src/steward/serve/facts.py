@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from steward.compress.release import ServedModel
+from steward.records import Scorecard, TrainManifest
 
-def public_base_model(manifest: dict[str, Any]) -> dict[str, Any] | None:
+
+def public_base_model(manifest: TrainManifest) -> dict[str, Any] | None:
     """The train manifest's base model as a caller may see it: a name and the weights' hash, never a path on
     the server (a local model folder is named by its last part; hub ids and the embedded default as they are)."""
-    base = manifest.get("base_model")
-    if not isinstance(base, dict):
+    base = manifest.base_model
+    if not base:
         return None
     model_id = str(base.get("id") or "")
     if Path(model_id).is_absolute() or model_id.startswith(("./", "../", "~")):
@@ -26,25 +29,25 @@ def public_inputs(inputs: dict[str, Any] | None) -> dict[str, Any] | None:
                 else v.get("path")} for k, v in inputs.items()}
 
 
-def scorecard_summary(sc: dict[str, Any] | None) -> dict[str, Any] | None:
+def scorecard_summary(sc: Scorecard | None) -> dict[str, Any] | None:
     """The scorecard's verdict, composite, gates and headline figures."""
-    if not sc:
+    if sc is None:
         return None
-    return {"passed": sc.get("passed"), "composite": (sc.get("composite") or {}).get("value"),
-            "gates": [{k: g[k] for k in ("gate", "measured", "threshold", "passed")} for g in sc.get("gates", [])],
-            "figures": {f"{p}.{k}": v.get("value") for p, d in sc.get("probes", {}).items()
+    return {"passed": sc.passed, "composite": (sc.composite or {}).get("value"),
+            "gates": [{k: g[k] for k in ("gate", "measured", "threshold", "passed")} for g in sc.gates],
+            "figures": {f"{p}.{k}": v.get("value") for p, d in sc.probes.items()
                         for k, v in (d.get("figures") or {}).items()}}
 
 
-def model_entry(served: Any, run_dir: Path, guards: list[dict[str, Any]]) -> dict[str, Any]:
+def model_entry(served: ServedModel, run_dir: Path, guards: list[dict[str, Any]]) -> dict[str, Any]:
     """One ``/v1/models`` entry: version, labels, hashes, threshold, privacy, scorecard, card, guard models."""
     card = run_dir / "evaluate" / "MODEL_CARD.md"
     return {
         "id": served.version, "labels": served.labels, "base_model": public_base_model(served.manifest),
-        "method": served.manifest.get("method"), "weights_sha256": served.weights_sha256,
+        "method": served.manifest.method, "weights_sha256": served.weights_sha256,
         "artifact": served.model_dir.relative_to(run_dir).as_posix()
         if served.model_dir.is_relative_to(run_dir) else served.model_dir.name,
-        "data_inputs": public_inputs(served.manifest.get("data_inputs")), "abstain_threshold": served.threshold,
-        "threshold_source": served.threshold_source, "privacy": served.manifest.get("privacy"),
+        "data_inputs": public_inputs(served.manifest.data_inputs), "abstain_threshold": served.threshold,
+        "threshold_source": served.threshold_source, "privacy": served.manifest.privacy,
         "scorecard": scorecard_summary(served.scorecard), "model_card": "/v1/models/card" if card.is_file() else None,
         "guards": guards}

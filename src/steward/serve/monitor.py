@@ -64,7 +64,7 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 class DriftMonitor:
-    def __init__(self, cfg: DriftSettings, labels: list[str], scorecard: dict[str, Any] | None,
+    def __init__(self, cfg: DriftSettings, labels: list[str], scorecard: Scorecard | None,
                  reference_lengths: list[int] | None = None, reference_embeddings: np.ndarray | None = None) -> None:
         self.cfg, self.labels = cfg, labels
         self.window: deque[tuple[int, float, int]] = deque(maxlen=cfg.window)
@@ -83,10 +83,9 @@ class DriftMonitor:
                 self.length_edges = edges
                 self.length_ref = np.histogram(reference_lengths, bins=edges)[0].astype(float)
 
-    def _reference(self, sc: dict[str, Any] | None) -> dict[str, Any] | None:
-        probes = (sc or {}).get("probes") or {}
-        perf = (probes.get("performance") or {}).get("details") or {}
-        cal = (probes.get("calibration") or {}).get("details") or {}
+    def _reference(self, sc: Scorecard | None) -> dict[str, Any] | None:
+        perf = sc.probe_details("performance") if sc is not None else {}
+        cal = sc.probe_details("calibration") if sc is not None else {}
         if not perf.get("confusion_matrix") or not cal.get("bins"):
             return None
         cm = np.asarray(perf["confusion_matrix"], float)

@@ -157,9 +157,9 @@ class InjectionGuard:
                        data_sha256=self.info.data_sha256, weights_sha256=self.info.weights_sha256,
                        training_rows=self.info.rows, scorecard=self.info.scorecard)
         elif self.detector is not None:
-            sc = self.detector.served.scorecard or {}
+            sc = self.detector.served.scorecard
             out.update(detector="run", name=self.detector.served.version, weights_sha256=self.detector.served
-                       .weights_sha256, scorecard={"gates_passed": sc.get("passed")})
+                       .weights_sha256, scorecard={"gates_passed": sc.passed if sc is not None else None})
         else:
             out.update(detector="patterns only", name="patterns")
         return out
