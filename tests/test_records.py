@@ -73,3 +73,13 @@ def test_a_record_that_is_not_json_says_so(tmp_path: Path) -> None:
     path.write_text('{"name": "onnx",')
     with pytest.raises(RunFolderError, match=r"not JSON.*steward compress"):
         ChosenArtifact.read(path)
+
+
+def test_a_scorecard_names_a_figure_or_says_it_was_not_measured() -> None:
+    scorecard = Scorecard.read(OLD_RUN / "evaluate" / "scorecard.json")
+    raw = json.loads((OLD_RUN / "evaluate" / "scorecard.json").read_text())
+    assert scorecard.figure("performance", "accuracy") == raw["probes"]["performance"]["figures"]["accuracy"]["value"]
+    assert scorecard.figure("performance", "no_such_figure") is None
+    assert scorecard.figure("no_such_probe", "accuracy") is None
+    unmeasured = Scorecard.model_validate({"probes": {"fairness": {"figures": {"dp_difference": {"value": None}}}}})
+    assert unmeasured.figure("fairness", "dp_difference") is None

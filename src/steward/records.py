@@ -115,6 +115,12 @@ class Scorecard(_Record):
         """A probe's ``details`` ({} when the probe did not run or wrote none)."""
         return (self.probes.get(probe) or {}).get("details") or {}
 
+    def figure(self, probe: str, name: str) -> float | None:
+        """A probe's headline figure (``figures.<name>.value``), or None when it was not measured."""
+        entry = ((self.probes.get(probe) or {}).get("figures") or {}).get(name) or {}
+        value = entry.get("value")
+        return None if value is None else float(value)
+
     def abstain_threshold(self) -> float | None:
         """The calibration probe's recommended abstention threshold, if it made one."""
         value = self.probe_details("calibration").get("abstain_threshold")

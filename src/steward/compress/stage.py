@@ -86,8 +86,9 @@ def _candidate(cfg: CompressRun, job: Job, method: str, out: Path, parent_hash: 
     predictor = artifact.load_predictor(out, max_length=ecfg.max_length, batch_size=ecfg.batch_size,
                                         threads=ccfg.threads)
     res = score(cfg, predictor, out, progress=progress, description=f"score {method}")
-    Scorecard.model_validate(res.scorecard).write(out / "scorecard.json")
-    return _entry(method, method, out, meta, res.scorecard, required, build_seconds, artifact.size_bytes(out))
+    scorecard = Scorecard.model_validate(res.scorecard)
+    scorecard.write(out / "scorecard.json")
+    return _entry(method, method, out, meta, scorecard, required, build_seconds, artifact.size_bytes(out))
 
 
 def _record(run_dir: Path, ccfg: Any, chosen: dict[str, Any], entries: list[dict[str, Any]], parent_hash: str,
@@ -135,7 +136,7 @@ def run(cfg: CompressRun, *, progress: bool = False) -> CompressResult:
     with atomic_dir(run_dir / STAGE) as gen:
         cand_root = gen / "candidates"
         cand_root.mkdir()
-        original = _rescore_original(cfg, parent, parent_dir, parent_sc.to_dict(), progress)
+        original = _rescore_original(cfg, parent, parent_dir, parent_sc, progress)
         entries = [_entry(ORIGINAL, "none", parent_dir, {"format": "hf"}, original, required, 0.0,
                           artifact.size_bytes(parent_dir))]
         entries += [_candidate(cfg, job, m, cand_root / m, parent_hash, required, progress) for m in ccfg.methods]
@@ -166,8 +167,8 @@ class _Rescore(NamedTuple):
     evaluate: EvaluateConfig
 
 
-def _rescore_original(cfg: CompressRun, parent: Any, parent_dir: Path, parent_sc: dict[str, Any],
-                      progress: bool) -> dict[str, Any]:
+def _rescore_original(cfg: CompressRun, parent: Any, parent_dir: Path, parent_sc: Scorecard,
+                      progress: bool) -> Scorecard:
     """The original's scorecard with its timing-sensitive figures (the resources probe) measured again now,
     beside the candidates; every other figure is deterministic and is taken from the evaluate stage."""
     from steward.evaluate.gates import judge
@@ -177,10 +178,10 @@ def _rescore_original(cfg: CompressRun, parent: Any, parent_dir: Path, parent_sc
         return parent_sc
     only = _Rescore(cfg.run_dir, cfg.evaluate.model_copy(update={"probes": ["resources"]}))
     fresh = score(only, parent, parent_dir, progress=progress, description="re-time original").scorecard
-    probes = {**parent_sc["probes"], "resources": fresh["probes"]["resources"]}
-    gates = judge(cfg.evaluate.gates, probes, parent_sc["task"])
-    return {**parent_sc, "probes": probes, "gates": [g.to_dict() for g in gates],
-            "passed": all(g.passed for g in gates)}
+    probes = {**parent_sc.probes, "resources": fresh["probes"]["resources"]}
+    gates = judge(cfg.evaluate.gates, probes, parent_sc.task)
+    return parent_sc.model_copy(update={"probes": probes, "gates": [g.to_dict() for g in gates],
+                                        "passed": all(g.passed for g in gates)})
 
 
 def _check_architecture(parent: Any, ccfg: Any) -> None:
@@ -207,21 +208,16 @@ def _training_rows(run_dir: Path, labels: list[str], max_rows: int | None, seed:
     return frame["text"].astype(str).tolist(), np.array([index[str(v)] for v in frame["label"]])
 
 
-def _figure(sc: dict[str, Any], probe: str, name: str) -> float | None:
-    v = (((sc.get("probes") or {}).get(probe) or {}).get("figures") or {}).get(name)
-    return None if not v or v.get("value") is None else float(v["value"])
-
-
-def _entry(name: str, method: str, path: Path, meta: dict[str, Any], sc: dict[str, Any], required: set[str],
+def _entry(name: str, method: str, path: Path, meta: dict[str, Any], sc: Scorecard, required: set[str],
            build_seconds: float, size: int) -> dict[str, Any]:
-    gates = {g["gate"]: g for g in sc.get("gates", [])}
+    gates = {g["gate"]: g for g in sc.gates}
     broken = [gates[g]["message"] if g in gates else f"{g}: not measured" for g in sorted(required)
               if not gates.get(g, {}).get("passed")]
     rel = "train/model" if name == ORIGINAL else f"{STAGE}/candidates/{path.name}"  # relative to RUN_DIR
     return {"name": name, "method": method, "path": rel, "format": meta.get("format"),
             "size_bytes": size, "build_seconds": round(build_seconds, 2),
-            **{k: _figure(sc, p, f) for k, (p, f) in FIGURES.items()},
-            "gates_passed": sc.get("passed"), "rejected": "; ".join(broken) or None,
+            **{k: sc.figure(p, f) for k, (p, f) in FIGURES.items()},
+            "gates_passed": sc.passed, "rejected": "; ".join(broken) or None,
             "details": {k: v for k, v in meta.items() if k not in ("config", "parent")}}
 
 
