@@ -4,7 +4,7 @@ service settings; and ``steward redteam``'s suites and gates."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, get_args
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
@@ -132,9 +132,7 @@ class RedTeamGates(StageConfig):
 class RedTeamConfig(StageConfig):
     """`steward redteam`: the built-in attack and benign suites against a gateway."""
 
-    categories: list[RedTeamCategory] = Field(default_factory=lambda: [
-        "instruction_override", "roleplay_jailbreak", "system_prompt_extraction", "pii_extraction",
-        "toxicity_elicitation", "obfuscation"])
+    categories: list[RedTeamCategory] = Field(default_factory=lambda: list(get_args(RedTeamCategory)))
     per_category: int | None = Field(None, ge=1)  # the first N attacks of each category; null: all
     benign: int | None = Field(None, ge=1)  # the first N benign prompts; null: all
     max_tokens: int = Field(48, ge=1)
