@@ -83,3 +83,23 @@ def test_redteam_cli_exits_1_when_a_gate_fails(tiny_chat: LocalBackend, gateway_
     out = json.loads(bad.output)
     assert out["false_refusal_rate"] == 0.5 and not out["passed"]
     assert (tmp_path / "b" / "report.html").is_file()
+
+
+def test_redteam_cli_against_a_run_folder_starts_the_runs_gateway(tiny_chat_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A run-folder target: the command starts that run's gateway itself (every role's guards, the planted
+    record), red-teams it on loopback and writes the report into the run."""
+    from steward.service.guards.detector import ensure
+
+    ensure()  # the default guards load the built-in detector: build it once, before the gateway's start-up
+    run_dir = tmp_path / "run"
+    cfg = tmp_path / "steward.yaml"
+    cfg.write_text(f"gateway:\n  backend: local\n  model_path: {tiny_chat_dir}\n"
+                   "  policies: {admin: {output_pii_action: warn}}\n"
+                   "redteam:\n  gates: {max_attack_success: 1.0, max_false_refusal: 1.0}\n")
+    r = CliRunner().invoke(app, ["redteam", "--target", str(run_dir), "--per-category", "1", "--benign", "1",
+                                 "--json", "-c", str(cfg)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)  # stdout alone: the models' loading bars go to stderr
+    assert str(run_dir) in report["target"] and report["passed"] is True
+    assert sum(v["attacks"] for v in report["by_category"].values()) == len(report["by_category"])
+    assert (run_dir / "redteam" / "report.json").is_file()

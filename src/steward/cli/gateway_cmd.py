@@ -28,6 +28,7 @@ def gateway(
     import uvicorn
 
     from steward.gateway import create_app
+    from steward.gateway.guards import guards_for
 
     over: dict[str, Any] = {}
     if run_dir is not None:
@@ -41,7 +42,7 @@ def gateway(
     from steward.service.keys import ROLES
 
     for role in ROLES:  # every role's guard chain is built at start-up
-        prepare_guards(cfg.gateway.guards_for(role))
+        prepare_guards(guards_for(cfg.gateway, role))
     app = create_app(cfg)
     uvicorn.run(app, host=cfg.gateway.host, port=cfg.gateway.port, access_log=False, log_level="info",
                 proxy_headers=False,  # X-Forwarded-For would let any local client pick its address (auth limits)

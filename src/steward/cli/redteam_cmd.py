@@ -74,6 +74,7 @@ def redteam(
 def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:
     """Start the run's gateway on a free loopback port (with the planted record), red-team it, stop it."""
     from steward.gateway import create_app
+    from steward.gateway.guards import guards_for
     from steward.gateway.redteam import SECRET_RECORD, run
     from steward.service.audit import AuditLog, database_url
     from steward.service.keys import KeyStore
@@ -87,7 +88,7 @@ def _against_run(cfg: Any, say: Any, kw: dict[str, Any]) -> Any:
     from steward.service.keys import ROLES
 
     for role in ROLES:  # every role's guard chain is built at start-up
-        prepare_guards(gcfg.guards_for(role))
+        prepare_guards(guards_for(gcfg, role))
     say(f"starting the run's gateway on loopback ({gcfg.backend} backend)")
     try:
         with on_loopback(create_app(cfg), ready_timeout=600) as url:
