@@ -101,14 +101,17 @@ def report(frame: pd.DataFrame, group_columns: list[str], cfg: BalanceConfig, ta
     if task == "ner":
         tags = pd.Series([t for tags in frame["tags"] for t in tags if t != "O"])
         out["entity_types"] = distribution(tags.str.split("-", n=1).str[1]) if not tags.empty else {}
+    elif task == "chat":
+        out["turns"] = distribution(pd.Series([len(m) for m in frame["messages"]]).astype(str) + " turns")
     else:
         out["labels"] = distribution(frame["label"])
     out["groups"] = {}
     for g in group_columns:
         dist = distribution(frame[g])
         dist["too_small_to_judge"] = sorted(k for k, v in dist["counts"].items() if v < cfg.min_group_size)
-        if task != "ner":
+        if task == "classification":
             dist["label_by_group"] = crosstab(frame, g)
         out["groups"][g] = dist
-    out["term_label_associations"] = [] if task == "ner" else term_associations(frame["text"], frame["label"], cfg)
+    out["term_label_associations"] = (term_associations(frame["text"], frame["label"], cfg)
+                                      if task == "classification" else [])
     return out

@@ -35,6 +35,15 @@ def _source(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _task_line(task: str, cfg: DataConfig) -> str:
+    i = cfg.input
+    if task == "chat":
+        return (f"- Task: chat (conversations: `{i.messages_column}` turns, `{i.prompt_column}`/`{i.completion_column}`"
+                f" or `{i.instruction_column}`/`{i.response_column}`, whichever the file holds); every turn checked, "
+                f"answers screened at toxicity ≥ {cfg.screen.assistant_threshold} ({cfg.screen.assistant_action})")
+    return f"- Task: {task}; text column `{i.text_column}`" + (f", label column `{i.label_column}`" if task != "ner" else "")
+
+
 def _head(s: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) -> list[str]:
     """Source, counts, and what was removed or changed."""
     return [
@@ -43,8 +52,7 @@ def _head(s: dict[str, Any], manifest: DatasetManifest, cfg: DataConfig) -> list
         *_warnings(s),
         "## Source",
         f"- Input: `{s['input']}` (sha256 `{manifest.input_sha256[:16]}…`)",
-        f"- Task: {s['task']}; text column `{cfg.input.text_column}`"
-        + (f", label column `{cfg.input.label_column}`" if s["task"] != "ner" else ""),
+        _task_line(s["task"], cfg),
         *_source(s),
         f"- Sensitive-attribute columns: {', '.join(cfg.input.group_columns) or 'none declared'}",
         f"- Config digest `{manifest.config_digest[:16]}…`; Steward {manifest.provenance.get('steward_version')}"
@@ -86,6 +94,9 @@ def _duplicates(s: dict[str, Any]) -> list[str]:
             f"{s['leakage']['found']} near duplicates found ({s['leakage']['action']})",
             "",
         ]
+    if "prompt_exact_dropped" in dup:  # chat: the same question asked twice keeps its first answer only
+        out.insert(-2, f"- Conversations with the same prompt as an earlier one: {dup['prompt_exact_dropped']} exact, "
+                       f"{dup['prompt_near_dropped']} near removed (leakage compares prompts too)")
     return out
 
 
@@ -129,6 +140,11 @@ def _screen(s: dict[str, Any]) -> list[str]:
     if scr.get("enabled"):
         out += [f"- Screened with alt-profanity-check; {scr['above_threshold']} rows at or above "
                 f"{scr['threshold']} ({'quarantined' if scr['action'] == 'quarantine' else 'kept and flagged in the toxicity column'})"]
+        if "answers_above_threshold" in scr:
+            out += [f"- Answers (assistant turns, what the model learns to say): {scr['answers_above_threshold']} "
+                    f"conversations with an answer at or above {scr['assistant_threshold']} "
+                    f"({'quarantined' if scr['assistant_action'] == 'quarantine' else 'kept and flagged'}); the line "
+                    f"above counts the other turns"]
     else:
         out += ["- Screening was disabled."]
     return out

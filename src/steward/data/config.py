@@ -25,7 +25,8 @@ class InputConfig(StageConfig):
 
     path: Path | None = None
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
-    task: Literal["classification", "ner"] = "classification"
+    # chat: conversations to fine-tune a chat model on (messages, prompt/completion, or instruction/response)
+    task: Literal["classification", "ner", "chat"] = "classification"
     text_column: str = "text"
     label_column: str = "label"
     group_columns: list[str] = Field(default_factory=list)
@@ -35,6 +36,15 @@ class InputConfig(StageConfig):
     # NER JSONL layout: one object per line with a token list and a tag list.
     tokens_column: str = "tokens"
     tags_column: str = "tags"
+    # Chat: the first shape whose columns the file has — a list of {role, content} turns (OpenAI/TRL
+    # conversational); TRL's prompt and completion (text or turns); an instruction and its response, with an
+    # optional system text.
+    messages_column: str = "messages"
+    prompt_column: str = "prompt"
+    completion_column: str = "completion"
+    instruction_column: str = "instruction"
+    response_column: str = "response"
+    system_column: str | None = None
 
 
 class NormaliseConfig(StageConfig):
@@ -105,6 +115,10 @@ class ScreenConfig(StageConfig):
     enabled: bool = True
     threshold: float = Field(0.9, ge=0.0, le=1.0)
     action: Literal["flag", "quarantine"] = "flag"
+    # Chat data: the answers a model is trained to give are screened on their own, stricter by default — a
+    # model learns to say what its training answers say. The threshold and action above apply to the other turns.
+    assistant_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    assistant_action: Literal["flag", "quarantine"] = "quarantine"
 
 
 class BalanceConfig(StageConfig):
@@ -187,16 +201,17 @@ class DataConfig(StageConfig):
 
     @model_validator(mode="after")
     def _label_names_need_classification(self) -> DataConfig:
-        if self.label_names and self.input.task == "ner":
-            raise ValueError(f"label_names: got {self.label_names}, but input.task is 'ner' and its labels are "
-                             "entity tags. Fix: remove label_names")
+        if self.label_names and self.input.task != "classification":
+            raise ValueError(f"label_names: got {self.label_names}, but input.task is {self.input.task!r}, whose "
+                             "rows have no class labels. Fix: remove label_names")
         return self
 
     @model_validator(mode="after")
     def _canaries_need_classification(self) -> DataConfig:
-        if self.canaries.count and self.input.task == "ner":
+        if self.canaries.count and self.input.task != "classification":
             raise ValueError(f"canaries.count: got {self.canaries.count}, but canaries are planted for text "
-                             "classification only and input.task is 'ner'. Fix: set canaries.count to 0")
+                             f"classification only and input.task is {self.input.task!r}. Fix: set canaries.count "
+                             "to 0")
         return self
 
 

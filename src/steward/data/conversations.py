@@ -48,6 +48,42 @@ class Conversation:
     def to_messages(self) -> list[dict[str, str]]:
         return [{"role": t.role, "content": t.content} for t in self.turns]
 
+    @classmethod
+    def of(cls, messages: Sequence[Mapping[str, str]]) -> Conversation:
+        """Turns already checked (as the data stage wrote them)."""
+        return cls(tuple(Turn(m["role"], m["content"]) for m in messages))  # type: ignore[arg-type]
+
+
+def transcript(turns: Sequence[Turn]) -> str:
+    """The user and assistant turns as one plain text (``role: content`` per turn): what the quality, duplicate
+    and leakage checks compare. System turns are left out: one persona shared by every conversation would make
+    all of them look alike. The model sees every turn, through its own chat template."""
+    return "\n".join(f"{t.role}: {t.content}" for t in turns if t.role != "system")
+
+
+def shape_of(columns: set[str], messages: str, prompt_completion: tuple[str, str],
+             instruction_response: tuple[str, str]) -> str | None:
+    """Which of the three shapes a file's columns hold (the first that fits), or None."""
+    if messages in columns:
+        return "messages"
+    if set(prompt_completion) <= columns:
+        return "prompt_completion"
+    if set(instruction_response) <= columns:
+        return "instruction_response"
+    return None
+
+
+def from_record(rec: Mapping[str, Any], shape: str, columns: Mapping[str, str | None]) -> Conversation | Problem:
+    """One record of a file of ``shape``; ``columns`` names the fields (messages, prompt, completion, …)."""
+    if shape == "messages":
+        return from_messages(rec.get(columns["messages"] or ""), columns["messages"] or "messages")
+    if shape == "prompt_completion":
+        p, c = columns["prompt"] or "prompt", columns["completion"] or "completion"
+        return from_prompt_completion(rec.get(p), rec.get(c), (p, c))
+    i, r = columns["instruction"] or "instruction", columns["response"] or "response"
+    system = rec.get(columns["system"]) if columns.get("system") else None
+    return from_columns(rec.get(i), rec.get(r), system, (i, r))
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:

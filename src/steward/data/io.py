@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from steward.data import conversations
 from steward.data.config import InputConfig
 from steward.data.pii.operators import bio_spans
 from steward.data.quarantine import Quarantine
@@ -167,6 +168,9 @@ def expected_shape(cfg: InputConfig, fmt: str) -> str:
     if cfg.task == "ner":
         return ("CoNLL: 'token ... TAG' per line, a blank line between sentences" if fmt == "conll" else
                 f"one object per record with a {cfg.tokens_column!r} list and a {cfg.tags_column!r} list")
+    if cfg.task == "chat":
+        return (f"a {cfg.messages_column!r} list of {{role, content}} turns, or {cfg.prompt_column!r} and "
+                f"{cfg.completion_column!r}, or {cfg.instruction_column!r} and {cfg.response_column!r}, per record")
     cols = f"a {cfg.text_column!r} column and a {cfg.label_column!r} column"
     return {"csv": f"a header row, then comma-separated rows with {cols}",
             "tsv": f"a header row, then tab-separated rows with {cols}",
@@ -308,6 +312,13 @@ def _check_columns(cfg: InputConfig, columns: set[str], path: Path, extra: Seque
         return  # an empty file: every row (none) accounted for; the stage reports it
     if cfg.task == "ner":
         required = {"input.tokens_column": cfg.tokens_column, "input.tags_column": cfg.tags_column}
+    elif cfg.task == "chat":
+        required = {}
+        if chat_shape(cfg, columns) is None:
+            raise InputDataError(
+                f"{path.name}: no conversation columns: expected {expected_shape(cfg, '')}. Available columns: "
+                f"{', '.join(sorted(columns))}. Fix: set input.messages_column, input.prompt_column/"
+                f"completion_column or input.instruction_column/response_column to the file's columns")
     else:
         required = {"input.text_column": cfg.text_column, "input.label_column": cfg.label_column}
     for i, g in enumerate(cfg.group_columns):
@@ -325,6 +336,11 @@ def _check_columns(cfg: InputConfig, columns: set[str], path: Path, extra: Seque
         )
 
 
+def chat_shape(cfg: InputConfig, columns: set[str]) -> str | None:
+    return conversations.shape_of(columns, cfg.messages_column, (cfg.prompt_column, cfg.completion_column),
+                                  (cfg.instruction_column, cfg.response_column))
+
+
 @dataclass
 class _Rows:
     """Turns parsed records into rows, quarantining each bad one with its reason; counts labels found."""
@@ -335,6 +351,7 @@ class _Rows:
     spellings: dict[str, str]
     names: Mapping[str, str]
     declared: set[str] | None = None
+    shape: str | None = None  # chat: which of the three conversation shapes the file holds
 
     def ner(self, row_id: int, line_no: int, rec: dict[str, Any]) -> dict[str, Any] | None:
         cfg, q = self.cfg, self.q
@@ -362,6 +379,24 @@ class _Rows:
                            f"line {line_no}: entity types {unknown} not in input.labels", line=line_no)
                 return None
         return {"row_id": row_id, "text": text, "label": "", "tokens": tokens, "tags": tags, "raw_sha256": h}
+
+    def chat(self, row_id: int, line_no: int, rec: dict[str, Any]) -> dict[str, Any] | None:
+        cfg = self.cfg
+        names = {"messages": cfg.messages_column, "prompt": cfg.prompt_column, "completion": cfg.completion_column,
+                 "instruction": cfg.instruction_column, "response": cfg.response_column, "system": cfg.system_column}
+        conv = conversations.from_record(rec, self.shape or "messages", names)
+        if isinstance(conv, conversations.Problem):
+            raw = json.dumps({k: rec.get(v) for k, v in names.items() if v and v in rec}, default=str, sort_keys=True)
+            self.q.drop_raw(row_id, conv.reason, STAGE, sha256_text(raw), f"line {line_no}: {conv.detail}", line=line_no)
+            return None
+        raw = json.dumps(conv.to_messages(), ensure_ascii=False)
+        if _SURROGATE.search(raw):
+            self.q.drop_raw(row_id, "bad_encoding", STAGE, sha256_text(raw), f"line {line_no}: bytes not valid "
+                            f"{cfg.encoding}; set input.encoding if the file uses another", line=line_no)
+            return None
+        return {"row_id": row_id, "text": conversations.transcript(conv.turns), "label": "",
+                "messages": conv.to_messages(), "prompt": conversations.transcript(conv.prompt),
+                "raw_sha256": sha256_text(raw)}
 
     def labelled(self, row_id: int, line_no: int, rec: dict[str, Any]) -> dict[str, Any] | None:
         cfg, q = self.cfg, self.q
@@ -415,8 +450,9 @@ def _to_frame(records: list[tuple[int, int, dict[str, Any]]], cfg: InputConfig, 
     canonical = cfg.task != "ner"
     declared = ({names.get(canonical_label(x), canonical_label(x)) for x in cfg.labels} if canonical
                 else set(cfg.labels)) if cfg.labels is not None else None
-    reader = _Rows(cfg, q, labels_found, spellings, names, declared)
-    read_row = reader.ner if cfg.task == "ner" else reader.labelled
+    reader = _Rows(cfg, q, labels_found, spellings, names, declared,
+                   chat_shape(cfg, set().union(*(r.keys() for _, _, r in records))) if cfg.task == "chat" else None)
+    read_row = {"ner": reader.ner, "chat": reader.chat}.get(cfg.task, reader.labelled)
     rows: list[dict[str, Any]] = []
     for row_id, line_no, rec in records:
         row = read_row(row_id, line_no, rec)

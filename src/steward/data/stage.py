@@ -7,6 +7,7 @@ step may drop rows (recorded in the quarantine with a reason) or change them (re
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ import pandas as pd
 from steward.atomic import atomic_dir, write_json, write_text
 from steward.config_base import config_digest
 from steward.data import balance as bal
-from steward.data import canaries, card, dedup, loss, normalise, quality, screen, splits
+from steward.data import canaries, card, chat_steps, dedup, loss, normalise, quality, screen, splits
 from steward.data import io as data_io
 from steward.data.config import DataConfig, DataRun
 from steward.data.pii.engine import PIIEngine
@@ -55,6 +56,8 @@ class DataResult:
 
 def _normalise(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> pd.DataFrame:
     ncfg = cfg.normalise
+    if cfg.input.task == "chat":
+        return chat_steps.normalise_turns(frame, cfg, q)
     if cfg.input.task == "ner":
         new_tokens = [[normalise.normalise_token(t, ncfg) for t in toks] for toks in frame["tokens"]]
         # Tokens emptied by normalisation (a lone zero-width space) are removed with their tag.
@@ -98,6 +101,9 @@ def _dedup(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.Data
         "label_conflict_examples": res.conflicts[:20],
         "threshold": cfg.dedup.threshold,
     }
+    if cfg.input.task == "chat":
+        frame, prompt_info = chat_steps.dedup_prompts(frame[mask], cfg, q)
+        return frame, {**info, **prompt_info}
     return frame[mask], info
 
 
@@ -111,6 +117,8 @@ def _pii(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine,
     pcfg = cfg.pii
     if not pcfg.enabled or frame.empty:
         return frame.assign(pii_types=[[] for _ in range(len(frame))]), {"enabled": pcfg.enabled}
+    if cfg.input.task == "chat":
+        return chat_steps.pii_turns(frame, cfg, q, engine)
     key = PIIKey.from_env(pcfg.key_env)
     ctx = OperatorContext(pcfg, key)
     texts = frame["text"].tolist()
@@ -163,6 +171,8 @@ def _screen(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.Dat
     scfg = cfg.screen
     if not scfg.enabled:
         return frame.assign(toxicity=np.nan), {"enabled": False}
+    if cfg.input.task == "chat":
+        return chat_steps.screen_turns(frame, cfg, q)
     scores = screen.toxicity_scores(frame["text"].tolist())
     frame = frame.assign(toxicity=np.round(scores, 4))
     flagged = scores >= scfg.threshold
@@ -183,10 +193,11 @@ def _split(frame: pd.DataFrame, cfg: DataConfig, q: Quarantine) -> tuple[pd.Data
                [f"{scfg.column}={v!r}; use train, validation or test" for v in bad[scfg.column]])
         frame = frame[valid].assign(split=names[valid])
     else:
-        frame = frame.assign(split=splits.assign_splits(frame, scfg, scfg.stratify and cfg.input.task != "ner"))
+        frame = frame.assign(split=splits.assign_splits(frame, scfg, scfg.stratify and cfg.input.task == "classification"))
     train = frame[frame["split"] == "train"]
     held = frame[frame["split"] != "train"]
-    leak = dedup.leakage(train["text"].tolist(), held["text"].tolist(), cfg.dedup) if not held.empty else np.zeros(0, bool)
+    on = "prompt" if cfg.input.task == "chat" else "text"  # a chat model learns answers to prompts: compare those
+    leak = dedup.leakage(train[on].tolist(), held[on].tolist(), cfg.dedup) if not held.empty else np.zeros(0, bool)
     leaked = held[leak]
     info = {"checked": len(held), "found": int(leak.sum()), "action": scfg.leakage,
             "by_split": {k: int(v) for k, v in leaked["split"].value_counts().items()}}
@@ -213,6 +224,9 @@ def _output_frame(part: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     cols = ["row_id", "text", "label"]
     if cfg.input.task == "ner":
         cols = ["row_id", "text", "tokens", "tags"]
+    if cfg.input.task == "chat":  # the turns as JSON text: one string column any reader takes as it is
+        part = part.assign(messages=[json.dumps(m, ensure_ascii=False) for m in part["messages"]])
+        cols = ["row_id", "messages", "text", "prompt"]
     cols += list(cfg.input.group_columns)
     if cfg.input.id_column:
         cols.append("source_id")
@@ -381,6 +395,8 @@ def _check_same_input(run_dir: Path, dcfg: DataConfig) -> None:
 
 
 def _labels_kept(parts: dict[str, pd.DataFrame], dcfg: DataConfig) -> set[str]:
+    if dcfg.input.task == "chat":
+        return set()
     if dcfg.input.task == "ner":
         return {t.split("-", 1)[1] for p in parts.values() for tags in p["tags"] for t in tags if t != "O"}
     return {str(v) for p in parts.values() for v in p["label"]}
@@ -425,9 +441,9 @@ def _write(cfg: DataRun, run_dir: Path, parts: dict[str, pd.DataFrame], q: Quara
                 for name in parts}
         manifest = DatasetManifest(
             # Column names in the output files (the source file's names are in config.json).
-            task=dcfg.input.task, text_column="text" if dcfg.input.task != "ner" else "tokens",
-            label_column="label" if dcfg.input.task != "ner" else "tags",
-            labels=tuple(sorted({str(x) for p in parts.values() for x in p.get("label", pd.Series(dtype=str))}
+            task=dcfg.input.task, text_column={"ner": "tokens", "chat": "messages"}.get(dcfg.input.task, "text"),
+            label_column={"ner": "tags", "chat": ""}.get(dcfg.input.task, "label"),
+            labels=tuple(sorted({str(x) for p in parts.values() for x in p.get("label", pd.Series(dtype=str))} - {""}
                                 if dcfg.input.task != "ner" else
                                 {t for p in parts.values() for tags in p["tags"] for t in tags})),
             group_columns=tuple(dcfg.input.group_columns), splits=refs,

@@ -8,7 +8,9 @@ are located by rendering the conversation up to that answer twice (with the gene
 the answer) and the tokens whose offsets fall between the two are labelled. Each answer's label runs to and
 includes the end-of-turn token, so the model learns to stop; labels are built per example before any
 padding, so a pad token equal to EOS (SmolLM2: both ``<|im_end|>``) never masks the EOS out — the failure
-most often reported against TRL's collators.
+most often reported against TRL's collators (huggingface/trl #976, #2059: labels masked by ``input_ids ==
+pad_token_id``). The span rule is the one allenai/open-instruct's ``_tokenize_tulu_sft_with_assistant_labels``
+uses (read, not copied): a token that overlaps an answer's characters is a target.
 """
 
 from __future__ import annotations
