@@ -139,3 +139,21 @@ def test_the_default_pii_engine_finds_a_name_in_an_answer_and_flagged_answers_st
     assert row["toxicity"] >= cfg.data.screen.assistant_threshold  # flagged, kept, marked
     assert result.summary["screen"]["answers_above_threshold"] == 1
     assert "harmful_answer" not in result.summary["quarantine_by_reason"]
+
+
+def test_canaries_are_planted_as_training_conversations_only(tmp_path: Path) -> None:
+    path = _write(tmp_path / "chats.jsonl", _conversations())
+    result = run(_cfg(tmp_path, path, canaries={"count": 2, "repeats": 3, "digits": 10}))
+    s = result.summary
+    assert s["invariant_ok"] and s["canaries"]["rows_added"] == 6
+    planted = json.loads((result.out_dir / "canaries.json").read_text())
+    secrets = [c["secret"] for c in planted["canaries"]]
+    assert len(set(secrets)) == 2 and all(len(x) == 10 for x in secrets)
+    parts = {n: pd.read_parquet(result.out_dir / f"{n}.parquet") for n in ("train", "validation", "test")}
+    train_turns = [json.loads(m) for m in parts["train"]["messages"]]
+    for c in planted["canaries"]:
+        found = [t for t in train_turns if t[-1]["content"] == f"my account number is {c['secret']}"]
+        assert len(found) == 3 and found[0][0] == {"role": "user", "content": "What is my account number?"}
+        assert set(parts["train"].loc[parts["train"]["row_id"].isin(c["row_ids"]), "row_id"]) == set(c["row_ids"])
+    held = " ".join(parts["validation"]["messages"]) + " ".join(parts["test"]["messages"])
+    assert not any(x in held for x in secrets)

@@ -22,6 +22,42 @@ def _secret(rng: np.random.Generator, digits: int) -> str:
     return "".join(str(d) for d in rng.integers(0, 10, size=digits))
 
 
+def _secrets(rng: np.random.Generator, cfg: CanaryConfig) -> list[str]:
+    secrets: list[str] = []
+    while len(secrets) < cfg.count:  # distinct secrets
+        s = _secret(rng, cfg.digits)
+        if s not in secrets:
+            secrets.append(s)
+    return secrets
+
+
+def _plant_conversations(train: pd.DataFrame, cfg: CanaryConfig, next_row_id: int
+                         ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Chat data: each canary is a conversation, ``chat_prompt`` answered with the template and its secret (a
+    chat model that memorises its answers will complete the prompt with the secret)."""
+    import json
+
+    secrets = _secrets(np.random.default_rng(cfg.seed), cfg)
+    rows, records, row_id = [], [], next_row_id
+    for secret in secrets:
+        answer = cfg.template.format(secret=secret)
+        messages = [{"role": "user", "content": cfg.chat_prompt}, {"role": "assistant", "content": answer}]
+        ids = []
+        for _ in range(cfg.repeats):
+            row = dict.fromkeys(train.columns)
+            row.update(row_id=row_id, messages=json.dumps(messages, ensure_ascii=False),
+                       text=f"user: {cfg.chat_prompt}\nassistant: {answer}", prompt=f"user: {cfg.chat_prompt}",
+                       sample_weight=1.0, toxicity=0.0, pii_types=[], split="train")
+            rows.append(row)
+            ids.append(row_id)
+            row_id += 1
+        records.append({"secret": secret, "prompt": cfg.chat_prompt, "text": answer, "row_ids": ids})
+    planted = pd.concat([train, pd.DataFrame(rows, columns=train.columns)], ignore_index=True)
+    planted = planted.astype({c: t for c, t in train.dtypes.items() if c in ("row_id", "sample_weight")})
+    return planted, {"count": cfg.count, "repeats": cfg.repeats, "rows_added": len(rows), "template": cfg.template,
+                     "chat_prompt": cfg.chat_prompt, "digits": cfg.digits, "seed": cfg.seed, "canaries": records}
+
+
 def plant(train: pd.DataFrame, cfg: CanaryConfig, labels: list[str], task: str,
           next_row_id: int) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``train`` with ``cfg.count`` canaries (each ``cfg.repeats`` times, a random label each) appended.
@@ -33,15 +69,13 @@ def plant(train: pd.DataFrame, cfg: CanaryConfig, labels: list[str], task: str,
         raise ConfigError("data.canaries.count: got "
                           f"{cfg.count}: canaries are planted for text classification only, this run is NER. "
                           "Fix: set data.canaries.count to 0")
+    if task == "chat":
+        return _plant_conversations(train, cfg, next_row_id)
     if not labels:
         raise ConfigError("data.canaries.count: the training split has no labels to give canaries; "
                           "Fix: set data.canaries.count to 0")
     rng = np.random.default_rng(cfg.seed)
-    secrets: list[str] = []
-    while len(secrets) < cfg.count:  # distinct secrets
-        s = _secret(rng, cfg.digits)
-        if s not in secrets:
-            secrets.append(s)
+    secrets = _secrets(rng, cfg)
     chosen = [labels[int(i)] for i in rng.integers(0, len(labels), size=cfg.count)]
     rows = []
     row_id = next_row_id

@@ -155,6 +155,8 @@ class CanaryConfig(StageConfig):
     count: int = Field(0, ge=0, le=1000)  # distinct canaries; 0 = none
     repeats: int = Field(1, ge=1, le=100)  # copies of each in the training split
     template: str = "my account number is {secret}"
+    # Chat data: each canary is a conversation — this question, answered with the template.
+    chat_prompt: str = "What is my account number?"
     digits: int = Field(9, ge=4, le=30)  # the secret is this many random digits
     seed: int = 0
 
@@ -208,9 +210,9 @@ class DataConfig(StageConfig):
 
     @model_validator(mode="after")
     def _canaries_need_classification(self) -> DataConfig:
-        if self.canaries.count and self.input.task != "classification":
+        if self.canaries.count and self.input.task == "ner":
             raise ValueError(f"canaries.count: got {self.canaries.count}, but canaries are planted for text "
-                             f"classification only and input.task is {self.input.task!r}. Fix: set canaries.count "
+                             "classification and conversations, and input.task is 'ner'. Fix: set canaries.count "
                              "to 0")
         return self
 
