@@ -101,9 +101,8 @@ def test_planted_problems_in_conversations_are_found_and_every_row_is_accounted_
 ])
 def test_prompt_completion_and_instruction_columns_become_the_same_turns(tmp_path: Path, records: list,
                                                                          config: dict) -> None:
-    rows = records * 1 + [{k: (v.replace("kettle", x) if isinstance(v, str) else v) for k, v in records[0].items()}
-                          for x in ITEMS]
-    path = _write(tmp_path / "pc.jsonl", rows[1:])
+    rows = [{k: v.replace("kettle", x) for k, v in records[0].items()} for x in ITEMS]  # one per item
+    path = _write(tmp_path / "pc.jsonl", rows)
     cfg = parse_config({"run_dir": str(tmp_path / "run"),
                         "data": {"input": {"path": str(path), "task": "chat", **config}, "pii": {"ner": False},
                                  "split": {"validation": 0.0, "test": 0.0}}})
@@ -126,7 +125,7 @@ def test_the_default_pii_engine_finds_a_name_in_an_answer_and_flagged_answers_st
     planted = {"messages": [{"role": "user", "content": "Who handled my refund for the blender last week?"},
                             {"role": "assistant", "content": "Your refund was handled by Margaret Thompson from our "
                                                              "billing team, you stupid idiot."}]}
-    path = _write(tmp_path / "chats.jsonl", _conversations() + [planted])
+    path = _write(tmp_path / "chats.jsonl", [*_conversations(), planted])
     cfg = parse_config({"run_dir": str(tmp_path / "run"),
                         "data": {"input": {"path": str(path), "task": "chat"},
                                  "screen": {"assistant_action": "flag"}, "split": {"validation": 0.0, "test": 0.0}}})
