@@ -389,7 +389,8 @@ def test_10_verify_while_the_service_appends_reports_a_sound_chain(service) -> N
     def traffic() -> int:
         n = 0
         while not stop.is_set():
-            assert _post(srv, "/v1/predict", keys["predict"], {"text": f"parcel {n}"}).status_code == 200
+            r = _post(srv, "/v1/predict", keys["predict"], {"text": f"parcel {n}"})
+            assert r.status_code == 200, (r.status_code, r.text[:300])
             n += 1
         return n
 
@@ -403,7 +404,7 @@ def test_10_verify_while_the_service_appends_reports_a_sound_chain(service) -> N
         stop.set()
         assert sum(f.result() for f in sent) > 0
     assert all(r.ok for r in reports), [r.error for r in reports if not r.ok][:2]
-    assert len({r.records for r in reports}) > 1  # the chain grew while it was verified
+    assert len({r.records for r in reports}) > 1, [r.records for r in reports]  # the chain grew while verified
 
 
 # -- 11. a broken chain at start-up --------------------------------------------------------------------------
