@@ -156,3 +156,15 @@ def test_canaries_are_planted_as_training_conversations_only(tmp_path: Path) -> 
         assert set(parts["train"].loc[parts["train"]["row_id"].isin(c["row_ids"]), "row_id"]) == set(c["row_ids"])
     held = " ".join(parts["validation"]["messages"]) + " ".join(parts["test"]["messages"])
     assert not any(x in held for x in secrets)
+
+
+def test_training_on_conversations_is_refused_clearly_until_chat_fine_tuning_exists(tmp_path: Path) -> None:
+    from steward.errors import TrainStageError
+    from steward.train.config import TrainConfig
+    from steward.train.data import load_data_stage
+
+    path = _write(tmp_path / "chats.jsonl", _conversations())
+    cfg = _cfg(tmp_path, path, screen={"enabled": False})
+    run(cfg)
+    with pytest.raises(TrainStageError, match=r"conversations \(input.task: chat\).*classifiers and taggers only"):
+        load_data_stage(tmp_path / "run", TrainConfig())

@@ -34,6 +34,10 @@ def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
     if not manifest_path.is_file():
         raise TrainStageError(f"no data-stage outputs in {data_dir}; run `steward data` for this run first")
     manifest = DataManifest.read(manifest_path)
+    if manifest.task == "chat":
+        raise TrainStageError(f"{manifest_path}: the data stage wrote conversations (input.task: chat); this version "
+                              f"fine-tunes classifiers and taggers only — chat fine-tuning is being built (issue 20). "
+                              f"The cleaned conversations are in {data_dir}")
     inputs: dict[str, tuple[Path, str]] = {}
     frames: dict[str, pd.DataFrame] = {}
     for split in ("train", "validation"):
