@@ -31,6 +31,12 @@ def _secrets(rng: np.random.Generator, cfg: CanaryConfig) -> list[str]:
     return secrets
 
 
+def _appended(train: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """``train`` with the canary rows after it, ids and weights keeping their types."""
+    planted = pd.concat([train, pd.DataFrame(rows, columns=train.columns)], ignore_index=True)
+    return planted.astype({c: t for c, t in train.dtypes.items() if c in ("row_id", "sample_weight")})
+
+
 def _plant_conversations(train: pd.DataFrame, cfg: CanaryConfig, next_row_id: int
                          ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Chat data: each canary is a conversation, ``chat_prompt`` answered with the template and its secret (a
@@ -52,9 +58,7 @@ def _plant_conversations(train: pd.DataFrame, cfg: CanaryConfig, next_row_id: in
             ids.append(row_id)
             row_id += 1
         records.append({"secret": secret, "prompt": cfg.chat_prompt, "text": answer, "row_ids": ids})
-    planted = pd.concat([train, pd.DataFrame(rows, columns=train.columns)], ignore_index=True)
-    planted = planted.astype({c: t for c, t in train.dtypes.items() if c in ("row_id", "sample_weight")})
-    return planted, {"count": cfg.count, "repeats": cfg.repeats, "rows_added": len(rows), "template": cfg.template,
+    return _appended(train, rows), {"count": cfg.count, "repeats": cfg.repeats, "rows_added": len(rows), "template": cfg.template,
                      "chat_prompt": cfg.chat_prompt, "digits": cfg.digits, "seed": cfg.seed, "canaries": records}
 
 
@@ -91,8 +95,7 @@ def plant(train: pd.DataFrame, cfg: CanaryConfig, labels: list[str], task: str,
             ids.append(row_id)
             row_id += 1
         records.append({"secret": secret, "text": text, "label": label, "row_ids": ids})
-    planted = pd.concat([train, pd.DataFrame(rows, columns=train.columns)], ignore_index=True)
-    planted = planted.astype({c: t for c, t in train.dtypes.items() if c in ("row_id", "sample_weight")})
+    planted = _appended(train, rows)
     info = {"count": cfg.count, "repeats": cfg.repeats, "rows_added": len(rows), "template": cfg.template,
             "digits": cfg.digits, "seed": cfg.seed, "canaries": records}
     return planted, info
