@@ -8,6 +8,7 @@ import pytest
 
 from steward.config import parse_config
 from steward.data import run as run_data
+from steward.offline_models import embedded_model_dir
 
 # Set before anything imports presidio/tldextract or transformers: no network is ever attempted.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -93,6 +94,45 @@ def demo_data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = parse_config({"run_dir": str(run_dir), "data": {
         "input": {"path": str(run_dir / "raw.csv"), "group_columns": ["gender"]},
         "loss": {"max_share_by_reason": PLANTED_LOSS_LIMITS},
+        "pii": {"ner": False}, "split": {"validation": 0.15, "test": 0.15}}})
+    run_data(cfg)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def smollm_dir() -> Path:
+    """The embedded model as a Hugging Face folder (dequantised from the package's GGUF once, then cached)."""
+    return embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_dir(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, hidden-64 Llama with random weights and SmolLM2's tokenizer and chat template: it writes
+    nonsense, fast — enough for everything that does not judge the words."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny_chat")
+    tok = AutoTokenizer.from_pretrained(smollm_dir)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chat_data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder whose data stage ran on 120 generated support conversations (input.task: chat)."""
+    from steward.demo import CHAT_PLANTED_LOSS_LIMITS, generate_support_conversations
+
+    run_dir = tmp_path_factory.mktemp("chat_run")
+    generate_support_conversations(run_dir / "conversations.jsonl", n=120, seed=5)
+    cfg = parse_config({"run_dir": str(run_dir), "data": {
+        "input": {"path": str(run_dir / "conversations.jsonl"), "task": "chat"},
+        "loss": {"max_share_by_reason": CHAT_PLANTED_LOSS_LIMITS},
         "pii": {"ner": False}, "split": {"validation": 0.15, "test": 0.15}}})
     run_data(cfg)
     return run_dir

@@ -26,17 +26,42 @@ class Predictor(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+# A prompt-tuned model's learnt virtual tokens (a peft adapter), kept inside its model folder: they cannot be
+# merged into the weights, so every loader applies them (load_pretrained) and every hash check covers them.
+PROMPT_ADAPTER_DIR = "prompt_adapter"
+
+
+def weight_files(model_dir: Path) -> dict[str, Path]:
+    """The weight files of a model folder by the name its manifest records them under: its safetensors, and a
+    prompt adapter's as ``prompt_adapter/<file>``."""
+    files = {w.name: w for w in sorted(model_dir.glob("*.safetensors"))}
+    files.update({f"{PROMPT_ADAPTER_DIR}/{w.name}": w for w in sorted((model_dir / PROMPT_ADAPTER_DIR).glob("*.safetensors"))})
+    return files
+
+
+def load_pretrained(model_dir: Path, auto_class: Any) -> Any:
+    """``auto_class.from_pretrained`` (safetensors only), in eval mode, with the folder's prompt adapter applied
+    when it has one (a model trained with ``train.method: prompt``)."""
+    model = auto_class.from_pretrained(model_dir, use_safetensors=True)
+    adapter = model_dir / PROMPT_ADAPTER_DIR
+    if (adapter / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    return model.eval()
+
+
 def check_weights(model_dir: Path, expected: dict[str, str] | None) -> dict[str, str] | None:
     """Refuse a model folder whose safetensors differ from the hashes its manifest recorded; return the hashes
     computed (None when there was nothing to compare against)."""
-    weights = sorted(model_dir.glob("*.safetensors"))
-    if not weights:
+    weights = weight_files(model_dir)
+    if not any("/" not in name for name in weights):
         pickles = sorted(p.name for p in model_dir.glob("*.bin")) + sorted(p.name for p in model_dir.glob("*.pt"))
         raise ConfigError(f"{model_dir}: no .safetensors weights (found {pickles or 'nothing'}); Steward loads "
                           f"safetensors only. Re-save the model with save_pretrained(safe_serialization=True)")
     if expected is None:
         return None
-    actual = {w.name: sha256_file(w) for w in weights}
+    actual = {name: sha256_file(w) for name, w in weights.items()}
     if actual != expected:
         changed = sorted(n for n in set(actual) | set(expected) if actual.get(n) != expected.get(n))
         raise ConfigError(f"{model_dir}: weights {changed} do not match the hashes in the train manifest; the "
@@ -185,7 +210,7 @@ class TorchClassifier(_TextClassifier):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         check_weights(model_dir, expected_hashes)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+        model = load_pretrained(model_dir, AutoModelForSequenceClassification)
         tok = AutoTokenizer.from_pretrained(model_dir)
         id2label = model.config.id2label
         labels = [str(id2label[i]) for i in range(len(id2label))]
@@ -286,7 +311,7 @@ class TorchTagger:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         check_weights(model_dir, expected_hashes)
-        model = AutoModelForTokenClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+        model = load_pretrained(model_dir, AutoModelForTokenClassification)
         tok = AutoTokenizer.from_pretrained(model_dir)
         labels = [str(model.config.id2label[i]) for i in range(len(model.config.id2label))]
         return cls(model, tok, labels, max_length, batch_size)

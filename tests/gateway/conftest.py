@@ -1,5 +1,5 @@
-"""Fixtures for the chat gateway: the real embedded SmolLM2 (loaded once per session), a tiny random chat
-model with the same tokenizer for fast API tests, and gateways served by uvicorn on loopback."""
+"""Fixtures for the chat gateway: backends over the real embedded SmolLM2 (loaded once per session) and the tiny
+random chat model (both folders from tests/conftest.py), and gateways served by uvicorn on loopback."""
 
 from __future__ import annotations
 
@@ -10,38 +10,14 @@ from typing import Any
 import pytest
 
 from steward.config.loader import parse_config
-from steward.gateway.backends import LocalBackend, embedded_model_dir
+from steward.gateway.backends import LocalBackend
 from steward.service.audit import AuditLog, database_url
 from steward.service.keys import KeyStore
 
 
 @pytest.fixture(scope="session")
-def smollm_dir() -> Path:
-    """The embedded model as a Hugging Face folder (dequantised from the package's GGUF once, then cached)."""
-    return embedded_model_dir()
-
-
-@pytest.fixture(scope="session")
 def smollm(smollm_dir: Path) -> LocalBackend:
     return LocalBackend(smollm_dir, name="SmolLM2-135M-Instruct")
-
-
-@pytest.fixture(scope="session")
-def tiny_chat_dir(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, hidden-64 Llama with random weights and SmolLM2's tokenizer and chat template: it writes
-    nonsense, fast — enough for everything that does not judge the words."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    path = tmp_path_factory.mktemp("tiny_chat")
-    tok = AutoTokenizer.from_pretrained(smollm_dir)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
-    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="session")

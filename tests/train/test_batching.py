@@ -98,7 +98,7 @@ def test_dp_update_is_the_same_however_the_poisson_batch_is_split(tiny_model: Pa
                                                      noise_multiplier=0.0, max_grad_norm=0.05,
                                                      poisson_sampling=False)
         cfg = parse_config({"train": {"privacy": {"enabled": True, "physical_batch_size": size}}}).train
-        _private_step(model, opt, batch, _explicit_ids(model), cfg, data)  # type: ignore[arg-type]
+        _private_step(model, opt, batch, _explicit_ids(model, data.task), cfg, data)  # type: ignore[arg-type]
         updates.append({n.removeprefix("_module."): p.detach() - before[n.removeprefix("_module.")]
                         for n, p in model.named_parameters()})
     whole, split = updates

@@ -23,7 +23,7 @@ CONVERSATION = [{"role": "system", "content": "You answer for Northwind's order 
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from steward.gateway.backends import embedded_model_dir
+    from steward.offline_models import embedded_model_dir
 
     return AutoTokenizer.from_pretrained(embedded_model_dir())
 

@@ -1,4 +1,5 @@
-"""The train stage's config: the base model, the method (LoRA, full, head), the loop, DP-SGD, augmentation."""
+"""The train stage's config: the base model, the method (LoRA, full, head, prompt tuning), the loop, DP-SGD,
+augmentation. One config for both kinds of run: classifiers and taggers (encoders) and chat models (causal LMs)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,31 @@ from pydantic import Field
 
 from steward.config_base import StageConfig
 
+# The layers LoRA adapts when ``target_modules`` is not given, by the names a model family uses: BERT-like
+# encoders (MiniLM), and Llama-family decoders (SmolLM2, Llama, Mistral, Qwen: attention and MLP projections,
+# the set the QLoRA paper found needed to match full fine-tuning).
+LORA_TARGETS = {"encoder": ["query", "key", "value", "dense"],
+                "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+
 
 class LoRASettings(StageConfig):
     r: int = Field(16, ge=1, le=256)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+    target_modules: list[str] | None = None  # None: by the model's family (LORA_TARGETS)
+
+
+class PromptTuningSettings(StageConfig):
+    """Prompt tuning (peft ``PromptTuningConfig``): only ``num_virtual_tokens`` embeddings are learnt (and a
+    classifier's head); the model itself is untouched. Few parameters, for few examples."""
+
+    num_virtual_tokens: int = Field(20, ge=1, le=512)
+    # Start the virtual tokens from this text's embeddings (peft's TEXT init: a causal LM converges much faster
+    # from words than from noise). None: chat runs start from CHAT_PROMPT_INIT, classifiers and taggers random.
+    init_text: str | None = None
+
+
+CHAT_PROMPT_INIT = "Answer the customer's question helpfully and briefly."
 
 
 class PrivacySettings(StageConfig):
@@ -55,21 +75,28 @@ class EarlyStoppingSettings(StageConfig):
 class TrainConfig(StageConfig):
     """Fine-tuning. Defaults fit 2 CPU cores: LoRA on the default MiniLM encoder."""
 
-    model: str = "default"  # "default" (offline all-MiniLM-L6-v2), a local HF directory, or a hub id
+    # "default": the offline all-MiniLM-L6-v2 for classifiers and taggers, the offline SmolLM2-135M-Instruct for
+    # chat runs; or a local Hugging Face directory, or a hub id.
+    model: str = "default"
     tokenizer: str | None = None  # default: the model's own
     trust_pickle: bool = False  # allow .bin/.pt (pickle) checkpoints; off: safetensors only
     labels: list[str] | None = None  # if given, must match the data stage's label set
     multi_label_separator: str | None = None  # e.g. "|": labels "a|b" make a multi-label task
-    method: Literal["lora", "full", "head"] = "lora"
+    method: Literal["lora", "full", "head", "prompt"] = "lora"
     lora: LoRASettings = Field(default_factory=LoRASettings)
+    prompt_tuning: PromptTuningSettings = Field(default_factory=PromptTuningSettings)
     epochs: int = Field(3, ge=1)
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     # Batches of similar-length texts (shuffled, reproducible): less padding, much faster on CPU.
     group_by_length: bool = True
-    max_length: int = Field(64, ge=8, le=4096)
-    learning_rate: float | None = Field(None, gt=0.0)  # default by method: lora/head 1e-3, full 5e-5
+    # Tokens per example; None: 64 for classifiers and taggers, 1024 for chat (a conversation after its chat
+    # template). A longer conversation is never cut (its answer would lose its end): it is set aside with its
+    # reason in RUN_DIR/train/quarantine.jsonl, or stops the run (overlong: error).
+    max_length: int | None = Field(None, ge=8, le=32768)
+    overlong: Literal["quarantine", "error"] = "quarantine"
+    learning_rate: float | None = Field(None, gt=0.0)  # None: by method and task (see lr())
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
@@ -86,10 +113,20 @@ class TrainConfig(StageConfig):
     mlflow: bool = True  # track to RUN_DIR/mlruns
     threads: int | None = Field(None, ge=1)
 
-    def lr(self) -> float:
+    def lr(self, task: str = "classification") -> float:
+        """The learning rate: given, or the usual one for the method (classifiers: lora/head 1e-3, full 5e-5;
+        chat: lora 2e-4 as in QLoRA and TRL's examples, full 2e-5; prompt tuning 3e-2 as in peft's)."""
         if self.learning_rate is not None:
             return self.learning_rate
+        if self.method == "prompt":
+            return 3e-2
+        if task == "chat":
+            return 2e-5 if self.method == "full" else 2e-4
         return 5e-5 if self.method == "full" else 1e-3
+
+    def length(self, task: str) -> int:
+        """The most tokens an example may have (see ``max_length``)."""
+        return self.max_length if self.max_length is not None else (1024 if task == "chat" else 64)
 
 
 class TrainRun(Protocol):

@@ -12,14 +12,16 @@ import pandas as pd
 from steward.errors import ConfigError, TrainStageError
 from steward.hashing import sha256_file
 from steward.records import DataManifest
+from steward.train.chat import IGNORE, encode_chat
 from steward.train.config import TrainConfig
 
-IGNORE_INDEX = -100  # label for sub-word pieces and special tokens (ignored by the loss)
+IGNORE_INDEX = IGNORE  # label for sub-word pieces, special tokens and prompts (ignored by the loss)
+TOKEN_TASKS = ("ner", "chat")  # a label per token (a tag; the next token of an answer), not one per text
 
 
 @dataclass(frozen=True)
 class TrainData:
-    task: str  # "classification" | "ner"
+    task: str  # "classification" | "ner" | "chat"
     multi_label: bool
     labels: list[str]
     train: pd.DataFrame
@@ -29,15 +31,29 @@ class TrainData:
 
 def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
     """Load ``RUN_DIR/data``; check the files still match the manifest and the label set agrees."""
-    data_dir = run_dir / "data"
-    manifest_path = data_dir / "manifest.json"
+    manifest_path = run_dir / "data" / "manifest.json"
     if not manifest_path.is_file():
-        raise TrainStageError(f"no data-stage outputs in {data_dir}; run `steward data` for this run first")
+        raise TrainStageError(f"no data-stage outputs in {run_dir / 'data'}; run `steward data` for this run first")
     manifest = DataManifest.read(manifest_path)
-    if manifest.task == "chat":
-        raise TrainStageError(f"{manifest_path}: the data stage wrote conversations (input.task: chat); this version "
-                              f"fine-tunes classifiers and taggers only — chat fine-tuning is being built (issue 20). "
-                              f"The cleaned conversations are in {data_dir}")
+    frames, inputs = _read_splits(run_dir, manifest, manifest_path)
+    task = manifest.task
+    multi = cfg.multi_label_separator is not None and task not in ("ner", "chat")
+    labels = [] if task == "chat" else _labels(manifest, cfg, task, multi)
+    train = frames["train"]
+    if cfg.max_train_samples is not None and len(train) > cfg.max_train_samples:
+        train = train.sample(n=cfg.max_train_samples, random_state=cfg.seed).reset_index(drop=True)
+    val = frames["validation"]
+    if cfg.max_eval_samples is not None and len(val) > cfg.max_eval_samples:
+        val = val.sample(n=cfg.max_eval_samples, random_state=cfg.seed).reset_index(drop=True)
+    if train.empty or val.empty:
+        raise TrainStageError(f"train has {len(train)} rows and validation {len(val)}; both must be non-empty "
+                              f"(set data.split.validation > 0)")
+    return TrainData(task, multi, labels, train, val, inputs)
+
+
+def _read_splits(run_dir: Path, manifest: DataManifest, manifest_path: Path
+                 ) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[Path, str]]]:
+    """The train and validation splits, each checked against the sha256 the data stage recorded."""
     inputs: dict[str, tuple[Path, str]] = {}
     frames: dict[str, pd.DataFrame] = {}
     for split in ("train", "validation"):
@@ -51,8 +67,11 @@ def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
                                   f"rerun `steward data` or run `steward ledger verify` to see what happened")
         inputs[split] = (path, digest)
         frames[split] = pd.read_parquet(path)
-    task = manifest.task
-    multi = cfg.multi_label_separator is not None and task != "ner"
+    return frames, inputs
+
+
+def _labels(manifest: DataManifest, cfg: TrainConfig, task: str, multi: bool) -> list[str]:
+    """The label set of a classifier or tagger, checked against ``train.labels`` when that is given."""
     if task == "ner":
         labels = sorted(set(manifest.labels) | {"O"}, key=lambda t: (t != "O", t[2:], t))
     elif multi:
@@ -69,27 +88,49 @@ def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
                               f"fix train.labels or rerun `steward data` with input.labels")
     if len(labels) < 2:
         raise TrainStageError(f"the data has {len(labels)} label(s) {labels}; classification needs at least two")
-    train = frames["train"]
-    if cfg.max_train_samples is not None and len(train) > cfg.max_train_samples:
-        train = train.sample(n=cfg.max_train_samples, random_state=cfg.seed).reset_index(drop=True)
-    val = frames["validation"]
-    if cfg.max_eval_samples is not None and len(val) > cfg.max_eval_samples:
-        val = val.sample(n=cfg.max_eval_samples, random_state=cfg.seed).reset_index(drop=True)
-    if train.empty or val.empty:
-        raise TrainStageError(f"train has {len(train)} rows and validation {len(val)}; both must be non-empty "
-                              f"(set data.split.validation > 0)")
-    return TrainData(task, multi, labels, train, val, inputs)
+    return labels
+
+
+def _weights(frame: pd.DataFrame, cfg: TrainConfig) -> np.ndarray:
+    return (frame["sample_weight"].to_numpy(dtype=np.float32) if cfg.use_sample_weights
+            and "sample_weight" in frame else np.ones(len(frame), dtype=np.float32))
+
+
+def encode_conversations(frame: pd.DataFrame, tokenizer: Any, cfg: TrainConfig, split: str
+                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Conversations through the model's chat template, answer-only labels (chat.py); and the rows set aside
+    because they do not fit ``train.max_length`` — never cut, since a cut answer teaches the model not to stop."""
+    import json
+
+    limit, weights = cfg.length("chat"), _weights(frame, cfg)
+    out: list[dict[str, Any]] = []
+    set_aside: list[dict[str, Any]] = []
+    for i, (row_id, messages) in enumerate(zip(frame["row_id"], frame["messages"], strict=True)):
+        ex = encode_chat(tokenizer, json.loads(messages))
+        if len(ex.input_ids) > limit:
+            if cfg.overlong == "error":
+                raise TrainStageError(f"{split} row {row_id}: the conversation is {len(ex.input_ids)} tokens after "
+                                      f"the chat template, above train.max_length {limit}. Fix: raise "
+                                      f"train.max_length, or set train.overlong: quarantine to set such rows aside")
+            set_aside.append({"row_id": str(row_id), "split": split, "reason": "context_too_long",
+                              "tokens": len(ex.input_ids), "max_length": limit})
+            continue
+        out.append({"input_ids": ex.input_ids, "attention_mask": [1] * len(ex.input_ids), "labels": ex.labels,
+                    "weight": float(weights[i])})
+    if not out:
+        raise TrainStageError(f"every {split} conversation is longer than train.max_length {limit} tokens after the "
+                              f"chat template; raise train.max_length")
+    return out, set_aside
 
 
 def encode(frame: pd.DataFrame, data: TrainData, tokenizer: Any, cfg: TrainConfig) -> list[dict[str, Any]]:
     """Tokenise rows into model inputs plus ``labels`` and ``weight``."""
     label_index = {lbl: i for i, lbl in enumerate(data.labels)}
-    weights = (frame["sample_weight"].to_numpy(dtype=np.float32) if cfg.use_sample_weights
-               and "sample_weight" in frame else np.ones(len(frame), dtype=np.float32))
+    weights = _weights(frame, cfg)
     out: list[dict[str, Any]] = []
     if data.task == "ner":
         enc = tokenizer([list(t) for t in frame["tokens"]], is_split_into_words=True, truncation=True,
-                        max_length=cfg.max_length)
+                        max_length=cfg.length(data.task))
         for i, tags in enumerate(frame["tags"]):
             word_ids = enc.word_ids(i)
             aligned, prev = [], None
@@ -100,7 +141,7 @@ def encode(frame: pd.DataFrame, data: TrainData, tokenizer: Any, cfg: TrainConfi
             out.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
                         "labels": aligned, "weight": float(weights[i])})
         return out
-    enc = tokenizer(frame["text"].tolist(), truncation=True, max_length=cfg.max_length)
+    enc = tokenizer(frame["text"].tolist(), truncation=True, max_length=cfg.length(data.task))
     for i, lbl in enumerate(frame["label"].astype(str)):
         if data.multi_label:
             target = [0.0] * len(data.labels)
@@ -129,7 +170,7 @@ def collate(tokenizer: Any, task: str):  # type: ignore[no-untyped-def]
             n = len(b["input_ids"])
             ids[i, :n] = torch.tensor(b["input_ids"])
             mask[i, :n] = 1
-        if task == "ner":
+        if task in TOKEN_TASKS:
             labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
             for i, b in enumerate(batch):
                 labels[i, : len(b["labels"])] = torch.tensor(b["labels"])

@@ -1,5 +1,10 @@
 """The training loop: weighted loss, AdamW with warmup/decay, clipping or DP-SGD, early stopping,
 checkpoints and exact resume. Runs unchanged under ``accelerate launch`` (DDP) when not private.
+
+One loop for every task: a classifier's label per text, a tagger's label per token, and a chat model's next
+token on its answers (labels from ``chat.py``; the prompt's are IGNORE). For chat only the positions from
+the batch's first answer token on go through the LM head (``logits_to_keep``): on a support conversation
+the prompt is most of the tokens, and the vocabulary projection of each is work and memory for no loss.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from steward.progress import progress_bar
 from steward.tracking import Tracker
 from steward.train import checkpoint
 from steward.train.config import TrainConfig
-from steward.train.data import IGNORE_INDEX, TrainData, collate
+from steward.train.data import IGNORE_INDEX, TOKEN_TASKS, TrainData, collate
 
 StepCallback = Callable[[int, float], None]
 
@@ -37,6 +42,7 @@ class LoopResult:
     seconds: float = 0.0
     samples_per_second: float = 0.0
     stopped_early: bool = False
+    tokens_per_second: float = 0.0  # input tokens (padding excluded) trained on per second
     privacy: dict[str, Any] | None = None
     model: Any = None  # the unwrapped model with the best epoch's weights
 
@@ -104,18 +110,51 @@ def physical_batches(batch: dict[str, Any], size: int, token_labels: bool) -> li
 
 
 def metric_name(cfg: TrainConfig, task: str) -> str:
-    if cfg.early_stopping.metric != "auto":
-        return cfg.early_stopping.metric
+    chosen = cfg.early_stopping.metric
+    if task == "chat":
+        if chosen not in ("auto", "loss"):
+            raise ConfigError(f"train.early_stopping.metric: {chosen!r} is a classifier's metric; a chat run "
+                              f"stops on validation loss. Fix: metric: loss (or auto)")
+        return "loss"
+    if chosen != "auto":
+        return chosen
     return "entity_f1" if task == "ner" else "macro_f1"
 
 
-def weighted_loss(logits: Any, labels: Any, weight: Any, task: str, multi_label: bool) -> Any:
-    """Per-example loss times its sample weight, averaged over the batch (what Opacus expects: 'mean')."""
+def next_token_logits(logits: Any, labels: Any) -> tuple[Any, Any]:
+    """A causal LM's logits and the tokens they predict, aligned. ``logits`` may cover only the last positions
+    (``logits_to_keep``) or more than the labels (prompt tuning prepends virtual tokens): position t predicts
+    token t + 1, so the last kept position predicts nothing."""
+    t = labels.shape[1]
+    n = min(logits.shape[1], t)
+    return logits[:, -n:-1], labels[:, t - n + 1:]
+
+
+def token_losses(logits: Any, labels: Any, task: str) -> tuple[Any, Any]:
+    """Per-token cross-entropy and its mask (1 where a token is a target) of a tagger or a chat model."""
     import torch.nn.functional as F
 
-    if task == "ner":
-        per_tok = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
-        valid = (labels != IGNORE_INDEX).float()
+    if task == "chat":
+        logits, labels = next_token_logits(logits, labels)
+    elif logits.shape[1] > labels.shape[1]:  # prompt tuning: virtual tokens come first and carry no tag
+        logits = logits[:, -labels.shape[1]:]
+    # Only the target positions, as rows of (token, class): cross_entropy's (batch, class, position) layout on
+    # a transposed 49k-word vocabulary ran ~20x slower on CPU (1.5 s a batch for the tiny test model,
+    # profiled), and a chat batch's prompt positions are no target at all.
+    valid = labels != IGNORE_INDEX
+    where = valid.nonzero(as_tuple=True)
+    per_tok = logits.new_zeros(labels.shape)
+    per_tok = per_tok.index_put(where, F.cross_entropy(logits[where], labels[where], reduction="none"))
+    return per_tok, valid.float()
+
+
+def weighted_loss(logits: Any, labels: Any, weight: Any, task: str, multi_label: bool) -> Any:
+    """Per-example loss times its sample weight, averaged over the batch (what Opacus expects: 'mean'). A
+    tagger's or chat model's example loss is the mean over its target tokens."""
+    import torch.nn.functional as F
+
+    if task in TOKEN_TASKS:
+        per_tok, valid = token_losses(logits, labels, task)
         per_ex = (per_tok * valid).sum(1) / valid.sum(1).clamp(min=1.0)
     elif multi_label:
         per_ex = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)
@@ -124,11 +163,50 @@ def weighted_loss(logits: Any, labels: Any, weight: Any, task: str, multi_label:
     return (per_ex * weight).mean()
 
 
+def model_inputs_for(task: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What the model is called with: ids and mask; for chat also how many last positions need logits."""
+    if task != "chat":
+        return lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
+
+    def chat_inputs(b: dict[str, Any]) -> dict[str, Any]:
+        targets = (b["labels"] != IGNORE_INDEX).any(0).nonzero()
+        first = int(targets[0]) if len(targets) else 1  # the batch's first answer token
+        keep = b["input_ids"].shape[1] - max(first - 1, 0)  # from the position that predicts it, to the end
+        return {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "logits_to_keep": keep}
+
+    return chat_inputs
+
+
+def evaluate_lm(model: Any, examples: list[dict[str, Any]], tokenizer: Any, batch_size: int) -> dict[str, float]:
+    """A chat model's validation loss on the answers (mean over conversations, as trained) and perplexity
+    (exp of the mean over every answer token)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(examples, batch_size=batch_size, shuffle=False, collate_fn=collate(tokenizer, "chat"))
+    inputs = model_inputs_for("chat")
+    was_training = model.training
+    model.eval()
+    example_loss, nll, tokens = 0.0, 0.0, 0.0
+    with torch.no_grad():
+        for batch in loader:
+            per_tok, valid = token_losses(model(**inputs(batch)).logits, batch["labels"], "chat")
+            summed = (per_tok * valid).sum(1)
+            example_loss += float((summed / valid.sum(1).clamp(min=1.0)).sum())
+            nll, tokens = nll + float(summed.sum()), tokens + float(valid.sum())
+    model.train(was_training)
+    token_loss = nll / max(tokens, 1.0)
+    return {"loss": example_loss / len(examples), "token_loss": token_loss,
+            "perplexity": math.exp(min(token_loss, 50.0)), "answer_tokens": tokens}
+
+
 def evaluate(model: Any, examples: list[dict[str, Any]], data: TrainData, tokenizer: Any, batch_size: int) -> dict[str, float]:
     """Validation metrics and unweighted loss, on the whole set (every process sees the same numbers)."""
     import torch
     from torch.utils.data import DataLoader
 
+    if data.task == "chat":
+        return evaluate_lm(model, examples, tokenizer, batch_size)
     loader = DataLoader(examples, batch_size=batch_size, shuffle=False, collate_fn=collate(tokenizer, data.task))
     was_training = model.training
     model.eval()
@@ -161,7 +239,7 @@ def evaluate(model: Any, examples: list[dict[str, Any]], data: TrainData, tokeni
     return out
 
 
-def _explicit_ids(model: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _explicit_ids(model: Any, task: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Model inputs with per-example ``token_type_ids`` and ``position_ids`` where the model takes them.
 
     BERT-like models otherwise broadcast a (1, T) buffer over the batch; Opacus then sees a batch of one
@@ -175,8 +253,10 @@ def _explicit_ids(model: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     if "kwargs" in accepted and hasattr(_unwrap(model), "get_base_model"):  # peft wrappers forward **kwargs
         accepted |= set(inspect.signature(_unwrap(model).get_base_model().forward).parameters)
 
+    plain = model_inputs_for(task)
+
     def inputs(batch: dict[str, Any]) -> dict[str, Any]:
-        out = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        out = plain(batch)
         b, t = batch["input_ids"].shape
         if "token_type_ids" in accepted:
             out["token_type_ids"] = torch.zeros((b, t), dtype=torch.long)
@@ -187,7 +267,7 @@ def _explicit_ids(model: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return inputs
 
 
-def _optimizer(model: Any, cfg: TrainConfig) -> Any:
+def _optimizer(model: Any, cfg: TrainConfig, task: str) -> Any:
     import torch
 
     decay, no_decay = [], []
@@ -195,7 +275,7 @@ def _optimizer(model: Any, cfg: TrainConfig) -> Any:
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr())
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr(task))
 
 
 def _unwrap(model: Any) -> Any:
@@ -235,7 +315,7 @@ class _Loop:
         self.name = metric_name(cfg, data.task)
         self.res = LoopResult(metric_name=self.name)
         self.privacy_state: Any = None
-        self.start_epoch, self.skip_batches, self.bad_epochs, self.seen = 0, 0, 0, 0
+        self.start_epoch, self.skip_batches, self.bad_epochs, self.seen, self.seen_tokens = 0, 0, 0, 0, 0
         self.t0 = 0.0
 
     def run(self) -> LoopResult:
@@ -296,17 +376,17 @@ class _Loop:
         from transformers import get_scheduler
 
         cfg = self.cfg
-        self.optimizer = _optimizer(self.model, cfg)
+        self.optimizer = _optimizer(self.model, cfg, self.data.task)
         if self.private:
             from steward.train.privacy import make_private
 
             self.model.train()
             self.model, self.optimizer, self.loader, self.privacy_state = make_private(
                 self.model, self.optimizer, self.loader, cfg.privacy, epochs=cfg.epochs, n_train=len(self.train_ex))
-            self.model_inputs = _explicit_ids(self.model)
+            self.model_inputs = _explicit_ids(self.model, self.data.task)
         else:
             self.model, self.optimizer, self.loader = self.accelerator.prepare(self.model, self.optimizer, self.loader)
-            self.model_inputs = lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
+            self.model_inputs = model_inputs_for(self.data.task)
         self.total_steps = min(cfg.max_steps or math.inf, len(self.loader) * cfg.epochs)
         self.scheduler = get_scheduler("constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler,
                                        self.optimizer, num_warmup_steps=int(cfg.warmup_ratio * self.total_steps),
@@ -323,6 +403,7 @@ class _Loop:
         res.global_step, res.history = prog["global_step"], prog["history"]
         res.best_metric, res.best_epoch, self.bad_epochs = prog["best_metric"], prog["best_epoch"], prog["bad_epochs"]
         res.seconds = prog.get("seconds", 0.0)
+        self.seen, self.seen_tokens = prog.get("seen", 0), prog.get("seen_tokens", 0)
         if self.privacy_state is not None:
             self.privacy_state.engine.accountant.history = [tuple(h) for h in prog.get("privacy_history", [])]
 
@@ -333,7 +414,8 @@ class _Loop:
         checkpoint.save(self.last_dir, model=self._base(), optimizer=self.optimizer, scheduler=self.scheduler,
                         progress={"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": res.global_step,
                                   "history": res.history, "best_metric": res.best_metric, "best_epoch": res.best_epoch,
-                                  "bad_epochs": self.bad_epochs, "seconds": res.seconds, "config_digest": self.digest,
+                                  "bad_epochs": self.bad_epochs, "seconds": res.seconds, "seen": self.seen,
+                                  "seen_tokens": self.seen_tokens, "config_digest": self.digest,
                                   "config": self.cfg.model_dump(mode="json"), "labels": self.data.labels,
                                   "privacy_history": [list(h) for h in ps.engine.accountant.history] if ps else []})
 
@@ -375,6 +457,7 @@ class _Loop:
             loss_value = _private_step(self.model, self.optimizer, batch, self.model_inputs, self.cfg, self.data)
             self.scheduler.step()
             self.seen += len(batch["weight"])
+            self.seen_tokens += int(batch["attention_mask"].sum())
             return loss_value
         return self._plain_step(batch)
 
@@ -389,14 +472,17 @@ class _Loop:
         self.scheduler.step()
         self.optimizer.zero_grad()
         self.seen += len(batch["weight"]) * acc.num_processes
+        self.seen_tokens += int(batch["attention_mask"].sum()) * acc.num_processes
         return float(loss.item())
 
     def _report(self, epoch: int, loss_value: float, pbar: Any, task: Any) -> None:
         if self.on_step:
             self.on_step(self.res.global_step + 1, loss_value)
         if pbar:
-            rate = self.seen / max(1e-9, time.perf_counter() - self.t0)
-            pbar.update(task, advance=1, description=f"train e{epoch + 1} loss {loss_value:.3f} {rate:.0f} samples/s")
+            spent = max(1e-9, self.res.seconds + time.perf_counter() - self.t0)  # the counts are the run's too
+            rate = (f"{self.seen_tokens / spent:.0f} tokens/s" if self.data.task == "chat"
+                    else f"{self.seen / spent:.0f} samples/s")
+            pbar.update(task, advance=1, description=f"train e{epoch + 1} loss {loss_value:.3f} {rate}")
 
     def _end_epoch(self, epoch: int) -> bool:
         """Evaluate, keep the best weights, checkpoint; True when early stopping ends the run."""
@@ -433,6 +519,7 @@ class _Loop:
         res = self.res
         res.epochs_run = len(res.history)
         res.samples_per_second = round(self.seen / res.seconds, 2) if res.seconds and self.seen else 0.0
+        res.tokens_per_second = round(self.seen_tokens / res.seconds, 1) if res.seconds and self.seen_tokens else 0.0
         base = self._base()
         checkpoint.load_weights(self.best_dir, base)
         if self.privacy_state is not None:
@@ -448,7 +535,7 @@ def _private_step(model: Any, optimizer: Any, batch: dict[str, Any], model_input
     Opacus clips and sums per-example gradients on every ``step()`` and only adds noise and updates on the
     last one (``signal_skip_step``), exactly as its BatchMemoryManager does; we split by length, not position.
     """
-    parts = physical_batches(batch, cfg.privacy.physical_batch_size, token_labels=data.task == "ner")
+    parts = physical_batches(batch, cfg.privacy.physical_batch_size, token_labels=data.task in TOKEN_TASKS)
     total = 0.0
     for j, part in enumerate(parts):
         optimizer.signal_skip_step(do_skip=j < len(parts) - 1)

