@@ -144,7 +144,6 @@ def test_conversations_longer_than_the_context_are_set_aside_not_cut(chat_run: P
     assert aside and all(r["reason"] == "context_too_long" and r["tokens"] > 96 for r in aside)
     assert result.manifest["set_aside"] == {"context_too_long": len(aside)}
     n_train = sum(1 for r in aside if r["split"] == "train")
-    import pandas as pd
 
     assert result.manifest["train_rows"] == 40 - n_train  # of the max_train_samples drawn
     with pytest.raises(TrainStageError, match=r"above train.max_length 96.*overlong: quarantine"):

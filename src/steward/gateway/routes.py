@@ -35,6 +35,7 @@ def register_routes(app: FastAPI, live: Live[GatewayState], cfg: GatewayRun) -> 
         return {"object": "list", "data": [{
             "id": state.model_name, "object": "model", "created": 0, "owned_by": "steward",
             "steward": {"backend": gcfg.backend, "backend_model": be.model_id, "model_hash": be.model_hash,
+                        "model": getattr(be, "facts", {}),
                         "guards": {"input": list(settings.input), "output": list(settings.output),
                                    "detectors": [g.describe() for g in state.chains[key.role][0]
                                                  if hasattr(g, "describe")]}}}]}
