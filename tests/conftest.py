@@ -136,3 +136,19 @@ def chat_data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "pii": {"ner": False}, "split": {"validation": 0.15, "test": 0.15}}})
     run_data(cfg)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_chat_run(chat_data_run: Path, tiny_chat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``chat_data_run`` with the tiny chat model LoRA-fine-tuned on it (one short epoch): a run with its own
+    chat model, for the gateway and the compress stage. Tests copy it before changing it."""
+    import shutil
+
+    from steward.train import run as run_train
+
+    run_dir = tmp_path_factory.mktemp("trained_chat") / "run"
+    shutil.copytree(chat_data_run, run_dir, symlinks=True)
+    run_train(parse_config({"run_dir": str(run_dir), "train": {
+        "model": str(tiny_chat_dir), "method": "lora", "epochs": 1, "batch_size": 8, "max_length": 256,
+        "max_train_samples": 24, "mlflow": False, "threads": 1}}))
+    return run_dir

@@ -22,17 +22,8 @@ from steward.records import TrainManifest
 from steward.service.audit import AuditLog, database_url
 from steward.service.keys import KeyStore
 from steward.service.loopback import wait_ready
-from steward.train import run as train
 from tests.serve.conftest import _free_port
-from tests.train.conftest import copy_run, train_cfg
-
-
-@pytest.fixture(scope="module")
-def trained_chat_run(chat_data_run: Path, tiny_chat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = copy_run(chat_data_run, tmp_path_factory.mktemp("served") / "run")
-    train(train_cfg(run_dir, tiny_chat_dir, method="lora", epochs=1, batch_size=8, max_length=256,
-                    max_train_samples=24))
-    return run_dir
+from tests.train.conftest import copy_run
 
 
 def test_the_gateway_command_serves_the_runs_own_model_and_audits_its_hash(trained_chat_run: Path,

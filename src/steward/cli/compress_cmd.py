@@ -13,7 +13,23 @@ from steward.cli.common import console, dflt, existing_run_dir, handle_errors, p
 from steward.config.loader import load_config
 
 
+def chat_table(candidates: list[dict[str, Any]]) -> Table:
+    """A chat model's candidates: held-out answer loss and perplexity, greedy tokens/s, size."""
+    figures = ("MiB", "held-out loss", "perplexity", "tokens/s")
+    t = table("compress stage — chat model, on held-out conversations", "candidate", "format", *figures,
+              "verdict", right=figures)
+    for c in candidates:
+        verdict = f"[red]not released: {c['rejected']}[/]" if c.get("rejected") else "[green]released[/]" \
+            if c.get("chosen") else "[green]passes[/]"
+        name = f"[bold]{c['name']} (chosen)[/]" if c.get("chosen") else c["name"]
+        t.add_row(name, str(c["format"]), f"{c['size_bytes'] / 2**20:.1f}", f"{c['held_out_loss']:.4f}",
+                  f"{c['perplexity']:.4g}", f"{c['tokens_per_second']:.1f}", verdict)
+    return t
+
+
 def summary_table(candidates: list[dict[str, Any]]) -> Table:
+    if candidates and "held_out_loss" in candidates[0]:
+        return chat_table(candidates)
     figures = ("MiB", "accuracy", "DP diff.", "attack success", "p95 ms", "texts/s")
     t = table("compress stage — every candidate re-scored", "candidate", "format", *figures, "verdict",
               right=figures)
@@ -64,5 +80,10 @@ def compress(
         print_json(json.loads((result.out_dir / "pareto.json").read_text()))
         return
     console.print(summary_table(result.candidates))
+    if "held_out_loss" in result.chosen_entry:
+        console.print(f"chosen: [bold]{result.chosen}[/] ({result.chosen_entry['path']}); the generative scorecard "
+                      f"re-scores it in full")
+        console.print(f"pareto: {result.out_dir / 'pareto.json'}")
+        return
     console.print(f"chosen: [bold]{result.chosen}[/] ({result.chosen_entry['path']}) — `steward serve` serves it")
     console.print(f"pareto: {result.out_dir / 'pareto.json'}  report: {result.out_dir / 'report.html'}")

@@ -74,16 +74,17 @@ def save_int8(model: Any, directory: Path) -> None:
     save_file(tensors, str(directory / INT8_FILE), metadata={"format": "steward-torch-int8"})
 
 
-def load_int8(directory: Path) -> Any:
-    """Rebuild a model written by :func:`save_int8`: the float skeleton from config.json, quantised, then
-    every tensor set from the file (strictly: a missing or extra tensor is an error)."""
+def load_int8(directory: Path, auto_class: Any = None) -> Any:
+    """Rebuild a model written by :func:`save_int8`: the float skeleton from config.json (a sequence classifier
+    unless ``auto_class`` says otherwise), quantised, then every tensor set from the file (strictly: a missing
+    or extra tensor is an error)."""
     import torch
     from safetensors.torch import load_file
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(directory)
-    model = quantize_dynamic(AutoModelForSequenceClassification.from_config(config).eval())
+    model = quantize_dynamic((auto_class or AutoModelForSequenceClassification).from_config(config).eval())
     tensors = load_file(str(directory / INT8_FILE))
     used = set()
     for name, mod in model.named_modules():

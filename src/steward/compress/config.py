@@ -39,6 +39,18 @@ class FineTuneSettings(StageConfig):
     seed: int = 0
 
 
+class ChatCompressSettings(StageConfig):
+    """A chat model's candidates are measured on the data stage's held-out (test) conversations: the loss on
+    their answers and greedy generation speed; the generative scorecard re-scores them in full."""
+
+    max_rows: int | None = Field(64, ge=1)  # held-out conversations scored (a seeded sample); null = all
+    prompts: int = Field(4, ge=1)  # held-out prompts answered to time generation
+    new_tokens: int = Field(32, ge=1)  # tokens generated per prompt (greedy, EOS ignored: equal work)
+    # A candidate is released when its held-out per-token loss is at most this much above the original's
+    # (0.05 nats: perplexity +5 %) and it generates faster.
+    max_loss_increase: float = Field(0.05, ge=0.0)
+
+
 class CompressConfig(StageConfig):
     """Smaller, faster models, each re-scored by the evaluate stage; the fastest that passes every gate the
     original passed is chosen."""
@@ -49,6 +61,7 @@ class CompressConfig(StageConfig):
     distill: DistillSettings = Field(default_factory=DistillSettings)
     finetune: FineTuneSettings = Field(default_factory=FineTuneSettings)
     choose_by: Literal["latency", "size"] = "latency"  # among passing candidates: lowest batch-1 p95, or smallest
+    chat: ChatCompressSettings = Field(default_factory=ChatCompressSettings)
     threads: int | None = Field(None, ge=1)  # torch/ONNX Runtime threads; null = library default
 
 

@@ -111,12 +111,18 @@ def _record(run_dir: Path, ccfg: Any, chosen: dict[str, Any], entries: list[dict
 
 
 def run(cfg: CompressRun, *, progress: bool = False) -> CompressResult:
-    """Compress ``RUN_DIR/train/model`` by every method in ``compress.methods``; write ``RUN_DIR/compress/``."""
+    """Compress ``RUN_DIR/train/model`` by every method in ``compress.methods``; write ``RUN_DIR/compress/``.
+    A chat model goes to :func:`steward.compress.chat.run_chat` (int8, held-out loss and tokens/s)."""
     from steward.compress.report import render
     from steward.inference import TorchClassifier
 
     ccfg, ecfg = cfg.compress, cfg.evaluate
     run_dir = Path(cfg.run_dir)
+    trained = run_dir / "train" / "manifest.json"
+    if trained.is_file() and TrainManifest.read(trained).task == "chat":
+        from steward.compress.chat import run_chat
+
+        return run_chat(cfg, TrainManifest.read(trained), progress=progress)
     started_at = now_iso()
     t_start = time.perf_counter()
     parent_dir = run_dir / "train" / "model"
