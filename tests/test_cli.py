@@ -89,7 +89,8 @@ def test_missing_column_is_a_clear_error(tmp_path: Path, small_csv: Path) -> Non
 
 
 def test_demo_runs_end_to_end_and_finds_what_was_planted(tmp_path: Path) -> None:
-    r = steward("demo", "--run-dir", str(tmp_path / "demo"), "--rows", "1500", "--skip-train", "--skip-chat", "--json")
+    r = steward("demo", "--run-dir", str(tmp_path / "demo"), "--rows", "1500", "--skip-train", "--skip-serve",
+                "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     plan, s = out["plan"], out["data"]
@@ -112,6 +113,22 @@ def test_demo_runs_end_to_end_and_finds_what_was_planted(tmp_path: Path) -> None
     gender = s["balance"]["groups"]["gender"]
     assert gender["shares"]["nonbinary"] < 0.05 and gender["imbalance_ratio"] > 10  # the under-represented group
     assert (tmp_path / "demo" / "data" / "data_card.md").is_file()
+    # the chat run beside it: every problem planted in the conversations is found, every record accounted for
+    chat = out["chat"]
+    cplan, cs = chat["plan"], chat["data"]
+    assert out["chat_ledger"]["ok"] and cs["invariant_ok"] and cs["rows_in"] == cplan["records"]
+    by = cs["quarantine_by_reason"]
+    for reason, n in cplan["bad"].items():  # unknown role, no answer, empty turn, turn order, broken JSON
+        assert by.get(reason) == n, (reason, by)
+    assert by["duplicate_exact"] == cplan["exact_duplicates"]
+    assert by.get("duplicate_prompt_exact", 0) + by.get("duplicate_prompt_near", 0) == cplan["duplicate_prompts"]
+    assert by["harmful_answer"] == cplan["toxic_answers"]
+    for kind in cplan["pii_user"]:
+        planted = cplan["pii_user"][kind] + cplan["pii_assistant"].get(kind, 0)
+        assert cs["pii_by_type"].get(kind, 0) >= planted, kind
+    assert cs["pii"]["by_role"]["assistant"] >= sum(cplan["pii_assistant"].values())
+    canaries = json.loads((tmp_path / "demo" / "chat" / "data" / "canaries.json").read_text())
+    assert canaries["canaries"] and canaries["canaries"][0]["secret"]
 
 
 def test_train_flags_and_bad_values(tmp_path: Path, small_csv: Path) -> None:

@@ -1,4 +1,6 @@
-"""The real default model (all-MiniLM-L6-v2 from PyPI) end to end: `steward demo` trains, evaluates and verifies."""
+"""The real default models end to end: `steward demo` trains all-MiniLM-L6-v2 (PyPI), evaluates, compresses and
+serves it, fine-tunes SmolLM2-135M-Instruct (PyPI) on support conversations and chats with it through the
+gateway, and verifies both runs' ledgers."""
 
 import json
 import os
@@ -6,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from steward.hashing import digest
+
 
 def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     env = {**os.environ, "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "", "HF_HUB_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "-m", "steward.cli.app", "demo", "--run-dir", str(tmp_path / "demo"),
-                        "--rows", "800", "--json"], capture_output=True, text=True, env=env, timeout=1200)
+                        "--rows", "800", "--chat-rows", "40", "--json"], capture_output=True, text=True, env=env,
+                       timeout=1500)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
     m = out["train"]
@@ -47,10 +52,19 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     version = plain["body"]["decisions"][0]["model_version"]
     assert (chosen["name"] in version) if chosen["name"] != "original" else ("-" not in version.split("@")[1])
     chat = out["chat"]
-    ordinary, injection, pii = chat["turns"]
+    tm = chat["train"]
+    assert tm["task"] == "chat" and tm["method"] == "lora"
+    assert tm["base_model"]["id"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and tm["tokens_per_second"] > 0
+    gw = chat["gateway"]
+    facts = gw["facts"]
+    assert facts["model"]["source"] == "run" and facts["model"]["method"] == "lora"  # the fine-tuned model, not the base
+    assert facts["model_hash"] == digest(tm["model_weights_sha256"])
+    ordinary, injection, pii = gw["turns"]
     assert ordinary["status"] == 200 and ordinary["body"]["choices"][0]["message"]["content"].strip()
     assert injection["status"] == 400 and injection["body"]["error"]["code"] == "prompt_injection"
     assert pii["status"] == 200
     found = {f["type"] for g in pii["body"]["steward"]["findings"] if g.get("guard") == "pii" for f in g["findings"]}
     assert found >= {"CREDIT_CARD", "EMAIL_ADDRESS"}
-    assert chat["audit"]["ok"] and chat["audit"]["records"] == served["audit"]["records"] + 3
+    assert gw["audit"]["ok"] and gw["audit"]["records"] == 3
+    assert gw["audit_model_hashes"] == [facts["model_hash"]]  # every answer names the model that gave it
+    assert out["chat_ledger"]["ok"] and out["chat_ledger"]["events"] == 2  # data, train

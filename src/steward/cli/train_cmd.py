@@ -37,15 +37,20 @@ def summary_table(m: dict[str, Any]) -> Table:
     t.add_row("parameters (trainable / total)", f"{m['parameters']['trainable']:,} / {m['parameters']['total']:,}")
     t.add_row("train / validation rows", f"{m['train_rows']} / {m['validation_rows']}")
     for h in m["history"]:
-        t.add_row(f"epoch {h['epoch']}", f"{m['best_metric']['name']} {h[m['best_metric']['name']]:.4f}  "
-                                         f"loss {h['loss']:.4f}")
+        extra = f"perplexity {h['perplexity']:.3f}" if "perplexity" in h else f"loss {h['loss']:.4f}"
+        t.add_row(f"epoch {h['epoch']}", f"{m['best_metric']['name']} {h[m['best_metric']['name']]:.4f}  {extra}")
     b = m["best_metric"]
     t.add_row("best", f"{b['name']} {b['value']:.4f} (epoch {b['epoch']})")
     if m["privacy"].get("enabled"):
         p = m["privacy"]
         t.add_row("privacy", f"ε={p['epsilon']} (target {p['target_epsilon']}), δ={p['delta']:.2e}, "
                              f"σ={p['noise_multiplier']:.3f}")
-    t.add_row("seconds / samples per second", f"{m['seconds']} / {m['samples_per_second']}")
+    if m.get("set_aside", {}).get("context_too_long"):
+        t.add_row("set aside (longer than max_length)", str(m["set_aside"]["context_too_long"]))
+    if m["task"] == "chat":
+        t.add_row("seconds / tokens per second", f"{m['seconds']} / {m['tokens_per_second']}")
+    else:
+        t.add_row("seconds / samples per second", f"{m['seconds']} / {m['samples_per_second']}")
     return t
 
 
@@ -54,7 +59,7 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/)." + dflt("run_dir"))] = None,
     model: Annotated[str | None, typer.Option(help="'default', a local model directory or a hub id." + dflt("train.model"))] = None,
-    method: Annotated[str | None, typer.Option(help="lora, full or head." + dflt("train.method"))] = None,
+    method: Annotated[str | None, typer.Option(help="lora, full, head or prompt." + dflt("train.method"))] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs." + dflt("train.epochs"))] = None,
     max_train_samples: Annotated[int | None, typer.Option(help="Train on a random subset.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size." + dflt("train.batch_size"))] = None,

@@ -61,7 +61,7 @@ class ConversationPlan:
     bad: dict[str, int] = field(default_factory=dict)  # quarantine reason -> broken records planted
 
 
-GREETINGS = ["Hi {name},", "Hello {name},", "Dear {name},", "Hi there,", "Hello,", "Good day {name},"]
+GREETINGS = ["Hi there,", "Hello,", "Thanks for writing,", "Good morning,", "Hi,", "Thank you for reaching out,"]
 DETAILS = ["", "", "I can see your case {ticket} in our system.", "Your reference is {ticket}.",
            "I checked your account history first.", "I have added a note to your file.",
            "This was reported {n} days ago and I am sorry it took a while.", "I have also credited {amount} as a "
@@ -80,7 +80,7 @@ def _answer(intent: str, fill: dict[str, str], rng: random.Random | None = None)
 def _conversation(rng: random.Random) -> tuple[list[dict[str, str]], dict[str, str]]:
     intent = rng.choice(list(INTENTS))
     fill = {k: rng.choice(v) for k, v in FILL.items()}
-    fill.update(name=rng.choice(FIRST), ticket=str(rng.randint(10000, 99999)))
+    fill.update(ticket=str(rng.randint(10000, 99999)))
     question = " ".join(p for p in (rng.choice(OPENERS), rng.choice(INTENTS[intent]).format(**fill),
                                     rng.choice(EXTRAS), rng.choice(CLOSERS)) if p)
     messages = [{"role": "system", "content": SYSTEM}] if rng.random() < 0.5 else []
