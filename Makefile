@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired clean
+.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired bench-chat clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-train: $(BENCH_STAMP)
 
 bench-train-speed: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_train_speed.py
+
+bench-chat: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_chat.py
 
 bench-evaluate: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_evaluate.py

@@ -97,7 +97,7 @@ def data(
     label_column: Annotated[str | None, typer.Option(help="Column holding the label." + dflt("data.input.label_column"))] = None,
     group_column: Annotated[list[str] | None, typer.Option(help="Sensitive-attribute column (repeatable).")] = None,
     labels: Annotated[str | None, typer.Option(help="Declared label set, comma-separated.")] = None,
-    task: Annotated[str | None, typer.Option(help="classification or ner." + dflt("data.input.task"))] = None,
+    task: Annotated[str | None, typer.Option(help="classification, ner or chat (conversations)." + dflt("data.input.task"))] = None,
     format: Annotated[str | None, typer.Option(help="auto, csv, tsv, jsonl, parquet or conll." + dflt("data.input.format"))] = None,
     encoding: Annotated[str | None, typer.Option(
         help="The file's encoding, e.g. latin-1; auto: UTF-8 if it decodes, else detected." + dflt(
