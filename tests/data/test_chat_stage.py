@@ -158,13 +158,15 @@ def test_canaries_are_planted_as_training_conversations_only(tmp_path: Path) -> 
     assert not any(x in held for x in secrets)
 
 
-def test_training_on_conversations_is_refused_clearly_until_chat_fine_tuning_exists(tmp_path: Path) -> None:
-    from steward.errors import TrainStageError
+def test_the_train_stage_reads_the_conversations_as_written(tmp_path: Path) -> None:
+    """What the data stage writes is what the train stage reads: the manifest's task, every kept conversation."""
     from steward.train.config import TrainConfig
     from steward.train.data import load_data_stage
 
     path = _write(tmp_path / "chats.jsonl", _conversations())
-    cfg = _cfg(tmp_path, path, screen={"enabled": False})
-    run(cfg)
-    with pytest.raises(TrainStageError, match=r"conversations \(input.task: chat\).*classifiers and taggers only"):
-        load_data_stage(tmp_path / "run", TrainConfig())
+    run(_cfg(tmp_path, path, screen={"enabled": False}))
+    data = load_data_stage(tmp_path / "run", TrainConfig())
+    assert data.task == "chat" and data.labels == []
+    kept = pd.concat([pd.read_parquet(tmp_path / "run" / "data" / f"{n}.parquet") for n in ("train", "validation")])
+    assert len(data.train) + len(data.validation) == len(kept)
+    assert all(json.loads(m)[-1]["role"] == "assistant" for m in data.train["messages"])

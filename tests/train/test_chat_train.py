@@ -69,6 +69,17 @@ def test_each_method_fine_tunes_the_chat_model_and_writes_what_serving_needs(cha
     assert verify(chat_run).ok
 
 
+def test_lora_on_the_last_layers_only_adapts_those(chat_run: Path, tiny_chat_dir: Path) -> None:
+    from safetensors.torch import load_file as load
+
+    m = run(_cfg(chat_run, tiny_chat_dir, method="lora", lora={"layers": 1}, max_train_samples=8)).manifest
+    adapted = load(chat_run / "train" / "adapter" / "adapter_model.safetensors")
+    assert adapted and all(".layers.1." in k for k in adapted)  # the tiny model has layers 0 and 1
+    assert m["hyperparameters"]["lora"]["layers"] == 1
+    with pytest.raises(ConfigError, match=r"train.lora.layers: got 5, but the model has 2 layers"):
+        run(_cfg(chat_run, tiny_chat_dir, method="lora", lora={"layers": 5}))
+
+
 def test_the_loss_through_the_loop_is_on_the_answers_only(tiny_chat_dir: Path) -> None:
     """Keeping logits only from the batch's first answer token on gives the loss of the full logits; and
     changing a prompt token's label target (not its input) changes nothing."""

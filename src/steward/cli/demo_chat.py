@@ -27,10 +27,10 @@ data:
   canaries: {count: 1, repeats: 2}   # a secret planted in training conversations: memorisation is measurable
 train:
   method: lora
-  lora: {r: 8, alpha: 16}
+  lora: {r: 8, alpha: 16, layers: 15}   # the top half of SmolLM2's 30 layers: backward stops there, 1.5x faster
   epochs: 1
   batch_size: 8
-  learning_rate: 0.001   # one short epoch on a few hundred conversations: a LoRA rate that learns in it
+  learning_rate: 0.002   # one short epoch on ~120 conversations: a LoRA rate that learns the house style in it
 gateway:
   system_prompt: "You are Northwind's customer support assistant. Be brief, kind and concrete."
 """

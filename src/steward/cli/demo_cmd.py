@@ -63,7 +63,7 @@ def demo(
     skip_compress: Annotated[bool, typer.Option("--skip-compress", help="Serve the trained model uncompressed.")] = False,
     skip_serve: Annotated[bool, typer.Option("--skip-serve", help="Do not start the service or the chat gateway.")] = False,
     skip_chat: Annotated[bool, typer.Option("--skip-chat", help="No chat part (conversations, SmolLM2 fine-tune, gateway).")] = False,
-    chat_rows: Annotated[int, typer.Option(help="Support conversations to generate for the chat model.")] = 200,
+    chat_rows: Annotated[int, typer.Option(help="Support conversations to generate for the chat model.")] = 150,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Generate a seeded customer-support dataset with planted problems and run every stage on it; then the

@@ -61,7 +61,22 @@ def _lora(model: Any, cfg: TrainConfig, task: str) -> Any:
     from peft import LoraConfig
 
     return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=lora_targets(model, cfg), task_type=_task_type(task))
+                      target_modules=lora_targets(model, cfg), task_type=_task_type(task),
+                      layers_to_transform=_last_layers(model, cfg.lora.layers))
+
+
+def _last_layers(model: Any, n: int | None) -> list[int] | None:
+    """The indices of the model's last ``n`` transformer layers (peft's ``layers_to_transform``)."""
+    if n is None:
+        return None
+    total = getattr(model.config, "num_hidden_layers", None)
+    if not total:
+        raise ConfigError("train.lora.layers: this model's config names no num_hidden_layers, so its last layers "
+                          "cannot be found. Fix: remove lora.layers (adapt every layer)")
+    if n > total:
+        raise ConfigError(f"train.lora.layers: got {n}, but the model has {total} layers. Fix: 1 to {total}, or "
+                          f"remove it to adapt every layer")
+    return list(range(total - n, total))
 
 
 def _prompt_tuning(cfg: TrainConfig, task: str, tokenizer_path: str | None) -> Any:

@@ -22,6 +22,9 @@ class LoRASettings(StageConfig):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     target_modules: list[str] | None = None  # None: by the model's family (LORA_TARGETS)
+    # Adapt only the last N transformer layers (None: all). Nothing below the lowest adapted layer needs a
+    # gradient, so the backward pass stops there: on a CPU that is most of a step's cost.
+    layers: int | None = Field(None, ge=1)
 
 
 class PromptTuningSettings(StageConfig):
