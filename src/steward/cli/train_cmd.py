@@ -71,10 +71,12 @@ def train(
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not track to RUN_DIR/mlruns.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
-    """Fine-tune a pretrained encoder (LoRA, full or head-only; optionally DP-SGD) on RUN_DIR/data.
+    """Fine-tune a pretrained model on RUN_DIR/data (LoRA, full, head-only or prompt tuning; optionally DP-SGD).
 
-    Writes RUN_DIR/train/{model,adapter,manifest.json,metrics.json,label_map.json}, checkpoints in
-    RUN_DIR/train_checkpoints, MLflow runs in RUN_DIR/mlruns, and one ledger event.
+    The data stage's task decides the model: an encoder for classification and NER, a causal LM (default
+    SmolLM2-135M-Instruct, answer-only loss) for conversations. Writes RUN_DIR/train/{model,adapter,
+    manifest.json,metrics.json,label_map.json}, checkpoints in RUN_DIR/train_checkpoints, MLflow runs in
+    RUN_DIR/mlruns, and one ledger event. Several processes: `accelerate launch -m steward.cli.app train …`.
     """
     from steward.train import run
 

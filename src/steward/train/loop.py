@@ -471,8 +471,13 @@ class _Loop:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad()
-        self.seen += len(batch["weight"]) * acc.num_processes
-        self.seen_tokens += int(batch["attention_mask"].sum()) * acc.num_processes
+        rows, tokens = len(batch["weight"]), int(batch["attention_mask"].sum())
+        if acc.num_processes > 1:  # length-grouped batches differ in size between processes: count them all
+            import torch
+
+            rows, tokens = (int(v) for v in acc.reduce(torch.tensor([rows, tokens]), reduction="sum"))
+        self.seen += rows
+        self.seen_tokens += tokens
         return float(loss.item())
 
     def _report(self, epoch: int, loss_value: float, pbar: Any, task: Any) -> None:
