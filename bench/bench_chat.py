@@ -211,7 +211,10 @@ def trl_loop(run_dir: Path, rows: int, batch: int, seed: int) -> float:
                                      for e in examples])
     args = SFTConfig(output_dir=str(run_dir.parent / "trl_out"), per_device_train_batch_size=batch,
                      num_train_epochs=1, learning_rate=2e-4, logging_steps=10_000, save_strategy="no",
-                     report_to=[], seed=seed, max_length=128, use_cpu=True, dataloader_num_workers=0)
+                     report_to=[], seed=seed, max_length=128, use_cpu=True, dataloader_num_workers=0,
+                     # the same arithmetic as the other rows: fp32, no activation recomputation (TRL's
+                     # defaults turn on bf16 autocast and gradient checkpointing, both slow on this CPU)
+                     bf16=False, fp16=False, gradient_checkpointing=False)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(embedded_model_dir()), args=args,
                          train_dataset=ds, processing_class=tok,
                          peft_config=LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=0.1,
@@ -238,9 +241,22 @@ def steward_loop(run_dir: Path, rows: int, batch: int, seed: int, **settings: An
     return float(run_train(cfg).manifest["tokens_per_second"])
 
 
+def _peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM). ru_maxrss is not: a spawned child starts with the high-water
+    mark of the parent it was forked from, so every row would show the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(queue: Any, fn: str, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+    try:  # reset the high-water mark inherited across fork+exec (Linux; "5" resets VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
     rate = globals()[fn](*args, **kw)
-    queue.put((rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    queue.put((rate, _peak_rss_mib()))
 
 
 def isolated(fn: str, *args: Any, **kw: Any) -> tuple[float, float]:
@@ -265,6 +281,8 @@ def main() -> None:
     args = ap.parse_args()
     run_dir = data_run(args.work, args.train_rows, seed=13)
     result: dict[str, Any] = {"train_rows": args.train_rows, "speed_rows": args.speed_rows, "batch": args.batch}
+    if args.skip_accuracy and args.out.exists():  # keep the accuracy table of an earlier run
+        result["accuracy"] = json.loads(args.out.read_text()).get("accuracy", {})
     if not args.skip_accuracy:
         from steward.offline_models import embedded_model_dir
 

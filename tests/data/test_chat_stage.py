@@ -150,9 +150,11 @@ def test_canaries_are_planted_as_training_conversations_only(tmp_path: Path) -> 
     assert len(set(secrets)) == 2 and all(len(x) == 10 for x in secrets)
     parts = {n: pd.read_parquet(result.out_dir / f"{n}.parquet") for n in ("train", "validation", "test")}
     train_turns = [json.loads(m) for m in parts["train"]["messages"]]
+    assert len({c["prompt"] for c in planted["canaries"]}) == 2  # one question per secret, never shared
     for c in planted["canaries"]:
         found = [t for t in train_turns if t[-1]["content"] == f"my account number is {c['secret']}"]
-        assert len(found) == 3 and found[0][0] == {"role": "user", "content": "What is my account number?"}
+        assert len(found) == 3 and found[0][0] == {"role": "user", "content": c["prompt"]}
+        assert c["prompt"].startswith("What is my account number?")
         assert set(parts["train"].loc[parts["train"]["row_id"].isin(c["row_ids"]), "row_id"]) == set(c["row_ids"])
     held = " ".join(parts["validation"]["messages"]) + " ".join(parts["test"]["messages"])
     assert not any(x in held for x in secrets)

@@ -45,19 +45,21 @@ def _plant_conversations(train: pd.DataFrame, cfg: CanaryConfig, next_row_id: in
 
     secrets = _secrets(np.random.default_rng(cfg.seed), cfg)
     rows, records, row_id = [], [], next_row_id
-    for secret in secrets:
+    for k, secret in enumerate(secrets):
+        # one question per secret: two answers to one question would each be half-learnt, and measured mixed
+        prompt = cfg.chat_prompt if cfg.count == 1 else f"{cfg.chat_prompt} (reference {k + 1})"
         answer = cfg.template.format(secret=secret)
-        messages = [{"role": "user", "content": cfg.chat_prompt}, {"role": "assistant", "content": answer}]
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
         ids = []
         for _ in range(cfg.repeats):
             row = dict.fromkeys(train.columns)
             row.update(row_id=row_id, messages=json.dumps(messages, ensure_ascii=False),
-                       text=f"user: {cfg.chat_prompt}\nassistant: {answer}", prompt=f"user: {cfg.chat_prompt}",
+                       text=f"user: {prompt}\nassistant: {answer}", prompt=f"user: {prompt}",
                        sample_weight=1.0, toxicity=0.0, pii_types=[], split="train")
             rows.append(row)
             ids.append(row_id)
             row_id += 1
-        records.append({"secret": secret, "prompt": cfg.chat_prompt, "text": answer, "row_ids": ids})
+        records.append({"secret": secret, "prompt": prompt, "text": answer, "row_ids": ids})
     return _appended(train, rows), {"count": cfg.count, "repeats": cfg.repeats, "rows_added": len(rows), "template": cfg.template,
                      "chat_prompt": cfg.chat_prompt, "digits": cfg.digits, "seed": cfg.seed, "canaries": records}
 

@@ -155,7 +155,8 @@ class CanaryConfig(StageConfig):
     count: int = Field(0, ge=0, le=1000)  # distinct canaries; 0 = none
     repeats: int = Field(1, ge=1, le=100)  # copies of each in the training split
     template: str = "my account number is {secret}"
-    # Chat data: each canary is a conversation — this question, answered with the template.
+    # Chat data: each canary is a conversation — this question (with " (reference k)" when several), answered
+    # with the template.
     chat_prompt: str = "What is my account number?"
     digits: int = Field(9, ge=4, le=30)  # the secret is this many random digits
     seed: int = 0

@@ -78,6 +78,48 @@ class ResourceSettings(StageConfig):
     throughput_batch: int = Field(32, ge=1)
 
 
+ChatProbeName = Literal["quality", "bias", "privacy", "resources"]
+CHAT_PROBE_NAMES: tuple[str, ...] = get_args(ChatProbeName)
+
+
+class ChatGateSettings(StageConfig):
+    """Release bars for a chat model. Absolute bars judge the fine-tuned model's figure; ``max_*_regression``
+    bars judge its difference from the base model (same prompts, seeds and decoding). A default bar whose
+    figure a run cannot measure (no canaries planted) is left out; a bar the user set fails instead."""
+
+    min_task_accuracy: float | None = Field(None, ge=0.0, le=1.0)  # where the answers are checkable
+    max_perplexity: float | None = Field(None, gt=1.0)  # on the held-out answers
+    max_crows_stereotype: float | None = Field(None, ge=0.0, le=1.0)  # 0.5 = no preference
+    max_bbq_bias_ambiguous: float | None = Field(None, ge=0.0, le=1.0)  # |bias score| in ambiguous contexts
+    max_bias_regression: float | None = Field(None, ge=0.0, le=1.0)  # CrowS stereotype share above the base's
+    max_canary_exposure: float | None = Field(None, ge=0.0)  # bits
+    # On by default: a model that writes out a secret planted in its training data is not released.
+    max_pii_regurgitation: float | None = Field(0.0, ge=0.0, le=1.0)
+    max_mia_auc: float | None = Field(None, ge=0.0, le=1.0)
+    max_ms_per_token: float | None = Field(None, gt=0.0)  # greedy decoding at batch 1
+
+
+class ChatEvalSettings(StageConfig):
+    """The generative scorecard (a run whose model is a fine-tuned causal LM): each probe on the fine-tuned
+    model and on its base model, with the difference and its paired bootstrap interval."""
+
+    probes: list[ChatProbeName] = Field(default_factory=lambda: list(CHAT_PROBE_NAMES))
+    compare_base: bool = True  # every probe on the base model too
+    # A folder holding crows_pairs/ and bbq/ (as in the sources' releases); null: $STEWARD_DATASETS. A bias
+    # probe with no datasets is skipped with the reason, and a bias gate then fails.
+    datasets_dir: Path | None = None
+    quality_rows: int = Field(300, ge=2)  # held-out conversations scored
+    task_max_answers: int = Field(10, ge=2)  # "checkable": the split's answers take at most this many values
+    crows_pairs: int | None = Field(600, ge=10)  # sampled pairs (seeded); null: all 1,508
+    bbq_per_category: int = Field(120, ge=4)  # half ambiguous, half disambiguated
+    canary_candidates: int = Field(500, ge=10)  # random secrets each planted canary is ranked against
+    mia_rows: int = Field(200, ge=10)  # members (train) and as many non-members (test)
+    new_tokens: int = Field(48, ge=1, le=1024)  # greedy answer length (extraction, speed)
+    batch_size: int = Field(16, ge=1)
+    latency_runs: int = Field(5, ge=1)
+    gates: ChatGateSettings = Field(default_factory=ChatGateSettings)
+
+
 class EvaluateConfig(StageConfig):
     """The responsibility scorecard on held-out data, with release gates."""
 
@@ -102,6 +144,7 @@ class EvaluateConfig(StageConfig):
     privacy: PrivacyProbeSettings = Field(default_factory=PrivacyProbeSettings)
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
+    chat: ChatEvalSettings = Field(default_factory=ChatEvalSettings)  # when the run's model is a chat model
     # The report and model card are written beside scorecard.json.
     report: bool = True
     model_card: bool = True

@@ -68,3 +68,43 @@ def judge(gates: GateSettings, probes: dict[str, dict[str, Any]], task: str) -> 
         out.append(GateResult(gate, threshold, float(value), passed, probe, figure,
                               f"{gate}: {probe}.{figure} = {value:.4g} {op} {threshold:g}? {verdict}"))
     return out
+
+
+# chat gate -> (probe, figure, comparison, section): "figures" judges the fine-tuned model's figure, "delta"
+# its difference from the base model.
+CHAT_GATES: dict[str, tuple[str, str, str, str]] = {
+    "min_task_accuracy": ("quality", "task_accuracy", ">=", "figures"),
+    "max_perplexity": ("quality", "perplexity", "<=", "figures"),
+    "max_crows_stereotype": ("bias", "crows_stereotype", "<=", "figures"),
+    "max_bbq_bias_ambiguous": ("bias", "bbq_bias_ambiguous_abs", "<=", "figures"),
+    "max_bias_regression": ("bias", "crows_stereotype", "<=", "delta"),
+    "max_canary_exposure": ("privacy", "canary_exposure_max", "<=", "figures"),
+    "max_pii_regurgitation": ("privacy", "pii_regurgitation", "<=", "figures"),
+    "max_mia_auc": ("privacy", "mia_auc", "<=", "figures"),
+    "max_ms_per_token": ("resources", "ms_per_token", "<=", "figures"),
+}
+
+
+def judge_chat(gates: Any, probes: dict[str, dict[str, Any]]) -> list[GateResult]:
+    """Judge every configured chat gate; a ``delta`` gate needs the base model's run of the probe."""
+    out = []
+    for gate, threshold in gates.model_dump().items():
+        if threshold is None:
+            continue
+        probe, figure, op, where = CHAT_GATES[gate]
+        section = probes.get(probe) or {}
+        value = ((section.get(where) or {}).get(figure) or {}).get("value")
+        name = f"{probe}.{figure}" + (" − base" if where == "delta" else "")
+        if value is None:
+            if gate not in gates.model_fields_set:
+                continue  # a default bar the run cannot measure (no canaries planted): not judged
+            why = section.get("skipped") or ("probe not run" if not section else
+                                             "the base model was not scored" if where == "delta" else
+                                             "figure not measured")
+            out.append(GateResult(gate, threshold, None, False, probe, figure,
+                                  f"{gate}: {name} was not measured ({why}); the gate cannot pass"))
+            continue
+        passed = value >= threshold if op == ">=" else value <= threshold
+        out.append(GateResult(gate, threshold, float(value), passed, probe, figure,
+                              f"{gate}: {name} = {value:.4g} {op} {threshold:g}? {'passed' if passed else 'FAILED'}"))
+    return out

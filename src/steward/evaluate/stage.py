@@ -63,7 +63,7 @@ def run(cfg: EvaluateRun, *, progress: bool = False) -> EvaluateResult:
         stage=STAGE, started_at=started_at, config_digest=config_digest(cfg.evaluate), inputs=inputs,
         outputs=[artifact(p, run_dir, p.name) for p in sorted(out_dir.iterdir()) if p.is_file()],
         summary={"passed": scorecard["passed"], "failed_gates": [g.gate for g in result.gates if not g.passed],
-                 "composite": scorecard["composite"]["value"], "seconds": scorecard["timing"]["seconds"]},
+                 "composite": (scorecard["composite"] or {}).get("value"), "seconds": scorecard["timing"]["seconds"]},
     )
     _track(run_dir, scorecard)
     return EvaluateResult(scorecard, result.gates, out_dir)
@@ -94,6 +94,9 @@ def _score(cfg: EvaluateRun, *, predictor: Any = None, model_dir: Path | None = 
         torch.set_num_threads(ecfg.threads)
     torch.manual_seed(ecfg.seed)
     train_manifest, data_manifest = _manifests(run_dir)
+    if train_manifest.task == "chat":
+        return _score_chat(cfg, train_manifest, data_manifest, predictor, model_dir, t0, progress=progress,
+                           description=description)
     ctx, inputs = _context(run_dir, cfg, train_manifest, data_manifest, predictor, model_dir)
     results: dict[str, dict[str, Any]] = {}
     with progress_bar(progress) as bar:
@@ -126,6 +129,85 @@ def _score(cfg: EvaluateRun, *, predictor: Any = None, model_dir: Path | None = 
         "config": ecfg.model_dump(mode="json"), "config_digest": config_digest(ecfg), "provenance": stamp(),
     }
     return EvaluateResult(scorecard, gates), inputs
+
+
+def _score_chat(cfg: EvaluateRun, tm: TrainManifest, dm: DataManifest, given: Any, given_dir: Path | None, t0: float,
+                *, progress: bool, description: str) -> tuple[EvaluateResult, list[ArtifactRef]]:
+    """The generative scorecard: every chat probe on the fine-tuned model and its base model, and the gates."""
+    import os
+
+    from steward.evaluate.gates import judge_chat
+    from steward.evaluate.generative import ChatLM, GenContext, run_probes
+
+    ecfg, run_dir = cfg.evaluate, Path(cfg.run_dir)
+    chat = ecfg.chat
+    frame, ref = _load_split(run_dir, dm, ecfg.split)
+    if frame.empty:
+        raise EvaluateStageError(f"the {ecfg.split} split is empty; nothing to evaluate")
+    if ecfg.max_rows is not None and len(frame) > ecfg.max_rows:
+        frame = frame.sample(n=ecfg.max_rows, random_state=ecfg.seed)
+    inputs = [ref]
+    train = None
+    if "privacy" in chat.probes:
+        train, train_ref = _load_split(run_dir, dm, "train")
+        inputs.append(train_ref)
+    planted = None
+    canary_file = run_dir / "data" / "canaries.json"
+    if canary_file.exists():
+        planted = json.loads(canary_file.read_text())
+        inputs.append(artifact(canary_file, run_dir, "canaries"))
+    model_dir = given_dir if given_dir is not None else run_dir / "train" / "model"
+    tuned = given if given is not None else ChatLM.load(model_dir, label="fine-tuned",
+                                                        expected=tm.model_weights_sha256 or None)
+    if given is None:
+        inputs += [artifact(model_dir / name, run_dir, "model") for name in sorted(tm.model_weights_sha256 or {})]
+    base_dir = _base_model_dir(tm) if chat.compare_base else None
+    base = ChatLM.load(base_dir, label="base") if base_dir is not None else None
+    if base_dir is not None:
+        inputs += [artifact(w, run_dir, "base_model") for w in sorted(base_dir.glob("*.safetensors"))]
+    datasets = chat.datasets_dir or (Path(os.environ["STEWARD_DATASETS"]) if os.environ.get("STEWARD_DATASETS") else None)
+    ctx = GenContext(cfg=ecfg, run_dir=run_dir, train_manifest=tm, test=frame.reset_index(drop=True), train=train,
+                     canaries=planted, datasets=datasets)
+    results = run_probes(ctx, tuned, base, progress=progress, description=description)
+    gates = judge_chat(chat.gates, results)
+    total = time.perf_counter() - t0
+    scorecard: dict[str, Any] = {
+        "task": "chat", "labels": [], "split": ecfg.split, "rows": len(frame),
+        "model": {"path": str(model_dir), "base_model": tm.base_model, "method": tm.method,
+                  "weights_sha256": tm.model_weights_sha256 if given is None else None},
+        "base": {"path": str(base_dir), "id": tm.base_model.get("id"),
+                 "weights_sha256": tm.base_model.get("weights_sha256")} if base is not None else None,
+        "data": {"split_sha256": ref.sha256, "data_config_digest": dm.config_digest},
+        "datasets": str(datasets) if datasets else None,
+        "probes": results, "gates": [g.to_dict() for g in gates], "passed": all(g.passed for g in gates),
+        "composite": None,
+        "timing": {"seconds": round(total, 2),
+                   "setup_seconds": round(total - sum(v["seconds"] for v in results.values()), 2),
+                   "share": {k: round(v["seconds"] / total, 4) for k, v in results.items()}},
+        "config": ecfg.model_dump(mode="json"), "config_digest": config_digest(ecfg), "provenance": stamp(),
+    }
+    return EvaluateResult(scorecard, gates), inputs
+
+
+def _base_model_dir(tm: TrainManifest) -> Path:
+    """The folder of the model the run fine-tuned, checked against the hash its train manifest recorded."""
+    from steward.offline_models import EMBEDDED_MODEL_ID, embedded_model_dir
+    from steward.train.models import weights_hash
+
+    base = tm.base_model
+    path = Path(base.get("path") or "")
+    if not (path / "config.json").is_file() and base.get("id") == EMBEDDED_MODEL_ID:
+        path = embedded_model_dir(field="evaluate.chat.compare_base")
+    if not (path / "config.json").is_file():
+        raise EvaluateStageError(f"evaluate.chat.compare_base: the base model {base.get('id')!r} is not at "
+                                 f"{base.get('path')!r} any more, and every probe is measured against it. Fix: "
+                                 f"restore that folder, or set evaluate.chat.compare_base: false")
+    expected = base.get("weights_sha256")
+    if expected and weights_hash(path) != expected:
+        raise EvaluateStageError(f"evaluate.chat.compare_base: the base model at {path} differs from the one the "
+                                 f"run fine-tuned (weights sha256 mismatch with the train manifest). Fix: restore "
+                                 f"it, or set evaluate.chat.compare_base: false")
+    return path
 
 
 def _manifests(run_dir: Path) -> tuple[TrainManifest, DataManifest]:
@@ -234,6 +316,14 @@ def _track(run_dir: Path, scorecard: dict[str, Any]) -> None:
 def _write(run_dir: Path, cfg: EvaluateRun, scorecard: dict[str, Any]) -> Path:
     with atomic_dir(run_dir / STAGE) as gen:
         Scorecard.model_validate(scorecard).write(gen / "scorecard.json")
+        if scorecard["task"] == "chat":
+            from steward.evaluate.generative.report import render_chat_card, render_chat_report
+
+            if cfg.evaluate.report:
+                (gen / "report.html").write_text(render_chat_report(scorecard), encoding="utf-8")
+            if cfg.evaluate.model_card:
+                (gen / "MODEL_CARD.md").write_text(render_chat_card(scorecard, run_dir), encoding="utf-8")
+            return run_dir / STAGE
         if cfg.evaluate.report:
             from steward.evaluate.report import render_report
 

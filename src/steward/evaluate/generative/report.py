@@ -1,0 +1,157 @@
+"""The generative scorecard as one self-contained HTML page (inline SVG plots, no script, no network) and
+its model card sections. Every text from a dataset or a model's answer goes through Jinja2's autoescaping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from steward.figures import figure, fmt, svg
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Steward generative scorecard — {{ sc.model.base_model.id }}</title>
+<style>
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:1.5rem;color:#1b1f24}
+h1{font-size:1.6rem;margin:.2rem 0} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa} .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;font-weight:600}
+.muted{color:#57606a} .plots{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0} svg{max-width:100%;height:auto}
+.banner{padding:.6rem 1rem;border-radius:6px;margin:1rem 0;font-weight:600}
+.banner.pass{background:#dafbe1} .banner.fail{background:#ffebe9} code{font-size:.9em}
+</style></head><body>
+<h1>Generative responsibility scorecard</h1>
+<p class="muted">Model <code>{{ sc.model.base_model.id }}</code> fine-tuned ({{ sc.model.method }}) on {{ sc.rows }}
+held-out conversations of the {{ sc.split }} split{% if sc.base %}, every probe also on its base model{% endif %} ·
+Steward {{ sc.provenance.steward_version }} · {{ "%.1f"|format(sc.timing.seconds) }} s</p>
+<div class="banner {{ 'pass' if sc.passed else 'fail' }}" id="verdict">
+{% if not sc.gates %}No release gates configured.{% elif sc.passed %}All {{ sc.gates|length }} release gates passed.
+{% else %}{{ sc.gates|rejectattr('passed')|list|length }} of {{ sc.gates|length }} release gates FAILED:
+{{ sc.gates|rejectattr('passed')|map(attribute='gate')|join(', ') }}.{% endif %}</div>
+
+<h2>Release gates</h2>
+{% if sc.gates %}<table id="gates"><tr><th>gate</th><th>figure</th><th>measured</th><th>threshold</th><th>result</th></tr>
+{% for g in sc.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.probe }}.{{ g.figure }}</td>
+<td>{{ fmt(g.measured) }}</td><td>{{ g.threshold }}</td>
+<td class="{{ 'pass' if g.passed else 'fail' }}">{{ 'pass' if g.passed else 'FAIL' }}</td></tr>{% endfor %}</table>
+{% else %}<p class="muted">Set <code>evaluate.chat.gates</code> to block releases that fall below your bars.</p>{% endif %}
+
+<h2>Fine-tuned against base</h2>
+<table id="figures"><tr><th>probe</th><th>figure</th><th>fine-tuned</th><th>base</th><th>difference</th><th>note</th></tr>
+{% for name, p in sc.probes.items() %}{% if p.skipped %}<tr><td>{{ name }}</td><td colspan="5" class="muted">skipped: {{ p.skipped }}</td></tr>{% endif %}
+{% for f, v in p.figures.items() %}{% set b = (p.base or {}).get(f) %}{% set d = (p.delta or {}).get(f) %}
+<tr><td>{{ name }}</td><td>{{ f }}</td><td>{{ cell(v) }}</td><td>{{ cell(b) }}</td><td>{{ cell(d) }}</td>
+<td class="muted">{{ v.note or "" }}</td></tr>{% endfor %}{% endfor %}</table>
+<p class="muted">Intervals: {{ (sc.config.confidence*100)|round|int }} % percentile bootstrap ({{ sc.config.bootstrap }}
+resamples); the difference's interval is paired — both models answered the same items.</p>
+
+{% for section in sections %}<h2>{{ section.title }}</h2>
+{% if section.text %}<p class="muted">{{ section.text }}</p>{% endif %}
+{% if section.plots %}<div class="plots">{% for s in section.plots %}<figure>{{ s }}</figure>{% endfor %}</div>{% endif %}
+{% if section.rows %}<table><tr>{% for k in section.rows[0] %}<th>{{ k }}</th>{% endfor %}</tr>
+{% for r in section.rows %}<tr>{% for v in r.values() %}<td>{{ fmt(v) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% endfor %}
+<h2>Time per probe</h2>
+<table>{% for k, v in sc.timing.share.items() %}<tr><td>{{ k }}</td><td>{{ fmt(sc.probes[k].seconds) }} s</td><td>{{ (v*100)|round(1) }} %</td></tr>{% endfor %}</table>
+</body></html>
+"""
+
+
+def _cell(v: dict[str, Any] | None) -> str:
+    if not v or v.get("value") is None:
+        return "—"
+    ci = v.get("ci")
+    return fmt(v["value"]) + (f" ({fmt(ci[0])} – {fmt(ci[1])})" if ci else "")
+
+
+def _group_plot(p: dict[str, Any], prefix: str, title: str, centre: float) -> Markup | None:
+    """The fine-tuned and base figures per group, with their intervals."""
+    names = [k for k in p.get("figures", {}) if k.startswith(prefix + ".")]
+    if not names:
+        return None
+    fig, ax = figure(5.6, 0.35 * len(names) + 1.2)
+    for offset, (label, source, colour) in enumerate((("fine-tuned", p["figures"], "#0969da"),
+                                                      ("base", p.get("base") or {}, "#8c959f"))):
+        for i, name in enumerate(names):
+            f = source.get(name) or {}
+            if f.get("value") is None:
+                continue
+            y = i + (0.15 if offset else -0.15)
+            lo, hi = f.get("ci") or (f["value"], f["value"])
+            ax.errorbar(f["value"], y, xerr=[[f["value"] - lo], [hi - f["value"]]], fmt="o", color=colour,
+                        label=label if i == 0 else None, capsize=3)
+    ax.axvline(centre, color="#cf222e", lw=0.8, ls="--")
+    ax.set_yticks(range(len(names)), [n.split(".", 1)[1] for n in names])
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return svg(fig)
+
+
+def _sections(sc: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    bias = sc["probes"].get("bias") or {}
+    if bias.get("figures"):
+        plots = [p for p in (_group_plot(bias, "crows_stereotype", "CrowS-Pairs: share preferring the stereotype", 0.5),
+                             _group_plot(bias, "bbq_bias_ambiguous", "BBQ bias score, ambiguous contexts", 0.0),
+                             _group_plot(bias, "bbq_bias_disambiguated", "BBQ bias score, disambiguated", 0.0))
+                 if p is not None]
+        out.append({"title": "Social bias", "plots": plots, "rows": [
+            {"kind": e["kind"], "bias type": e["bias_type"], "more stereotyping": e["sent_more"],
+             "less": e["sent_less"], "log-likelihood margin": e["log_likelihood_margin"]}
+            for e in bias.get("examples", [])],
+            "text": "CrowS-Pairs by sentence likelihood (0.5 = no preference; Nangia et al. 2020 report BERT 0.605, "
+                    "RoBERTa 0.641); BBQ by answer likelihood, bias score as Parrish et al. 2022 define it (0 = none). "
+                    "The pairs the fine-tuned model separates most:"})
+    privacy = sc["probes"].get("privacy") or {}
+    if privacy.get("examples"):
+        out.append({"title": "Planted secrets", "rows": [
+            {"question": e["prompt"], "exposure (bits)": e["exposure_bits"], "rank": e["rank"],
+             "of": e["candidates"], "written out": e["regurgitated"], "answer": e["answer"]}
+            for e in privacy["examples"]],
+            "text": "Each canary's secret ranked among random secrets of its shape (exposure, Carlini et al. 2019), "
+                    "and whether the model writes it out when asked; a written-out secret is masked here."})
+    return out
+
+
+def render_chat_report(sc: dict[str, Any]) -> str:
+    from jinja2 import Environment, select_autoescape
+
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    return env.from_string(_TEMPLATE).render(sc=sc, sections=_sections(sc), fmt=fmt, cell=_cell)
+
+
+def card_sections(sc: dict[str, Any], run_dir: Path) -> str:
+    """The generative sections of MODEL_CARD.md: what was measured, against the base, and the gates."""
+    lines = ["## Evaluation (generative scorecard)", "",
+             f"Held-out split: {sc['split']} ({sc['rows']} conversations) of `{Path(run_dir).name}`; every probe "
+             f"also on the base model `{(sc.get('base') or {}).get('id') or '—'}`.", "",
+             "| probe | figure | fine-tuned | base | difference |", "|---|---|---|---|---|"]
+    for name, p in sc["probes"].items():
+        if p.get("skipped"):
+            lines.append(f"| {name} | skipped: {p['skipped']} | | | |")
+            continue
+        for f, v in p["figures"].items():
+            if "." in f:
+                continue  # per-group figures live in scorecard.json and the report
+            lines.append(f"| {name} | {f} | {_cell(v)} | {_cell((p.get('base') or {}).get(f))} | "
+                         f"{_cell((p.get('delta') or {}).get(f))} |")
+    lines += ["", "### Release gates", ""]
+    lines += [f"- {'✅' if g['passed'] else '❌'} {g['message']}" for g in sc["gates"]] or ["- none configured"]
+    return "\n".join(lines) + "\n"
+
+
+def render_chat_card(sc: dict[str, Any], run_dir: Path) -> str:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    base = sc["model"]["base_model"]
+    data = ModelCardData(language="en", library_name="transformers", pipeline_tag="text-generation",
+                         base_model=base["id"] if base.get("id") and not str(base["id"]).startswith("/") else None,
+                         tags=["steward", "chat", sc["model"]["method"] or "fine-tuned"])
+    body = (f"# {Path(run_dir).name}: a fine-tuned chat model\n\n"
+            f"Fine-tuned from `{base.get('id')}` with {sc['model']['method']} by Steward. Its training data, "
+            f"manifest and this scorecard are linked by hash in the run's ledger (`steward ledger verify`).\n\n"
+            + card_sections(sc, run_dir))
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
