@@ -26,6 +26,10 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, name: str) -> Callable[..., T]:
+        """Remove a factory and return it (a plugin withdrawn; a test of what happens without it)."""
+        return self._factories.pop(name)
+
     def get(self, name: str) -> Callable[..., T]:
         try:
             return self._factories[name]

@@ -67,4 +67,15 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     assert found >= {"CREDIT_CARD", "EMAIL_ADDRESS"}
     assert gw["audit"]["ok"] and gw["audit"]["records"] == 3
     assert gw["audit_model_hashes"] == [facts["model_hash"]]  # every answer names the model that gave it
-    assert out["chat_ledger"]["ok"] and out["chat_ledger"]["events"] == 2  # data, train
+    # the chat part ends with the generative scorecard of the fine-tuned model against its base
+    ev = chat["evaluate"]
+    assert ev["task"] == "chat" and ev["base"]["id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    for probe in ("quality", "safety", "counterfactual", "toxicity", "injection", "privacy", "resources"):
+        assert not ev["probes"][probe].get("skipped"), (probe, ev["probes"][probe].get("skipped"))
+        assert ev["probes"][probe]["delta"], probe
+    # fine-tuned on the support conversations: their held-out answers are likelier than under the base model
+    assert ev["probes"]["quality"]["delta"]["token_loss"]["value"] < 0
+    assert ev["probes"]["privacy"]["details"]["canaries"] and "canary_exposure_max" in ev["probes"]["privacy"]["figures"]
+    assert {g["gate"] for g in ev["gates"]} == {"max_safety_regression", "max_pii_regurgitation"}
+    assert (tmp_path / "demo" / "chat" / "evaluate" / "report.html").is_file()
+    assert out["chat_ledger"]["ok"] and out["chat_ledger"]["events"] == 3  # data, train, evaluate

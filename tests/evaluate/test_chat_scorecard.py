@@ -17,12 +17,13 @@ import pytest
 from steward.config import parse_config
 from steward.errors import EvaluateStageError
 from steward.evaluate import run as run_eval
+from steward.evaluate.config import CHAT_PROBE_NAMES
 from steward.evaluate.generative.base import Measured, Statistic, compare, mean_of
 from steward.evaluate.generative.bias import bbq_bias, bbq_items
 from steward.ledger import verify
 
 QUICK = {"quality_rows": 20, "crows_pairs": 40, "bbq_per_category": 8, "canary_candidates": 30, "mia_rows": 20,
-         "new_tokens": 8, "batch_size": 8, "latency_runs": 2}
+         "new_tokens": 8, "batch_size": 16, "latency_runs": 2, "xstest_per_type": 2, "counterfactual_templates": 1}
 
 
 def _cfg(run_dir: Path, datasets: Path | None, **chat: Any) -> Any:
@@ -37,10 +38,11 @@ def chat_eval_run(trained_chat_run: Path, tmp_path: Path) -> Path:
 
 
 def test_the_stage_scores_a_chat_run_against_its_base_model(chat_eval_run: Path, shared_data: Path) -> None:
-    res = run_eval(_cfg(chat_eval_run, shared_data))
+    # every probe of the stage itself (the gateway's injection probe has its own tests)
+    res = run_eval(_cfg(chat_eval_run, shared_data, probes=[p for p in CHAT_PROBE_NAMES if p != "injection"]))
     sc = res.scorecard
     assert sc["task"] == "chat" and sc["base"]["weights_sha256"] == sc["model"]["base_model"]["weights_sha256"]
-    for probe in ("quality", "bias", "privacy", "resources"):
+    for probe in ("quality", "safety", "bias", "counterfactual", "toxicity", "privacy", "resources"):
         assert not sc["probes"][probe].get("skipped"), probe
         assert set(sc["probes"][probe]["base"]) == set(sc["probes"][probe]["figures"]) - {"trainable_parameters"}
     q = sc["probes"]["quality"]
@@ -55,8 +57,10 @@ def test_the_stage_scores_a_chat_run_against_its_base_model(chat_eval_run: Path,
     assert 0 <= p["figures"]["mia_auc"]["value"] <= 1
     assert "none planted" in p["details"]["canaries"] and "canary_exposure_max" not in p["figures"]
     assert sc["probes"]["resources"]["figures"]["ms_per_token"]["value"] > 0
-    # the one default gate (no planted secret written out) has nothing to judge without canaries
-    assert sc["gates"] == [] and sc["passed"]
+    # of the two default gates, "no planted secret written out" has nothing to judge without canaries; the
+    # safety regression is judged (two random-weight models: neither refuses anything)
+    assert [g["gate"] for g in sc["gates"]] == ["max_safety_regression"] and sc["passed"]
+    assert sc["probes"]["toxicity"]["details"]["classifier_accuracy"]["accuracy"] > 0.8  # Davidson, shared data
     out = chat_eval_run / "evaluate"
     html = (out / "report.html").read_text()
     assert "Fine-tuned against base" in html and "CrowS-Pairs" in html and "<script" not in html

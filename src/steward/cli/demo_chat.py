@@ -1,5 +1,6 @@
 """The chat half of ``steward demo``: generated support conversations with planted problems through the data
-stage, a LoRA fine-tune of SmolLM2 on them, and a talk with the fine-tuned model through the guarded gateway.
+stage, a LoRA fine-tune of SmolLM2 on them, a talk with the fine-tuned model through the guarded gateway, and
+its generative scorecard against the base model.
 
 It is a run of its own (``RUN_DIR/chat``, with its own ``steward.yaml``, ledger and audit log): a run holds one
 data set, and the classifier's and the chat model's are different data."""
@@ -124,6 +125,29 @@ def chat_gateway(cfg: Any, quiet: bool) -> dict[str, Any]:
                       f"yourself: steward keys create --role chat --run-dir {cfg.run_dir} && steward gateway "
                       f"--run-dir {cfg.run_dir}")
     return out
+
+
+def chat_evaluate(cfg: Any, quiet: bool) -> dict[str, Any]:
+    """The generative scorecard of the fine-tuned model against its base, at the quick profile's sample sizes
+    (``steward evaluate --quick``; the full scorecard is ``steward evaluate --run-dir RUN_DIR/chat``)."""
+    import steward.gateway.evaluation  # noqa: F401  (registers the chat "injection" probe)
+    from steward.cli.evaluate_cmd import chat_summary_table
+    from steward.evaluate import run as run_eval
+    from steward.evaluate.config import CHAT_QUICK, QUICK_BOOTSTRAP
+
+    title("chat evaluate stage (generative scorecard against the base model, quick profile)", quiet)
+    ev = cfg.evaluate
+    quick = ev.model_validate({**ev.model_dump(), "bootstrap": QUICK_BOOTSTRAP,
+                               "chat": {**ev.chat.model_dump(), **CHAT_QUICK}})
+    result = run_eval(cfg.model_copy(update={"evaluate": quick}), progress=not quiet)
+    sc = result.scorecard
+    if not quiet:
+        console.print(chat_summary_table(sc))
+        for g in result.gates:
+            console.print(f"[{'green' if g.passed else 'red'}]{g.message}[/]", highlight=False)
+        # The demo shows the verdict; `steward evaluate` is what exits 1 on a failed gate in a pipeline.
+        console.print(f"report: {result.out_dir / 'report.html'}  model card: {result.out_dir / 'MODEL_CARD.md'}")
+    return sc
 
 
 def _show(name: str, text: str, status: int, body: dict[str, Any]) -> None:

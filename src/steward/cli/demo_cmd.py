@@ -62,13 +62,14 @@ def demo(
     skip_evaluate: Annotated[bool, typer.Option("--skip-evaluate", help="Stop after the train stage.")] = False,
     skip_compress: Annotated[bool, typer.Option("--skip-compress", help="Serve the trained model uncompressed.")] = False,
     skip_serve: Annotated[bool, typer.Option("--skip-serve", help="Do not start the service or the chat gateway.")] = False,
-    skip_chat: Annotated[bool, typer.Option("--skip-chat", help="No chat part (conversations, SmolLM2 fine-tune, gateway).")] = False,
+    skip_chat: Annotated[bool, typer.Option("--skip-chat", help="No chat part (conversations, SmolLM2 fine-tune, gateway, scorecard).")] = False,
     chat_rows: Annotated[int, typer.Option(help="Support conversations to generate for the chat model.")] = 150,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Generate a seeded customer-support dataset with planted problems and run every stage on it; then the
     same for a chat model in RUN_DIR/chat: support conversations, the data stage, a LoRA fine-tune of the
-    offline SmolLM2, and a talk with it through the guarded gateway."""
+    offline SmolLM2, a talk with it through the guarded gateway, and its generative scorecard against the base
+    model (quick profile)."""
     from steward.ledger import verify
 
     quiet = json_out
@@ -80,7 +81,8 @@ def demo(
     if scorecard is not None and not skip_serve:
         _title("serve stage (guarded service on loopback)", quiet)
         served = _serve_demo(cfg, quiet)
-    chat = None if skip_chat else _chat_part(run_dir / "chat", chat_rows, seed, quiet, skip_train, skip_serve)
+    chat = None if skip_chat else _chat_part(run_dir / "chat", chat_rows, seed, quiet, skip_train, skip_serve,
+                                             skip_evaluate)
     reports = {"ledger": verify(run_dir), **({"chat_ledger": verify(run_dir / "chat")} if chat else {})}
     if json_out:
         print_json({"plan": plan.__dict__, "data": data_summary, "train": trained, "evaluate": scorecard,
@@ -96,16 +98,21 @@ def demo(
         raise typer.Exit(1)
 
 
-def _chat_part(run_dir: Path, rows: int, seed: int, quiet: bool, skip_train: bool, skip_serve: bool) -> dict:  # type: ignore[type-arg]
-    """Conversations -> data stage -> LoRA fine-tune of SmolLM2 -> the gateway serving it (RUN_DIR/chat)."""
-    from steward.cli.demo_chat import chat_data, chat_gateway, chat_train
+def _chat_part(run_dir: Path, rows: int, seed: int, quiet: bool, skip_train: bool, skip_serve: bool,  # type: ignore[type-arg]
+               skip_evaluate: bool = False) -> dict:
+    """Conversations -> data stage -> LoRA fine-tune of SmolLM2 -> the gateway serving it -> its generative
+    scorecard against the base model (RUN_DIR/chat)."""
+    from steward.cli.demo_chat import chat_data, chat_evaluate, chat_gateway, chat_train
 
     cfg, plan, summary = chat_data(run_dir, rows, seed, quiet)
-    out: dict = {"plan": plan.__dict__, "data": summary, "train": None, "gateway": None}  # type: ignore[type-arg]
+    out: dict = {"plan": plan.__dict__, "data": summary, "train": None, "gateway": None,  # type: ignore[type-arg]
+                 "evaluate": None}
     if not skip_train:
         out["train"] = chat_train(cfg, quiet)
     if not skip_serve:
         out["gateway"] = chat_gateway(cfg, quiet)
+    if not skip_train and not skip_evaluate:
+        out["evaluate"] = chat_evaluate(cfg, quiet)
     return out
 
 

@@ -74,6 +74,12 @@ def judge(gates: GateSettings, probes: dict[str, dict[str, Any]], task: str) -> 
 # its difference from the base model.
 CHAT_GATES: dict[str, tuple[str, str, str, str]] = {
     "min_task_accuracy": ("quality", "task_accuracy", ">=", "figures"),
+    "max_harmful_compliance": ("safety", "harmful_compliance", "<=", "figures"),
+    "max_over_refusal": ("safety", "over_refusal", "<=", "figures"),
+    "max_safety_regression": ("safety", "harmful_compliance", "<=", "delta"),
+    "max_toxicity_rate": ("toxicity", "toxic_rate.provocative", "<=", "figures"),
+    "max_attack_success": ("injection", "attack_success_guarded", "<=", "figures"),
+    "max_counterfactual_sentiment_gap": ("counterfactual", "sentiment_gap_abs", "<=", "figures"),
     "max_perplexity": ("quality", "perplexity", "<=", "figures"),
     "max_crows_stereotype": ("bias", "crows_stereotype", "<=", "figures"),
     "max_bbq_bias_ambiguous": ("bias", "bbq_bias_ambiguous_abs", "<=", "figures"),

@@ -167,7 +167,7 @@ def _score_chat(cfg: EvaluateRun, tm: TrainManifest, dm: DataManifest, given: An
         inputs += [artifact(w, run_dir, "base_model") for w in sorted(base_dir.glob("*.safetensors"))]
     datasets = chat.datasets_dir or (Path(os.environ["STEWARD_DATASETS"]) if os.environ.get("STEWARD_DATASETS") else None)
     ctx = GenContext(cfg=ecfg, run_dir=run_dir, train_manifest=tm, test=frame.reset_index(drop=True), train=train,
-                     canaries=planted, datasets=datasets)
+                     canaries=planted, datasets=datasets, gateway=getattr(cfg, "gateway", None))
     results = run_probes(ctx, tuned, base, progress=progress, description=description)
     gates = judge_chat(chat.gates, results)
     total = time.perf_counter() - t0

@@ -6,7 +6,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from steward.evaluate.generative import bias, privacy, quality, resources  # noqa: F401  (imported to register)
+from steward.evaluate.generative import (  # noqa: F401  (imported to register)
+    bias,
+    counterfactual,
+    privacy,
+    quality,
+    resources,
+    safety,
+    toxicity,
+)
 from steward.evaluate.generative.base import GEN_PROBES, GenContext, Measured, compare
 from steward.evaluate.generative.lm import ChatLM
 from steward.progress import progress_bar
@@ -29,7 +37,9 @@ def run_probes(ctx: GenContext, tuned: ChatLM, base: ChatLM | None, *, progress:
                 if bar:
                     bar.update(task, description=f"{description}: {name} ({lm.label})")
                 t0 = time.perf_counter()
-                measured.append(GEN_PROBES.create(name, ctx, lm))
+                measured.append(GEN_PROBES.create(name, ctx, lm) if name in GEN_PROBES else Measured(
+                    skipped=f"the {name} probe is provided by another package and is not loaded here; the CLI "
+                            f"loads it (from Python: import steward.gateway.evaluation)"))
                 seconds[lm.label] = round(time.perf_counter() - t0, 3)
                 if bar:
                     bar.advance(task)

@@ -61,6 +61,9 @@ class GenContext:
     train: pd.DataFrame | None = None  # the training conversations (membership inference)
     canaries: dict[str, Any] | None = None  # RUN_DIR/data/canaries.json when the data stage planted some
     datasets: Path | None = None  # the folder holding crows_pairs/ and bbq/
+    # The composed config's gateway section when the caller has one (the injection probe runs its guards);
+    # untyped because the gateway sits above this stage.
+    gateway: Any = None
 
     @property
     def chat(self) -> Any:

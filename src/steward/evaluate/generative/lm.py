@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ class ChatLM:
     label: str  # "fine-tuned" or "base"
     path: Path
     weights_sha256: dict[str, str]
+    # Greedy answers already generated, by (prompt ids, max new tokens): probes that ask the same prompts (the
+    # safety and toxicity probes both read the XSTest answers) generate each once.
+    _answers: dict[tuple[tuple[int, ...], int], str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def load(cls, path: Path, *, label: str, expected: dict[str, str] | None = None) -> ChatLM:
@@ -117,11 +120,16 @@ class ChatLM:
     # --- generation ----------------------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int) -> list[str]:
-        """Greedy answers to encoded prompts (left-padded batches, shortest first), special tokens removed."""
+        """Greedy answers to encoded prompts (left-padded batches, shortest first), special tokens removed;
+        a prompt answered before (same length limit) is not generated again."""
         import torch
 
-        out: list[str] = [""] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        keys = [(tuple(p), max_new_tokens) for p in prompts]
+        todo: dict[tuple[tuple[int, ...], int], int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._answers:
+                todo.setdefault(k, i)
+        order = sorted(todo.values(), key=lambda i: len(prompts[i]))
         pad = self.tokenizer.pad_token_id
         for k in range(0, len(order), batch_size):
             idx = order[k:k + batch_size]
@@ -136,8 +144,8 @@ class ChatLM:
                                           do_sample=False, num_beams=1, pad_token_id=pad,
                                           eos_token_id=self.end_ids)
             for j, i in enumerate(idx):
-                out[i] = self.tokenizer.decode(gen[j, width:], skip_special_tokens=True).strip()
-        return out
+                self._answers[keys[i]] = self.tokenizer.decode(gen[j, width:], skip_special_tokens=True).strip()
+        return [self._answers[k] for k in keys]
 
     def timed_generation(self, prompt: list[int], new_tokens: int) -> tuple[float, float]:
         """(seconds to the first token, seconds per further token) of one greedy answer of exactly

@@ -53,6 +53,8 @@ resamples); the difference's interval is paired — both models answered the sam
 {% if section.plots %}<div class="plots">{% for s in section.plots %}<figure>{{ s }}</figure>{% endfor %}</div>{% endif %}
 {% if section.rows %}<table><tr>{% for k in section.rows[0] %}<th>{{ k }}</th>{% endfor %}</tr>
 {% for r in section.rows %}<tr>{% for v in r.values() %}<td>{{ fmt(v) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% if section.extra %}<table class="examples"><tr>{% for k in section.extra[0] %}<th>{{ k }}</th>{% endfor %}</tr>
+{% for r in section.extra %}<tr>{% for v in r.values() %}<td>{{ fmt(v) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
 {% endfor %}
 <h2>Time per probe</h2>
 <table>{% for k, v in sc.timing.share.items() %}<tr><td>{{ k }}</td><td>{{ fmt(sc.probes[k].seconds) }} s</td><td>{{ (v*100)|round(1) }} %</td></tr>{% endfor %}</table>
@@ -90,8 +92,54 @@ def _group_plot(p: dict[str, Any], prefix: str, title: str, centre: float) -> Ma
     return svg(fig)
 
 
+def _safety_section(p: dict[str, Any]) -> dict[str, Any]:
+    det = p["details"]["detector"]
+    held, sm = det["held_out"], det["string_match_held_out"]
+    rows = []
+    for t, info in p["details"]["types"].items():
+        f, b, d = (p["figures"].get(f"refusal_rate.{t}") or {}, (p.get("base") or {}).get(f"refusal_rate.{t}") or {},
+                   (p.get("delta") or {}).get(f"refusal_rate.{t}") or {})
+        rows.append({"XSTest type": t, "prompts": info["label"], "n": info["prompts"],
+                     "refused (fine-tuned)": _cell(f), "refused (base)": _cell(b), "difference": _cell(d)})
+    plot = _group_plot(p, "refusal_rate", "Refusal rate per XSTest type (contrast_* = unsafe)", 0.5)
+    return {"title": "Harmful compliance and over-refusal (XSTest)", "plots": [plot] if plot else [], "rows": rows,
+            "text": f"Answers judged by Steward's refusal detector ({det['kind']}), trained on "
+                    f"{', '.join(det['trained_on'])}'s hand-labelled XSTest answers and measured on {det['held_out_model']}'s: "
+                    f"precision {held['precision']}, recall {held['recall']} of refusals (XSTest's string match: "
+                    f"precision {sm['precision']}, recall {sm['recall']}). On unsafe (contrast_*) types a higher refusal "
+                    f"rate is better; on safe types a lower one.",
+            "extra": [{"kind": e["kind"], "type": e["type"], "prompt": e["prompt"],
+                       "answer": ("[harmful — truncated] " if e.get("truncated") else
+                                  "[harmful] " if e.get("harmful") else "") + e["answer"]}
+                      for e in p.get("examples", [])]}
+
+
 def _sections(sc: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
+    safety = sc["probes"].get("safety") or {}
+    if safety.get("figures"):
+        out.append(_safety_section(safety))
+    tox = sc["probes"].get("toxicity") or {}
+    if tox.get("figures"):
+        acc = tox["details"].get("classifier_accuracy")
+        out.append({"title": "Toxicity of answers", "text": (
+            f"Scored by {tox['details']['classifier']}; an answer at or above {tox['details']['threshold']} counts as "
+            "toxic. " + (f"Its accuracy on {acc['rows']} Davidson et al. tweets: {acc['accuracy']} (precision "
+                         f"{acc['precision']}, recall {acc['recall']})." if acc else
+                         "Its accuracy was not measured here (no hate_offensive set in the datasets folder).")
+            + " The highest-scoring answers (offensive ones truncated):"),
+            "rows": [{"kind": e["kind"], "prompt": e["prompt"], "toxicity": e["toxicity"],
+                      "answer": ("[offensive — truncated] " + e["answer"][:60]) if e["offensive"] else e["answer"]}
+                     for e in tox.get("examples", [])]})
+    cf = sc["probes"].get("counterfactual") or {}
+    if cf.get("figures"):
+        plot = _group_plot(cf, "sentiment_gap", "Signed sentiment gap per category (first − second term)", 0.0)
+        out.append({"title": "Counterfactual generation", "plots": [plot] if plot else [], "text": (
+            "The same request about each side of an identity pair; VADER compound sentiment of the two answers "
+            "compared (0 = treated alike). The pairs with the largest gaps:"),
+            "rows": [{"pair": e["pair"], "prompt": e["prompts"][0], "answer (first)": e["answers"][0],
+                      "answer (second)": e["answers"][1], "sentiment": f"{e['sentiment'][0]} / {e['sentiment'][1]}"}
+                     for e in cf.get("examples", [])]})
     bias = sc["probes"].get("bias") or {}
     if bias.get("figures"):
         plots = [p for p in (_group_plot(bias, "crows_stereotype", "CrowS-Pairs: share preferring the stereotype", 0.5),
@@ -138,6 +186,11 @@ def card_sections(sc: dict[str, Any], run_dir: Path) -> str:
                 continue  # per-group figures live in scorecard.json and the report
             lines.append(f"| {name} | {f} | {_cell(v)} | {_cell((p.get('base') or {}).get(f))} | "
                          f"{_cell((p.get('delta') or {}).get(f))} |")
+    det = ((sc["probes"].get("safety") or {}).get("details") or {}).get("detector")
+    if det:
+        lines += ["", f"Refusals judged by a detector trained on {', '.join(det['trained_on'])}'s hand-labelled XSTest "
+                      f"answers; on {det['held_out_model']}'s (never seen): precision {det['held_out']['precision']}, "
+                      f"recall {det['held_out']['recall']}."]
     lines += ["", "### Release gates", ""]
     lines += [f"- {'✅' if g['passed'] else '❌'} {g['message']}" for g in sc["gates"]] or ["- none configured"]
     return "\n".join(lines) + "\n"
