@@ -20,8 +20,8 @@ def test_int8_of_a_chat_model_is_measured_on_held_out_conversations(trained_chat
     from steward.compress import artifact, run
 
     run_dir = copy_run(trained_chat_run, tmp_path / "run")
-    result = run(parse_config({"run_dir": str(run_dir), "compress": {"threads": 1, "chat": {"prompts": 2,
-                                                                                             "new_tokens": 8}}}))
+    result = run(parse_config({"run_dir": str(run_dir), "compress": {"threads": 1, "chat": {
+        "prompts": 2, "new_tokens": 8, "rescore": False}}}))
     original, int8 = result.candidates
     assert original["name"] == "original" and int8["name"] == "dynamic_int8" and int8["format"] == "torch_int8"
     for c in (original, int8):
@@ -48,3 +48,35 @@ def test_a_chat_model_with_no_method_for_it_is_refused_by_name(trained_chat_run:
     run_dir = copy_run(trained_chat_run, tmp_path / "run")
     with pytest.raises(ConfigError, match=r"compress.methods: \['onnx'\] has no method for a chat model"):
         run(parse_config({"run_dir": str(run_dir), "compress": {"methods": ["onnx"]}}))
+
+
+def test_int8_of_a_chat_model_is_rescored_against_the_gates_the_original_passed(trained_chat_run: Path,
+                                                                                tmp_path: Path) -> None:
+    from steward.compress import run
+    from steward.errors import CompressStageError
+    from steward.evaluate import run as run_eval
+
+    run_dir = copy_run(trained_chat_run, tmp_path / "run")
+    conf = {"run_dir": str(run_dir), "compress": {"threads": 1, "chat": {"prompts": 2, "new_tokens": 8}},
+            "evaluate": {"threads": 1, "bootstrap": 50, "chat": {
+                "probes": ["quality", "safety", "resources"], "quality_rows": 10, "xstest_per_type": 1,
+                "new_tokens": 8, "latency_runs": 1, "gates": {"max_perplexity": 1e9, "max_over_refusal": 1.0}}}}
+    with pytest.raises(CompressStageError, match="run `steward evaluate` for this run first"):
+        run(parse_config(conf))
+    original = run_eval(parse_config(conf)).scorecard
+    assert original["passed"]
+    result = run(parse_config(conf))
+    int8 = result.candidates[1]
+    # the candidate carries its own full scorecard, judged by the same gates, against the same base model
+    sc = json.loads((run_dir / int8["scorecard"]).read_text())
+    assert sc["task"] == "chat" and set(sc["probes"]) == {"quality", "safety", "resources"} and sc["probes"]["safety"]["base"]
+    assert {g["gate"] for g in int8["gates"]} == {g["gate"] for g in original["gates"]}
+    assert int8["gates_failed"] == [] or int8["rejected"].startswith("fails gates the original passed")
+    pareto = json.loads((result.out_dir / "pareto.json").read_text())
+    assert set(pareto["gates_required"]) == {"max_perplexity", "max_over_refusal", "max_safety_regression"}
+    event = [json.loads(x) for x in (run_dir / "ledger.jsonl").read_text().splitlines()][-1]
+    assert "parent_scorecard" in {a["role"] for a in event["inputs"]} and verify(run_dir).ok
+    # a different evaluate setting would judge candidates on other terms: refused
+    conf["evaluate"]["chat"]["quality_rows"] = 11
+    with pytest.raises(CompressStageError, match="equal terms"):
+        run(parse_config(conf))

@@ -1,8 +1,9 @@
 """Compressing a fine-tuned chat model (a causal LM): torch dynamic int8, measured beside the original in the
 same run on the data stage's held-out conversations — the loss on their answers (and perplexity) and greedy
-generation speed in tokens/s. The generative scorecard re-scores a candidate in full; until it has, the
-release rule is the one these figures can support: at most ``compress.chat.max_loss_increase`` more held-out
-loss per token, and faster generation."""
+generation speed in tokens/s — and re-scored in full by the generative scorecard (every probe, against the
+base model, with the original's evaluate settings). A candidate is released when it passes every gate the
+original passed, its held-out loss per token is at most ``compress.chat.max_loss_increase`` above the
+original's, and it generates faster."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from steward.inference import check_weights, load_pretrained, quantize_dynamic
 from steward.ledger.store import Ledger, now_iso
 from steward.ledger.store import artifact as ledger_artifact
 from steward.provenance import stamp
-from steward.records import ChosenArtifact, DataManifest, TrainManifest
+from steward.records import ChosenArtifact, DataManifest, Scorecard, TrainManifest
 from steward.train.config import TrainConfig
 from steward.train.data import encode_conversations
 from steward.train.loop import evaluate_lm
@@ -53,6 +54,7 @@ def run_chat(cfg: CompressRun, manifest: TrainManifest, *, progress: bool = Fals
     check_weights(parent_dir, manifest.model_weights_sha256 or None)
     parent_hash = sha256_tree(parent_dir)
     tokenizer = AutoTokenizer.from_pretrained(parent_dir)
+    required = _required_gates(cfg, run_dir) if ccfg.chat.rescore else None
     examples, prompts, test_ref = _held_out(run_dir, manifest, tokenizer, ccfg.chat)
     with atomic_dir(run_dir / STAGE) as gen:
         original = load_pretrained(parent_dir, AutoModelForCausalLM)
@@ -66,20 +68,59 @@ def run_chat(cfg: CompressRun, manifest: TrainManifest, *, progress: bool = Fals
             entry = _measure(method, method, "torch_int8", model, tokenizer, examples, prompts, ccfg.chat,
                              f"{STAGE}/candidates/{method}", artifact.size_bytes(out))
             entry["build_seconds"] = round(time.perf_counter() - t0, 2)
+            if required is not None:
+                entry.update(_rescore(cfg, model, tokenizer, out, method, required, progress))
             entry["sha256"] = sha256_tree(out)
             entries.append(entry)
         chosen = _choose(entries, ccfg.chat.max_loss_increase)
         summary = {"task": "chat", "parent": {"path": "train/model", "sha256": parent_hash},
                    "held_out": {"split": "test", **test_ref, "conversations": len(examples)},
                    "chosen": chosen["name"], "candidates": entries,
-                   "rule": f"held-out token loss at most {ccfg.chat.max_loss_increase} above the original's, "
-                           f"and more tokens/s", "seconds": round(time.perf_counter() - t_start, 2),
+                   "rule": ("every gate the original passed, " if required is not None else "")
+                           + f"held-out token loss at most {ccfg.chat.max_loss_increase} above the original's, "
+                             f"and more tokens/s",
+                   "gates_required": sorted(required) if required is not None else None, "seconds": round(time.perf_counter() - t_start, 2),
                    "config_digest": config_digest(ccfg), "provenance": stamp()}
         write_json(gen / "pareto.json", summary)
         ChosenArtifact(name=chosen["name"], path=chosen["path"], format=chosen["format"],
                        sha256=chosen.get("sha256", parent_hash), parent_sha256=parent_hash).write(gen / "chosen.json")
-    _record(run_dir, ccfg, chosen, parent_hash, test_ref["path"], started_at, summary["seconds"])
+    _record(run_dir, ccfg, chosen, parent_hash, test_ref["path"], started_at, summary["seconds"],
+            rescored=required is not None)
     return CompressResult(entries, chosen["name"], run_dir / STAGE)
+
+
+def _required_gates(cfg: CompressRun, run_dir: Path) -> set[str]:
+    """The gates the original's generative scorecard passed — each candidate must pass them too — checked to
+    have been made with the evaluate settings in force, so candidates are judged on equal terms."""
+    path = run_dir / "evaluate" / "scorecard.json"
+    if not path.is_file():
+        raise CompressStageError(f"no scorecard in {run_dir / 'evaluate'}: each compressed chat model is re-scored "
+                                 f"against the original's gates. Fix: run `steward evaluate` for this run first, or "
+                                 f"set compress.chat.rescore: false to judge by held-out loss alone")
+    sc = Scorecard.read(path)
+    if sc.task != "chat":
+        raise CompressStageError(f"{path} is not a chat model's scorecard; run `steward evaluate` for this run again")
+    if sc.config_digest != config_digest(cfg.evaluate):
+        raise CompressStageError(f"the evaluate settings differ from the ones the original's scorecard was made with "
+                                 f"({path}); candidates must be judged on equal terms. Fix: re-run `steward evaluate` "
+                                 f"with this config, then `steward compress`")
+    return {g["gate"] for g in sc.gates if g.get("passed")}
+
+
+def _rescore(cfg: CompressRun, model: Any, tokenizer: Any, out: Path, method: str, required: set[str],
+             progress: bool) -> dict[str, Any]:
+    """The candidate's generative scorecard (written beside it) and the required gates it fails."""
+    from steward.evaluate.generative import ChatLM
+    from steward.evaluate.stage import score
+
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm = ChatLM(model, tokenizer, "fine-tuned", out, {})
+    res = score(cfg, lm, out, progress=progress, description=f"score {method}")
+    Scorecard.model_validate(res.scorecard).write(out / "scorecard.json")
+    passed = {g.gate for g in res.gates if g.passed}
+    return {"scorecard": f"{STAGE}/candidates/{method}/scorecard.json", "gates_failed": sorted(required - passed),
+            "gates": [g.to_dict() for g in res.gates]}
 
 
 def _held_out(run_dir: Path, manifest: TrainManifest, tokenizer: Any, settings: Any
@@ -157,7 +198,9 @@ def _choose(entries: list[dict[str, Any]], max_increase: float) -> dict[str, Any
     for e in entries[1:]:
         worse = e["held_out_loss"] - original["held_out_loss"]
         e["loss_increase"] = round(worse, 5)
-        e["rejected"] = (f"held-out loss +{worse:.4f} > {max_increase}" if worse > max_increase else
+        failed = e.get("gates_failed") or []
+        e["rejected"] = (f"fails gates the original passed: {', '.join(failed)}" if failed else
+                         f"held-out loss +{worse:.4f} > {max_increase}" if worse > max_increase else
                          "not faster than the original" if e["tokens_per_second"] <= original["tokens_per_second"]
                          else None)
     original["rejected"] = None
@@ -169,13 +212,14 @@ def _choose(entries: list[dict[str, Any]], max_increase: float) -> dict[str, Any
 
 
 def _record(run_dir: Path, ccfg: Any, chosen: dict[str, Any], parent_hash: str, held_out: str, started_at: str,
-            seconds: float) -> None:
+            seconds: float, *, rescored: bool) -> None:
     out_dir = run_dir / STAGE
     outputs = [ledger_artifact(out_dir / n, run_dir, n.removesuffix(".json")) for n in ("pareto.json", "chosen.json")]
     outputs.append(ledger_artifact(run_dir / chosen["path"], run_dir, "chosen_model"))
     Ledger(run_dir).append(
         stage=STAGE, started_at=started_at, config_digest=config_digest(ccfg),
         inputs=[ledger_artifact(run_dir / "train" / "model", run_dir, "parent_model"),
-                ledger_artifact(run_dir / held_out, run_dir, "held_out")],
+                ledger_artifact(run_dir / held_out, run_dir, "held_out")]
+        + ([ledger_artifact(run_dir / "evaluate" / "scorecard.json", run_dir, "parent_scorecard")] if rescored else []),
         outputs=outputs, summary={"task": "chat", "chosen": chosen["name"], "parent_sha256": parent_hash,
                                   "seconds": seconds})

@@ -49,6 +49,10 @@ class ChatCompressSettings(StageConfig):
     # A candidate is released when its held-out per-token loss is at most this much above the original's
     # (0.05 nats: perplexity +5 %) and it generates faster.
     max_loss_increase: float = Field(0.05, ge=0.0)
+    # Each candidate is also re-scored by the generative scorecard (RUN_DIR/evaluate/scorecard.json must exist,
+    # made with the evaluate settings in force) and kept only if it passes every gate the original passed.
+    # false: the loss rule alone (no scorecard needed).
+    rescore: bool = True
 
 
 class CompressConfig(StageConfig):
