@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired bench-chat clean
+.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired bench-chat bench-generative clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-train-speed: $(BENCH_STAMP)
 
 bench-chat: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_chat.py
+
+bench-generative: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_generative.py
 
 bench-evaluate: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_evaluate.py
