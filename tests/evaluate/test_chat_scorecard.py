@@ -69,7 +69,11 @@ def test_the_stage_scores_a_chat_run_against_its_base_model(chat_eval_run: Path,
     assert verify(chat_eval_run).ok
     event = [json.loads(x) for x in (chat_eval_run / "ledger.jsonl").read_text().splitlines()][-1]
     assert event["stage"] == "evaluate"
-    assert {a["role"] for a in event["inputs"]} == {"test", "train", "model", "base_model"}
+    roles = {a["role"] for a in event["inputs"]}
+    assert {r for r in roles if not r.startswith("dataset:")} == {"test", "train", "model", "base_model"}
+    # every file of the datasets folder a probe read is named by hash
+    assert {"dataset:crows_pairs/crows_pairs_anonymized.csv", "dataset:hate_offensive/labeled_data.csv"} <= roles
+    assert sum(r.startswith("dataset:bbq/") for r in roles) == 4
 
 
 def test_bias_is_skipped_with_the_fix_when_no_datasets_are_given_and_a_bias_gate_then_fails(

@@ -61,6 +61,7 @@ def compress(
     original passed is rejected with the reason. Writes RUN_DIR/compress/{pareto.json,chosen.json,report.html}
     and candidates/<method>/ (each with its scorecard), and one ledger event; never modifies the trained model.
     """
+    import steward.gateway.evaluation  # noqa: F401  (a chat candidate's "injection" probe, as evaluate has it)
     from steward.compress import run
 
     over: dict[str, Any] = {"run_dir": str(run_dir)} if run_dir is not None else {}

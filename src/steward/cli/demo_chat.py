@@ -137,8 +137,8 @@ def chat_evaluate(cfg: Any, quiet: bool) -> dict[str, Any]:
 
     title("chat evaluate stage (generative scorecard against the base model, quick profile)", quiet)
     ev = cfg.evaluate
-    quick = ev.model_validate({**ev.model_dump(), "bootstrap": QUICK_BOOTSTRAP,
-                               "chat": {**ev.chat.model_dump(), **CHAT_QUICK}})
+    # model_copy keeps which gates the user set (a default bar the run cannot measure is not judged)
+    quick = ev.model_copy(update={"bootstrap": QUICK_BOOTSTRAP, "chat": ev.chat.model_copy(update=CHAT_QUICK)})
     result = run_eval(cfg.model_copy(update={"evaluate": quick}), progress=not quiet)
     sc = result.scorecard
     if not quiet:

@@ -37,7 +37,7 @@ def _overrides(run_dir: Path | None, probes: str | None, max_rows: int | None, s
     from steward.evaluate.config import CHAT_QUICK, QUICK_BOOTSTRAP
 
     ev: dict[str, Any] = {}
-    if quick:
+    if quick and chat:
         ev.update(bootstrap=QUICK_BOOTSTRAP, chat=dict(CHAT_QUICK))
     if probes:
         names = [p.strip() for p in probes.split(",") if p.strip()]
@@ -95,7 +95,7 @@ def evaluate(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (flags override it).")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run folder (with data/ and train/)." + dflt("run_dir"))] = None,
     probes: Annotated[str | None, typer.Option(help="Comma-separated probes to run (default: all; a chat run's are "
-                                                    "quality, safety, bias, counterfactual, toxicity, privacy, resources).")] = None,
+                                                    "quality, safety, bias, counterfactual, toxicity, injection, privacy, resources).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A chat run's scorecard at CI sample sizes (minutes, wider "
                                                         "intervals): evaluate.config.CHAT_QUICK.")] = False,
     max_rows: Annotated[int | None, typer.Option(help="Evaluate on at most this many rows." + dflt("evaluate.max_rows"))] = None,
@@ -118,6 +118,9 @@ def evaluate(
     chat = _is_chat(Path(first.run_dir))
     cfg = load_config(config, _overrides(run_dir, probes, max_rows, split, chat=chat, quick=quick))
     existing_run_dir(cfg)
+    if quick and not chat:
+        err_console.print("note: --quick sets a chat run's sample sizes; this run's model is a classifier (use "
+                          "--max-rows to score fewer rows)")
     result = run(cfg, progress=not json_out)
     if json_out:
         print_json(result.scorecard)

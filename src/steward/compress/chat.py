@@ -117,6 +117,7 @@ def _rescore(cfg: CompressRun, model: Any, tokenizer: Any, out: Path, method: st
         tokenizer.pad_token = tokenizer.eos_token
     lm = ChatLM(model, tokenizer, "fine-tuned", out, {})
     res = score(cfg, lm, out, progress=progress, description=f"score {method}")
+    res.scorecard["model"]["path"] = f"{STAGE}/candidates/{method}"  # where it lands, not the build folder
     Scorecard.model_validate(res.scorecard).write(out / "scorecard.json")
     passed = {g.gate for g in res.gates if g.passed}
     return {"scorecard": f"{STAGE}/candidates/{method}/scorecard.json", "gates_failed": sorted(required - passed),

@@ -166,6 +166,7 @@ def _score_chat(cfg: EvaluateRun, tm: TrainManifest, dm: DataManifest, given: An
     if base_dir is not None:
         inputs += [artifact(w, run_dir, "base_model") for w in sorted(base_dir.glob("*.safetensors"))]
     datasets = chat.datasets_dir or (Path(os.environ["STEWARD_DATASETS"]) if os.environ.get("STEWARD_DATASETS") else None)
+    inputs += _dataset_inputs(datasets, chat.probes, run_dir)
     ctx = GenContext(cfg=ecfg, run_dir=run_dir, train_manifest=tm, test=frame.reset_index(drop=True), train=train,
                      canaries=planted, datasets=datasets, gateway=getattr(cfg, "gateway", None))
     results = run_probes(ctx, tuned, base, progress=progress, description=description)
@@ -187,6 +188,17 @@ def _score_chat(cfg: EvaluateRun, tm: TrainManifest, dm: DataManifest, given: An
         "config": ecfg.model_dump(mode="json"), "config_digest": config_digest(ecfg), "provenance": stamp(),
     }
     return EvaluateResult(scorecard, gates), inputs
+
+
+# The files of the datasets folder each probe reads: their hashes go into the ledger event beside the model's.
+_DATASET_FILES = {"bias": ("crows_pairs/*.csv", "bbq/*.jsonl"), "toxicity": ("hate_offensive/labeled_data.csv",)}
+
+
+def _dataset_inputs(datasets: Path | None, probes: list[str], run_dir: Path) -> list[ArtifactRef]:
+    if datasets is None:
+        return []
+    files = sorted({f for p in probes for pattern in _DATASET_FILES.get(p, ()) for f in datasets.glob(pattern)})
+    return [artifact(f, run_dir, f"dataset:{f.parent.name}/{f.name}") for f in files if f.is_file()]
 
 
 def _base_model_dir(tm: TrainManifest) -> Path:

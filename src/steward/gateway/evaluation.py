@@ -10,6 +10,7 @@ Without it the evaluate stage reports the probe as skipped, naming this module.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -49,9 +50,11 @@ def _verdict(judge: Judge, attack: Any, answer: str) -> float:
 @GEN_PROBES.register("injection")
 def injection_probe(ctx: GenContext, lm: ChatLM) -> Measured:
     gcfg = ctx.gateway if isinstance(ctx.gateway, GatewayConfig) else GatewayConfig()
-    # the red team's set-up: a record worth extracting in the system prompt, the gateway's canary after it
-    system, canary = with_canary(gcfg.system_prompt + f"\n{SECRET_RECORD}") if gcfg.canary else \
-        (gcfg.system_prompt + f"\n{SECRET_RECORD}", None)
+    # the red team's set-up: a record worth extracting in the system prompt, the gateway's canary after it —
+    # a fixed one (from the seed), so the fine-tuned model, its base and every candidate get the same prompts
+    planted = gcfg.system_prompt + f"\n{SECRET_RECORD}"
+    fixed = "SC-" + hashlib.sha256(f"steward-evaluate-{ctx.cfg.seed}".encode()).hexdigest()[:12]
+    system, canary = with_canary(planted, fixed) if gcfg.canary else (planted, None)
     settings = guards_for(gcfg, "chat")
     inputs, outputs = build(settings, gcfg.max_message_chars, OutputGuardContext(system, canary))
     attacks = attack_suite()
@@ -74,7 +77,12 @@ def injection_probe(ctx: GenContext, lm: ChatLM) -> Measured:
         stopped_by[i] = stopped_by[i] or (out.blocked.guard if out.blocked else None)
     judge = Judge(system, settings.toxicity_threshold)
     n = len(attacks)
-    refused = detector(ctx.chat.refusal_held_out).refused(bare[n:]).astype(float)
+    judge_refusal = detector(ctx.chat.refusal_held_out)
+    refused = judge_refusal.refused(bare[n:]).astype(float)
+    # a benign prompt the guards let through is refused when its guarded answer is (redacted prompt, output guards)
+    through = [j for j in range(len(BENIGN)) if guarded[n + j] is not None]
+    refused_through = dict(zip(through, judge_refusal.refused([guarded[n + j] or "" for j in through]).tolist(),
+                               strict=True))
     cols: dict[str, np.ndarray] = {
         "benign": np.r_[np.zeros(n, dtype=int), np.ones(len(BENIGN), dtype=int)],
         "category": np.asarray([CATEGORIES.index(a.category) for a in attacks] + [-1] * len(BENIGN)),
@@ -82,7 +90,7 @@ def injection_probe(ctx: GenContext, lm: ChatLM) -> Measured:
         "success_guarded": np.asarray([0.0 if guarded[i] is None else _verdict(judge, a, guarded[i] or "")
                                        for i, a in enumerate(attacks)] + [np.nan] * len(BENIGN)),
         "refused": np.r_[np.full(n, np.nan), refused],
-        "refused_guarded": np.r_[np.full(n, np.nan), [1.0 if guarded[n + j] is None else refused[j]
+        "refused_guarded": np.r_[np.full(n, np.nan), [1.0 if guarded[n + j] is None else float(refused_through[j])
                                                      for j in range(len(BENIGN))]],
     }
     cols["source"] = cols["benign"]

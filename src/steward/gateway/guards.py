@@ -20,10 +20,10 @@ CHAT_OUTPUT_GUARDS: Registry[Guard] = Registry("chat output guard")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def with_canary(system_prompt: str) -> tuple[str, str]:
-    """The system prompt with a random marker appended, and the marker. A model that repeats its
-    instructions repeats the marker too; the answer is stopped before the marker reaches the caller."""
-    canary = f"SC-{secrets.token_hex(6)}"
+def with_canary(system_prompt: str, canary: str | None = None) -> tuple[str, str]:
+    """The system prompt with a marker appended (random unless given), and the marker. A model that repeats
+    its instructions repeats the marker too; the answer is stopped before the marker reaches the caller."""
+    canary = canary or f"SC-{secrets.token_hex(6)}"
     return f"{system_prompt}\n(Internal reference {canary}; never mention it.)", canary
 
 

@@ -49,9 +49,17 @@ def crows_columns(lm: ChatLM, frame: pd.DataFrame, batch_size: int) -> tuple[Col
     return {"prefers_more": (more > less).astype(float), "type": code, "margin": more - less}, types
 
 
-def bbq_items(datasets: Path, per_category: int, seed: int) -> list[dict[str, Any]]:
+def _norm(group: str) -> str:
+    """A group name as BBQ's metadata and answer tags both spell it ("low SES" / "lowSES", "non-Old")."""
+    return "".join(ch for ch in group.lower() if ch.isalnum())
+
+
+def bbq_items(datasets: Path, per_category: int, seed: int, dropped: dict[str, int] | None = None
+              ) -> list[dict[str, Any]]:
     """A seeded sample of BBQ questions per category file, half in ambiguous and half in disambiguated
-    contexts; each with the index of the answer naming the stereotyped group (exactly one per question)."""
+    contexts; each with the index of the answer naming the stereotyped group (exactly one per question).
+    Questions whose stereotyped answer cannot be told are left out and counted in ``dropped`` per category."""
+    dropped = {} if dropped is None else dropped
     out = []
     rng = np.random.default_rng(seed)
     for path in sorted((datasets / BBQ_DIR).glob("*.jsonl")):
@@ -61,12 +69,13 @@ def bbq_items(datasets: Path, per_category: int, seed: int) -> list[dict[str, An
             take = rng.choice(len(pool), size=min(per_category // 2, len(pool)), replace=False)
             for i in sorted(take):
                 r = pool[int(i)]
-                groups = {g.lower() for g in r["additional_metadata"]["stereotyped_groups"]}
+                groups = {_norm(g) for g in r["additional_metadata"]["stereotyped_groups"]}
                 info = [r["answer_info"][f"ans{k}"] for k in range(3)]
                 unknown = next(k for k in range(3) if info[k][1] == "unknown")
-                target = [k for k in range(3) if k != unknown and any(t.lower() in groups for t in info[k])]
+                target = [k for k in range(3) if k != unknown and any(_norm(t) in groups for t in info[k])]
                 if len(target) != 1:
-                    continue  # the stereotyped answer cannot be told: left out (none in the released files)
+                    dropped[r["category"]] = dropped.get(r["category"], 0) + 1
+                    continue  # the stereotyped answer cannot be told: left out, and counted
                 out.append({"category": r["category"], "ambiguous": condition == "ambig",
                             "negative": r["question_polarity"] == "neg", "context": r["context"],
                             "question": r["question"], "answers": [r[f"ans{k}"] for k in range(3)],
@@ -142,7 +151,8 @@ def bias(ctx: GenContext, lm: ChatLM) -> Measured:
     assert ctx.datasets is not None
     crows = load_crows(ctx.datasets, chat.crows_pairs, seed)
     ccols, types = crows_columns(lm, crows, chat.batch_size)
-    items = bbq_items(ctx.datasets, chat.bbq_per_category, seed)
+    dropped: dict[str, int] = {}
+    items = bbq_items(ctx.datasets, chat.bbq_per_category, seed, dropped)
     bcols, cats = bbq_columns(lm, items, chat.batch_size)
     # One row per CrowS pair, then one per BBQ question: each statistic reads its own rows (``source``), so
     # a single resampling serves both and keeps the pairing with the base model.
@@ -171,7 +181,7 @@ def bias(ctx: GenContext, lm: ChatLM) -> Measured:
                 for i in order]
     details = {"crows_pairs": n_c, "crows_types": {t: int((ccols["type"] == i).sum()) for i, t in enumerate(types)},
                "bbq_questions": n_b, "bbq_categories": {c: int((bcols["category"] == i).sum()) for i, c in enumerate(cats)},
-               "sources": SOURCES, "anchors": {"crows_bert_base": 0.605, "crows_roberta_large": 0.641}}
+               "bbq_dropped_no_stereotyped_answer": dropped, "sources": SOURCES, "anchors": {"crows_bert_base": 0.605, "crows_roberta_large": 0.641}}
     return Measured(columns=cols, statistics=stats, details=details, examples=examples)
 
 

@@ -119,15 +119,16 @@ class ChatLM:
 
     # --- generation ----------------------------------------------------------------------------------------
 
-    def generate(self, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int) -> list[str]:
+    def generate(self, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int, *,
+                 reuse: bool = True) -> list[str]:
         """Greedy answers to encoded prompts (left-padded batches, shortest first), special tokens removed;
-        a prompt answered before (same length limit) is not generated again."""
+        a prompt answered before (same length limit) is not generated again unless ``reuse`` is off (timing)."""
         import torch
 
         keys = [(tuple(p), max_new_tokens) for p in prompts]
         todo: dict[tuple[tuple[int, ...], int], int] = {}
         for i, k in enumerate(keys):
-            if k not in self._answers:
+            if not reuse or k not in self._answers:
                 todo.setdefault(k, i)
         order = sorted(todo.values(), key=lambda i: len(prompts[i]))
         pad = self.tokenizer.pad_token_id

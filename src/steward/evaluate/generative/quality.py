@@ -21,7 +21,7 @@ def _perplexity(c: Columns) -> float:
     return math.exp(min(_token_loss(c), 50.0))
 
 
-def held_out(ctx: GenContext, lm: ChatLM) -> tuple[Columns, int]:
+def held_out(ctx: GenContext, lm: ChatLM) -> tuple[Columns, set[str]]:
     """Per conversation: the summed answer NLL and the answer tokens (as the train stage encodes them)."""
     from steward.train.config import TrainConfig
     from steward.train.data import encode_conversations
@@ -30,7 +30,7 @@ def held_out(ctx: GenContext, lm: ChatLM) -> tuple[Columns, int]:
     tcfg = TrainConfig.model_validate({**ctx.train_manifest.hyperparameters, "overlong": "quarantine"})
     examples, set_aside = encode_conversations(frame, lm.tokenizer, tcfg, "test")
     nll, tokens = lm.answer_nll(examples, ctx.chat.batch_size)
-    return {"nll": nll, "tokens": tokens}, len(set_aside)
+    return {"nll": nll, "tokens": tokens}, {r["row_id"] for r in set_aside}
 
 
 def answer_choices(frame: Any, limit: int) -> tuple[list[str], list[list[dict[str, str]]], list[str]] | None:
@@ -48,13 +48,16 @@ def answer_choices(frame: Any, limit: int) -> tuple[list[str], list[list[dict[st
     return [str(v) for v in values], prompts, gold
 
 
-def task_accuracy(ctx: GenContext, lm: ChatLM) -> Columns | None:
-    """1 where the model gives the gold answer (and its end) the highest likelihood among the answers."""
-    found = answer_choices(ctx.test.head(ctx.chat.quality_rows), ctx.chat.task_max_answers)
+def task_accuracy(ctx: GenContext, lm: ChatLM, skip: set[str] | frozenset[str] = frozenset()) -> Columns | None:
+    """1 where the model gives the gold answer (and its end) the highest likelihood among the answers; on the
+    held-out rows the loss is measured on (``skip``: row ids set aside as too long)."""
+    frame = ctx.test.head(ctx.chat.quality_rows)
+    frame = frame[~frame["row_id"].astype(str).isin(skip)]
+    found = answer_choices(frame, ctx.chat.task_max_answers)
     if found is None:
         return None
     answers, prompts, gold = found
-    end = lm.end_ids[:1]
+    end = [lm.tokenizer.eos_token_id]  # the train stage ends every answer with EOS
     conts = [lm.text_ids(a) + end for a in answers]
     pairs = [(lm.prompt_ids(p), c) for p in prompts for c in conts]
     sums, _ = lm.logprobs(pairs, ctx.chat.batch_size)
@@ -70,8 +73,8 @@ def quality(ctx: GenContext, lm: ChatLM) -> Measured:
              Statistic("loss", lambda c: float((c["nll"] / np.maximum(c["tokens"], 1.0)).mean()), "nats", False,
                        "mean over conversations, as trained")]
     details: dict[str, Any] = {"conversations": len(cols["nll"]), "answer_tokens": int(cols["tokens"].sum()),
-                               "set_aside_too_long": set_aside}
-    acc = task_accuracy(ctx, lm)
+                               "set_aside_too_long": len(set_aside)}
+    acc = task_accuracy(ctx, lm, set_aside)
     if acc is not None and len(acc["correct"]) == len(cols["nll"]):
         cols.update(acc)
         stats.append(Statistic("task_accuracy", mean_of("correct"), "", True,

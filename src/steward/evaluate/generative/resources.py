@@ -8,6 +8,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,26 @@ def _prompts(ctx: GenContext, lm: ChatLM, n: int) -> list[list[int]]:
         first = next(i for i, m in enumerate(turns) if m["role"] == "assistant")
         out.append(lm.prompt_ids(turns[:first]))
     return out
+
+
+def _reset_peak() -> None:
+    """Reset this process's peak-RSS mark (Linux: "5" to clear_refs), so the next reading is this model's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mib() -> float:
+    """Peak resident memory since the last reset (VmHWM); elsewhere the process's whole-life peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 @GEN_PROBES.register("resources")
@@ -43,15 +64,16 @@ def resources(ctx: GenContext, lm: ChatLM) -> Measured:
     figures["ms_per_token"] = Figure(float(np.median(per_token)) * 1000, "ms", None, False,
                                      f"batch 1, greedy, {chat.new_tokens} tokens, median")
     batch = prompts[:chat.batch_size]
+    _reset_peak()
     t0 = time.perf_counter()
-    answers = lm.generate(batch, chat.new_tokens, chat.batch_size)
+    answers = lm.generate(batch, chat.new_tokens, chat.batch_size, reuse=False)
     spent = time.perf_counter() - t0
-    made = sum(len(lm.text_ids(a)) for a in answers)
+    made = sum(len(lm.text_ids(a)) for a in dict(zip(map(tuple, batch), answers, strict=True)).values())
     figures["tokens_per_second_batch"] = Figure(made / spent if spent else 0.0, "tokens/s", None, True,
                                                 f"batch {len(batch)}, greedy, up to {chat.new_tokens} new tokens")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    figures["peak_memory_mb"] = Figure(peak / (2**20 if sys.platform == "darwin" else 2**10), "MiB", None, False,
-                                       "peak resident memory of the evaluating process")
+    figures["peak_memory_mb"] = Figure(_peak_mib(), "MiB", None, False,
+                                       "peak resident memory of the evaluating process during this model's batched "
+                                       "generation (both models loaded: compare size_mb for the model itself)")
     import torch
 
     return Measured(scalars=figures, details={"threads": torch.get_num_threads()})
