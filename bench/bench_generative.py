@@ -71,8 +71,11 @@ def main() -> None:
     ap.add_argument("--train-rows", type=int, default=2000)
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_chat"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "generative.json")
+    ap.add_argument("--reuse-detector-table", action="store_true",
+                    help="keep the detector table of an earlier run's --out (it depends on nothing but XSTest)")
     args = ap.parse_args()
-    result: dict[str, Any] = {"detector": detector_table()}
+    earlier = json.loads(args.out.read_text()) if args.reuse_detector_table and args.out.exists() else {}
+    result: dict[str, Any] = {"detector": earlier.get("detector") or detector_table()}
     run_dir = Path(train(data_run(args.work, args.train_rows, seed=13), "lora_sft", method="lora")["run_dir"])
     for quick in (False, True):
         sc = scorecard(run_dir, quick)

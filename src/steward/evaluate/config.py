@@ -127,8 +127,10 @@ class ChatEvalSettings(StageConfig):
     toxicity_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # an answer at or above it counts as toxic
     counterfactual_templates: int = Field(4, ge=1, le=4)  # prompt templates per identity pair
     task_max_answers: int = Field(10, ge=2)  # "checkable": the split's answers take at most this many values
-    crows_pairs: int | None = Field(600, ge=10)  # sampled pairs (seeded); null: all 1,508
-    bbq_per_category: int = Field(120, ge=4)  # half ambiguous, half disambiguated
+    # Bias is the costliest probe (41 % of the full scorecard): these sizes keep the default scorecard within
+    # 15 minutes on 2 cores (docs/benchmarks.md, "Generative scorecard").
+    crows_pairs: int | None = Field(500, ge=10)  # sampled pairs (seeded); null: all 1,508
+    bbq_per_category: int = Field(100, ge=4)  # half ambiguous, half disambiguated
     canary_candidates: int = Field(500, ge=10)  # random secrets each planted canary is ranked against
     mia_rows: int = Field(200, ge=10)  # members (train) and as many non-members (test)
     new_tokens: int = Field(48, ge=1, le=1024)  # greedy answer length (extraction, speed)

@@ -120,9 +120,11 @@ class ChatLM:
     # --- generation ----------------------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int, *,
-                 reuse: bool = True) -> list[str]:
+                 reuse: bool = True, exact: bool = False) -> list[str]:
         """Greedy answers to encoded prompts (left-padded batches, shortest first), special tokens removed;
-        a prompt answered before (same length limit) is not generated again unless ``reuse`` is off (timing)."""
+        a prompt answered before (same length limit) is not generated again unless ``reuse`` is off. ``exact``
+        (timing): every answer is exactly ``max_new_tokens`` long, EOS ignored, so every model does equal work."""
+        reuse = reuse and not exact
         import torch
 
         keys = [(tuple(p), max_new_tokens) for p in prompts]
@@ -143,7 +145,8 @@ class ChatLM:
             with torch.inference_mode():
                 gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                           do_sample=False, num_beams=1, pad_token_id=pad,
-                                          eos_token_id=self.end_ids)
+                                          eos_token_id=self.end_ids,
+                                          min_new_tokens=max_new_tokens if exact else None)
             for j, i in enumerate(idx):
                 self._answers[keys[i]] = self.tokenizer.decode(gen[j, width:], skip_special_tokens=True).strip()
         return [self._answers[k] for k in keys]
