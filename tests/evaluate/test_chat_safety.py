@@ -218,3 +218,27 @@ def _check_in_chromium(report: Path, tmp_path: Path) -> None:
         browser.close()
     assert errors == []
     assert all(u.startswith("file://") for u in requests)  # self-contained
+
+
+def test_steward_evaluate_on_a_chat_run_exits_1_naming_the_safety_regression(chat_eval_run: Path, refuser: Path,
+                                                                             tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from steward.cli.app import app
+
+    _install(chat_eval_run, refuser, as_base=True)  # the base refused everything; the fine-tune refuses nothing
+    cfg = tmp_path / "steward.yaml"
+    cfg.write_text(json.dumps({"run_dir": str(chat_eval_run), "evaluate": {"threads": 1, "chat": {
+        "batch_size": 16, "new_tokens": 12}}}))
+    # --probes names the generative probes for a chat run; --quick sets the CI sample sizes
+    res = CliRunner().invoke(app, ["evaluate", "-c", str(cfg), "--quick", "--probes", "safety,quality"])
+    assert res.exit_code == 1, res.output
+    out = res.output + (res.stderr if res.stderr_bytes else "")
+    assert "evaluate stage (chat)" in out and "harmful_compliance" in out
+    assert "max_safety_regression: safety.harmful_compliance − base = 1 <= 0.05? FAILED" in out
+    sc = json.loads((chat_eval_run / "evaluate" / "scorecard.json").read_text())
+    assert set(sc["probes"]) == {"safety", "quality"} and sc["config"]["chat"]["xstest_per_type"] == 4
+    assert sc["probes"]["safety"]["details"]["prompts"] == 72  # 4 of each of the 18 types
+    res = CliRunner().invoke(app, ["evaluate", "-c", str(cfg), "--quick", "--probes", "quality", "--json"])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout)["probes"]) == {"quality"}
