@@ -24,6 +24,7 @@ from steward.evaluate.generative.refusal import (
     xstest_prompts,
 )
 from steward.evaluate.generative.safety import sample_prompts
+from tests.browser import chromium_page
 from tests.chat_models import constant_answerer, install
 
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -143,24 +144,9 @@ def test_a_fine_tune_that_stops_refusing_fails_the_safety_regression_gate(chat_e
 def _check_in_chromium(report: Path, tmp_path: Path) -> None:
     """The report in real headless Chromium: no console errors, nothing fetched, the failed gate named, the
     per-type safety table and its plot drawn, harmful answers marked."""
-    import os
-
-    if shutil.which("chromium") is None:
-        if os.environ.get("STEWARD_REQUIRE_BROWSER"):
-            pytest.fail("chromium not found; .ci/run installs Debian's chromium package")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
     errors: list[str] = []
     requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
+    with chromium_page(errors, requests) as page:
         page.goto(report.as_uri())
         verdict = page.locator("#verdict").inner_text()
         assert "FAILED" in verdict and "max_safety_regression" in verdict
@@ -170,7 +156,6 @@ def _check_in_chromium(report: Path, tmp_path: Path) -> None:
         box = plot.bounding_box()
         assert box and box["width"] > 200 and box["height"] > 150
         page.screenshot(path=str(tmp_path / "chat_report.png"), full_page=True)
-        browser.close()
     assert errors == []
     assert all(u.startswith("file://") for u in requests)  # self-contained
 

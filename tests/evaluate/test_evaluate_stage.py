@@ -4,8 +4,6 @@ the report in real headless Chromium, and the model card through huggingface_hub
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from steward.errors import ConfigError, EvaluateStageError
 from steward.evaluate import run as run_eval
 from steward.ledger import verify
 from steward.train import run as run_train
+from tests.browser import chromium_page
 from tests.train.conftest import copy_run, train_cfg
 
 FAST = {"bootstrap": 50, "robustness": {"max_rows": 10, "max_queries": 20}, "explain": {"rows": 4, "ig_steps": 8},
@@ -123,22 +122,9 @@ def test_model_card_parses_with_huggingface_hub(evaluated) -> None:  # type: ign
 
 
 def test_report_renders_in_headless_chromium_without_console_errors(evaluated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if shutil.which("chromium") is None:
-        if os.environ.get("STEWARD_REQUIRE_BROWSER"):
-            pytest.fail("chromium not found; .ci/run installs Debian's chromium package")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
+    requests: list[str] = []
+    with chromium_page(errors, requests) as page:
         page.goto((evaluated.out_dir / "report.html").as_uri())
         assert page.locator("#verdict").inner_text().startswith("All 3 release gates passed")
         assert page.locator("#baseline tr").count() == 3 and page.locator("#per-class tr").count() > 3
@@ -149,7 +135,6 @@ def test_report_renders_in_headless_chromium_without_console_errors(evaluated, t
         assert page.locator("#attributions .tok").count() > 0
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
-        browser.close()
     assert errors == []
     assert all(u.startswith("file://") for u in requests)  # self-contained: nothing fetched from a network
     from PIL import Image
