@@ -12,6 +12,20 @@ from markupsafe import Markup
 
 from steward.figures import figure, fmt, svg
 
+# The verdict banner and the gates table, shared by the classifier and the generative reports.
+GATES_TEMPLATE = """<div class="banner {{ 'pass' if sc.passed else 'fail' }}" id="verdict">
+{% if not sc.gates %}No release gates configured.{% elif sc.passed %}All {{ sc.gates|length }} release gates passed.
+{% else %}{{ sc.gates|rejectattr('passed')|list|length }} of {{ sc.gates|length }} release gates FAILED:
+{{ sc.gates|rejectattr('passed')|map(attribute='gate')|join(', ') }}.{% endif %}</div>
+
+<h2>Release gates</h2>
+{% if sc.gates %}<table id="gates"><tr><th>gate</th><th>figure</th><th>measured</th><th>threshold</th><th>result</th></tr>
+{% for g in sc.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.probe }}.{{ g.figure }}</td>
+<td>{{ fmt(g.measured) }}</td><td>{{ g.threshold }}</td>
+<td class="{{ 'pass' if g.passed else 'fail' }}">{{ 'pass' if g.passed else 'FAIL' }}</td></tr>{% endfor %}</table>
+{% else %}<p class="muted">Set <code>{{ gates_field }}</code> to block releases that fall below your bars.</p>{% endif %}"""
+
+
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -29,17 +43,7 @@ th{background:#f6f8fa} .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;
 <p class="muted">Model <code>{{ sc.model.base_model.id }}</code> ({{ sc.model.method }}), task {{ sc.task }},
 {{ sc.rows }} rows of the {{ sc.split }} split · Steward {{ sc.provenance.steward_version }} ·
 {{ "%.1f"|format(sc.timing.seconds) }} s</p>
-<div class="banner {{ 'pass' if sc.passed else 'fail' }}" id="verdict">
-{% if not sc.gates %}No release gates configured.{% elif sc.passed %}All {{ sc.gates|length }} release gates passed.
-{% else %}{{ sc.gates|rejectattr('passed')|list|length }} of {{ sc.gates|length }} release gates FAILED:
-{{ sc.gates|rejectattr('passed')|map(attribute='gate')|join(', ') }}.{% endif %}</div>
-
-<h2>Release gates</h2>
-{% if sc.gates %}<table id="gates"><tr><th>gate</th><th>figure</th><th>measured</th><th>threshold</th><th>result</th></tr>
-{% for g in sc.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.probe }}.{{ g.figure }}</td>
-<td>{{ fmt(g.measured) }}</td><td>{{ g.threshold }}</td>
-<td class="{{ 'pass' if g.passed else 'fail' }}">{{ 'pass' if g.passed else 'FAIL' }}</td></tr>{% endfor %}</table>
-{% else %}<p class="muted">Set <code>evaluate.gates</code> to block releases that fall below your bars.</p>{% endif %}
+{% include "gates" %}
 
 <h2>Composite</h2>
 <p><b>{{ fmt(sc.composite.value) }}</b> = {{ sc.composite.formula }}</p>
@@ -278,7 +282,6 @@ def hide_offensive(probes: dict[str, Any], threshold: float) -> dict[str, Any]:
 
 def render_report(sc: dict[str, Any], *, hide_offensive_at: float | None = None) -> str:
     """The scorecard dictionary (as written to scorecard.json) rendered to one HTML page."""
-    from jinja2 import Environment
 
     probes = sc["probes"] if hide_offensive_at is None else hide_offensive(sc["probes"], hide_offensive_at)
     sections: list[dict[str, Any]] = []
@@ -325,5 +328,11 @@ def render_report(sc: dict[str, Any], *, hide_offensive_at: float | None = None)
         sections.append({"title": "Resources", "plots": [],
                          "html": _table([{"measure": k, "value": v["value"], "unit": v["unit"], "note": v.get("note")}
                                          for k, v in figs.items()], ["measure", "value", "unit", "note"])})
-    env = Environment(autoescape=True)
-    return env.from_string(_TEMPLATE).render(sc=sc, sections=sections, fmt=fmt)
+    return report_env().from_string(_TEMPLATE).render(sc=sc, sections=sections, fmt=fmt, gates_field="evaluate.gates")
+
+
+def report_env() -> Any:
+    """The Jinja2 environment of both reports: autoescaping on, the shared gates block as "gates"."""
+    from jinja2 import DictLoader, Environment
+
+    return Environment(autoescape=True, loader=DictLoader({"gates": GATES_TEMPLATE}))

@@ -141,11 +141,7 @@ def _score_chat(cfg: EvaluateRun, tm: TrainManifest, dm: DataManifest, given: An
 
     ecfg, run_dir = cfg.evaluate, Path(cfg.run_dir)
     chat = ecfg.chat
-    frame, ref = _load_split(run_dir, dm, ecfg.split)
-    if frame.empty:
-        raise EvaluateStageError(f"the {ecfg.split} split is empty; nothing to evaluate")
-    if ecfg.max_rows is not None and len(frame) > ecfg.max_rows:
-        frame = frame.sample(n=ecfg.max_rows, random_state=ecfg.seed)
+    frame, ref = _evaluated_rows(run_dir, dm, ecfg)
     inputs = [ref]
     train = None
     if "privacy" in chat.probes:
@@ -231,6 +227,16 @@ def _manifests(run_dir: Path) -> tuple[TrainManifest, DataManifest]:
     return TrainManifest.read(tm), DataManifest.read(dm)
 
 
+def _evaluated_rows(run_dir: Path, dm: DataManifest, ecfg: Any) -> tuple[pd.DataFrame, ArtifactRef]:
+    """The evaluated split (hash-checked), a seeded sample of ``max_rows`` of it when it is larger."""
+    frame, ref = _load_split(run_dir, dm, ecfg.split)
+    if frame.empty:
+        raise EvaluateStageError(f"the {ecfg.split} split is empty; nothing to evaluate")
+    if ecfg.max_rows is not None and len(frame) > ecfg.max_rows:
+        frame = frame.sample(n=ecfg.max_rows, random_state=ecfg.seed)
+    return frame, ref
+
+
 def _load_split(run_dir: Path, data_manifest: DataManifest, split: str) -> tuple[pd.DataFrame, ArtifactRef]:
     ref = data_manifest.split(split)
     path = run_dir / ref.path if ref else None
@@ -249,11 +255,7 @@ def _context(run_dir: Path, cfg: EvaluateRun, tm: TrainManifest, dm: DataManifes
     from steward.inference import TorchClassifier, TorchTagger
 
     ecfg = cfg.evaluate
-    frame, ref = _load_split(run_dir, dm, ecfg.split)
-    if frame.empty:
-        raise EvaluateStageError(f"the {ecfg.split} split is empty; nothing to evaluate")
-    if ecfg.max_rows is not None and len(frame) > ecfg.max_rows:
-        frame = frame.sample(n=ecfg.max_rows, random_state=ecfg.seed)
+    frame, ref = _evaluated_rows(run_dir, dm, ecfg)
     frame = frame.reset_index(drop=True)
     columns = list(ecfg.sensitive_columns) if ecfg.sensitive_columns is not None else list(dm.group_columns)
     missing = [c for c in columns if c not in frame.columns]

@@ -27,17 +27,7 @@ th{background:#f6f8fa} .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;
 <p class="muted">Model <code>{{ sc.model.base_model.id }}</code> fine-tuned ({{ sc.model.method }}) on {{ sc.rows }}
 held-out conversations of the {{ sc.split }} split{% if sc.base %}, every probe also on its base model{% endif %} ·
 Steward {{ sc.provenance.steward_version }} · {{ "%.1f"|format(sc.timing.seconds) }} s</p>
-<div class="banner {{ 'pass' if sc.passed else 'fail' }}" id="verdict">
-{% if not sc.gates %}No release gates configured.{% elif sc.passed %}All {{ sc.gates|length }} release gates passed.
-{% else %}{{ sc.gates|rejectattr('passed')|list|length }} of {{ sc.gates|length }} release gates FAILED:
-{{ sc.gates|rejectattr('passed')|map(attribute='gate')|join(', ') }}.{% endif %}</div>
-
-<h2>Release gates</h2>
-{% if sc.gates %}<table id="gates"><tr><th>gate</th><th>figure</th><th>measured</th><th>threshold</th><th>result</th></tr>
-{% for g in sc.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.probe }}.{{ g.figure }}</td>
-<td>{{ fmt(g.measured) }}</td><td>{{ g.threshold }}</td>
-<td class="{{ 'pass' if g.passed else 'fail' }}">{{ 'pass' if g.passed else 'FAIL' }}</td></tr>{% endfor %}</table>
-{% else %}<p class="muted">Set <code>evaluate.chat.gates</code> to block releases that fall below your bars.</p>{% endif %}
+{% include "gates" %}
 
 <h2>Fine-tuned against base</h2>
 <table id="figures"><tr><th>probe</th><th>figure</th><th>fine-tuned</th><th>base</th><th>difference</th><th>note</th></tr>
@@ -165,10 +155,10 @@ def _sections(sc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def render_chat_report(sc: dict[str, Any]) -> str:
-    from jinja2 import Environment, select_autoescape
+    from steward.evaluate.report import report_env
 
-    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    return env.from_string(_TEMPLATE).render(sc=sc, sections=_sections(sc), fmt=fmt, cell=_cell)
+    return report_env().from_string(_TEMPLATE).render(sc=sc, sections=_sections(sc), fmt=fmt, cell=_cell,
+                                                      gates_field="evaluate.chat.gates")
 
 
 def card_sections(sc: dict[str, Any], run_dir: Path) -> str:
