@@ -167,7 +167,12 @@ def main() -> None:
            "heldout_attack_recall": {k: float(np.mean(v)) for k, v in attack_recall.items()},
            "heldout_n": {k: len(v) for k, v in held.items()},
            "build_seconds_mean": float(np.mean(build_s)), "guard_ms_per_text": float(np.mean(ms)),
-           "language_counts": {g: int((lang == g).sum()) for g in ("en", "de", "other")}}
+           "language_counts": {g: int((lang == g).sum()) for g in ("en", "de", "other")},
+           # what the default guard gets wrong, for reading (the prompts are the shipped public set's)
+           "false_blocks": [{"language": str(lang[i]), "p": round(float(proba[i]), 3), "text": texts[i]}
+                            for i in np.flatnonzero(guard_pred & (y == 0))],
+           "missed": [{"language": str(lang[i]), "p": round(float(proba[i]), 3), "text": texts[i]}
+                      for i in np.flatnonzero(~guard_pred & (y == 1))]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
 

@@ -8,6 +8,7 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     ├── InputDataError(ValueError)       the input file cannot be read as declared (columns, format)
     ├── LedgerError                      the ledger cannot be written
     │   └── LedgerIntegrityError         verification found an edited, missing or reordered event/artifact
+    │       └── ProofError(ValueError)   a Merkle inclusion or consistency proof does not hold (or is malformed)
     ├── RegistryError(KeyError)          unknown plugin name; lists the valid ones
     ├── DependencyMissingError(ImportError)  an optional extra is not installed; names the install command
     ├── DataStageError                   the data stage could not finish (e.g. nothing left to split)
@@ -50,6 +51,11 @@ class LedgerIntegrityError(LedgerError):
     def __init__(self, message: str, *, event_index: int | None = None) -> None:
         super().__init__(message)
         self.event_index = event_index
+
+
+class ProofError(LedgerIntegrityError, ValueError):
+    """A transparency-log proof fails: the entry is not in the tree, or the newer tree does not extend the
+    older one. The message says which sizes and what that means (rewritten, truncated, forked)."""
 
 
 class RegistryError(StewardError, KeyError):
