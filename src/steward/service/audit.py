@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from steward.hashing import canonical_json, sha256_bytes
+from steward.ledger.checkpoint import Checkpoint, Signer
+from steward.service.transparency import DatabaseNodes, backfill, check_against, record_leaf, sign_head
+from steward.service.transparency import receipt as build_receipt
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "decision_id", "ts", "kind", "key_id", "model_version", "model_hash", "input_hash",
@@ -154,6 +157,7 @@ class AuditLog:
                 index.create(conn, checkfirst=True)
             if conn.execute(audit_head.select()).first() is None:
                 conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
+            backfill(conn)
         return engine
 
     def close(self) -> None:
@@ -197,6 +201,7 @@ class AuditLog:
                 row["hash"] = prev = record_hash(prev, row)
                 out.append(row)
             conn.execute(audit_records.insert(), out)  # one statement, many rows (executemany)
+            DatabaseNodes(conn).add_leaves(int(head.seq), [record_leaf(r["hash"]) for r in out])
             conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
         return out
 
@@ -289,6 +294,34 @@ class AuditLog:
             return AuditReport(False, n, f"record {int(now_head) + 1} and later are beyond the head "
                                          f"({now_head}): inserted outside the service", int(now_head) + 1)
         return AuditReport(True, n)
+
+    # -- transparency -------------------------------------------------------------------------------
+    def sign_checkpoint(self, signer: Signer, origin: str) -> Checkpoint | None:
+        """Sign the tree of every committed record (None when that size is already signed, or the log empty)."""
+        with self.engine.begin() as conn:
+            return sign_head(conn, signer, origin, now())
+
+    def receipt(self, decision_id: str) -> dict[str, Any] | None:
+        """The receipt of a decision (its first record), with its inclusion proof once a checkpoint covers it."""
+        record = self.get(decision_id)
+        if record is None:
+            return None
+        with reading(self.engine) as conn:
+            return build_receipt(conn, record)
+
+    def verify_against(self, checkpoints: list[Checkpoint], public_key: bytes) -> AuditReport:
+        """``verify`` (the chain), then: is this log an extension of every checkpoint a witness holds?"""
+        from steward.errors import LedgerIntegrityError
+
+        report = self.verify()
+        if not report.ok:
+            return report
+        leaves = [record_leaf(r["hash"]) for r in self.records() if r["seq"] <= report.records]
+        try:
+            check_against(leaves, checkpoints, public_key)
+        except LedgerIntegrityError as exc:
+            return AuditReport(False, report.records, str(exc))
+        return report
 
     def export(self, path: Path, since: str | None = None) -> int:
         """Write records as JSON lines for auditors; returns how many."""

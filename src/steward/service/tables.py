@@ -34,6 +34,27 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# The audit log as a Merkle tree (RFC 9162, steward.ledger.merkle): the hash of every complete subtree, written
+# in the same transaction as the record that completes it and never changed. Leaf i is record seq i + 1.
+audit_nodes = Table(
+    "audit_nodes", METADATA,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Signed tree heads (steward.ledger.checkpoint), one per signed size. The copies that prove anything are the
+# ones exported to witnesses; these let the service hand out receipts.
+audit_checkpoints = Table(
+    "audit_checkpoints", METADATA,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("origin", String(200), nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("time", String(40), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("signature", Text, nullable=False),
+)
+
 # API keys: only a hash of the secret is stored; the key itself is shown once, at creation.
 api_keys = Table(
     "api_keys", METADATA,
