@@ -78,7 +78,6 @@ def test_a_replaced_database_is_caught(log: AuditLog, tmp_path: Path) -> None:
     _append(log, 8)
     seen = log.sign_checkpoint(signer, ORIGIN)
     other = AuditLog(database_url(None, tmp_path / "other"))
-    (tmp_path / "other" / "serve").mkdir(parents=True, exist_ok=True)
     _append(other, 8, start=100)  # same size, different records, a valid chain of its own
     assert other.verify().ok
     report = other.verify_against([seen], signer.public_key)
@@ -138,3 +137,26 @@ def test_an_older_database_gets_its_tree_on_open(tmp_path: Path) -> None:
     assert cp is not None and cp.size == 9
     verify_receipt(log.receipt("d0"), signer.public_key)
     log.close()
+
+
+def test_a_fork_shown_to_two_witnesses_is_caught(tmp_path: Path) -> None:
+    """The operator shows log A to one witness and log B (same size, other records) to another: each log
+    fails against the other witness, and the two witnesses' checkpoints together prove the fork."""
+    from steward.ledger import witness
+
+    signer = Ed25519Signer.generate()
+    a, b = AuditLog(database_url(None, tmp_path / "a")), AuditLog(database_url(None, tmp_path / "b"))
+    _append(a, 6)
+    _append(b, 6, start=50)
+    w1, w2 = tmp_path / "witness1", tmp_path / "witness2"
+    witness.record(a.sign_checkpoint(signer, ORIGIN), w1)
+    witness.record(b.sign_checkpoint(signer, ORIGIN), w2)
+    assert a.verify_against(witness.load(w1, ORIGIN), signer.public_key).ok
+    assert not a.verify_against(witness.load(w2, ORIGIN), signer.public_key).ok
+    assert not b.verify_against(witness.load(w1, ORIGIN), signer.public_key).ok
+    with pytest.raises(LedgerIntegrityError, match="forked at size 6"):
+        witness.check_forks(witness.load(w1) + witness.load(w2), signer.public_key)
+    with pytest.raises(LedgerIntegrityError, match="forked"):  # a witness refuses a second root for a size
+        witness.record(witness.load(w2)[0], w1)
+    a.close()
+    b.close()
