@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from steward.offline_models import embedded_model_dir
 # Set before anything imports presidio/tldextract or transformers: no network is ever attempted.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The signing key and witness copies live outside every run folder, under $STEWARD_HOME: a throwaway one per run.
+os.environ.setdefault("STEWARD_HOME", tempfile.mkdtemp(prefix="steward-home-"))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -119,6 +119,20 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+def start_unready(srv: LiveServer) -> LiveServer:
+    """Start a server whose /readyz answers 503 by design (read-only): wait for /healthz instead."""
+    import httpx
+
+    srv.thread.start()
+    for _ in range(600):
+        try:
+            if httpx.get(srv.url + "/healthz").status_code == 200:
+                return srv
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the service did not start")
+
+
 PATTERNS_ONLY = {"injection_model": "patterns"}
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from steward.service.audit import AuditLog, database_url
 from steward.service.keys import KeyStore
-from tests.serve.conftest import live
+from tests.serve.conftest import live, start_unready
 from tests.train.conftest import copy_run
 
 SURROGATE_BODY = b'{"text": "where is my parcel \\ud800"}'  # JSON's escape for a lone surrogate
@@ -162,7 +162,9 @@ def test_1_a_failing_group_commit_retries_request_by_request(tmp_path: Path) -> 
 
     results, writer = asyncio.run(main())
     assert isinstance(results[7], AuditWriteError)
-    assert all(r is None for i, r in enumerate(results) if i != 7)
+    # every other request gets back its own stored row (its receipt): the right decision, a sequence number
+    assert all([row["decision_id"] for row in r] == [f"d{i}"] for i, r in enumerate(results) if i != 7)
+    assert sorted(r[0]["seq"] for i, r in enumerate(results) if i != 7) == list(range(1, 36))
     assert writer.failed == 1 and len(failures) == 1
     assert sorted(r["decision_id"] for r in log.records()) == sorted(f"d{i}" for i in range(36) if i != 7)
     assert log.verify().ok
@@ -444,13 +446,7 @@ def test_11_read_only_when_configured(served_run: Path, tmp_path: Path) -> None:
     store = KeyStore(AuditLog(database_url(None, run_dir)).engine)
     admin = store.create("admin")[1]
     srv = live(run_dir, audit_broken="read_only")
-    srv.thread.start()
-    for _ in range(600):  # /readyz answers 503 in this mode: wait for the server itself
-        try:
-            if httpx.get(srv.url + "/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    start_unready(srv)  # /readyz answers 503 in this mode
     try:
         ready = httpx.get(srv.url + "/readyz")
         assert ready.status_code == 503 and ready.json()["error"]["code"] == "audit_chain_broken"

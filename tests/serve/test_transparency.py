@@ -160,3 +160,55 @@ def test_a_fork_shown_to_two_witnesses_is_caught(tmp_path: Path) -> None:
         witness.record(witness.load(w2)[0], w1)
     a.close()
     b.close()
+
+
+def test_kill_9_while_appending_and_signing_never_signs_an_uncommitted_record(tmp_path: Path) -> None:
+    """A process appending in one thread and signing (and exporting to its witness) in another is killed with
+    SIGKILL at a random moment, five times over: every checkpoint ever signed — stored or exported — covers
+    only records that are in the database, and matches the root recomputed from them."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from steward.ledger import witness
+    from steward.ledger.checkpoint import load_signer, write_key
+    from steward.service.transparency import latest_checkpoint
+
+    key_file = write_key(Ed25519Signer.generate(), tmp_path / "key.pem")
+    url, wit = database_url(None, tmp_path / "run"), tmp_path / "witness"
+    script = textwrap.dedent(f"""
+        import threading
+        from pathlib import Path
+        from steward.ledger import witness
+        from steward.ledger.checkpoint import load_signer
+        from steward.service.audit import AuditLog
+        log, signer = AuditLog({url!r}), load_signer({str(key_file)!r})
+        def sign():
+            while True:
+                cp = log.sign_checkpoint(signer, {ORIGIN!r})
+                if cp is not None:
+                    witness.record(cp, Path({str(wit)!r}))
+        threading.Thread(target=sign, daemon=True).start()
+        for i in range(10**6):
+            log.append_many([{{"decision_id": f"d{{i}}", "kind": "predict", "findings": [], "output": {{}},
+                               "latency_ms": 1.0}}])
+    """)
+    rng = random.Random(7)
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
+        time.sleep(1.5 + rng.random() * 2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log = AuditLog(url)
+    signer_pub = load_signer(key_file).public_key
+    held = witness.load(wit, ORIGIN)
+    with log.engine.connect() as conn:
+        stored = latest_checkpoint(conn)
+    assert held and stored is not None and log.count() > 0
+    report = log.verify_against([*held, stored], signer_pub)
+    assert report.ok, report.error
+    log.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from steward.cli.common import console, handle_errors, prepare_guards, print_json
-from steward.cli.demo_chat import title
+from steward.cli.demo_chat import demo_witness, title
 
 DEMO_CONFIG = """\
 # The demo's configuration (written by `steward demo`): every stage that exists runs with it.
@@ -50,6 +50,9 @@ evaluate:
     max_latency_ms_p95: 100
 compress:
   methods: [dynamic_int8, onnx_int8]   # quick ones; add prune_heads, prune_ffn, distill for smaller models
+serve:
+  transparency:   # checkpoints kept beside the run folder, not in it (a real witness is someone else's)
+    witness_dir: {witness_dir}
 """
 
 
@@ -133,7 +136,8 @@ def _data_demo(run_dir: Path, rows: int, seed: int, quiet: bool):  # type: ignor
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = generate_support_dataset(run_dir / "raw" / "support_messages.csv", n=rows, seed=seed)
     cfg_path = write_text(run_dir / "steward.yaml",  # JSON is YAML: the limits are written as the code has them
-                          DEMO_CONFIG.replace("{planted_loss_limits}", json.dumps(PLANTED_LOSS_LIMITS)))
+                          DEMO_CONFIG.replace("{planted_loss_limits}", json.dumps(PLANTED_LOSS_LIMITS))
+                          .replace("{witness_dir}", json.dumps(str(demo_witness(run_dir)))))
     cfg = load_config(cfg_path)
     _title("data stage", quiet)
     if not quiet:
@@ -228,9 +232,37 @@ def _serve_demo(cfg, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-
             fb = c.post("/v1/feedback", json={"decision_id": first["decision_id"], "label": "delivery"},
                         headers={"X-API-Key": fb_key})
             out["feedback"] = fb.json()
+            out["receipt"] = demo_receipt(c, first["decision_id"], Path(cfg.run_dir), quiet)
     rep = log.verify()
     out["audit"] = rep.to_dict()
     if not quiet:
         console.print(f"audit log: {'[green]intact[/]' if rep.ok else '[red]' + str(rep.error) + '[/]'} "
                       f"({rep.records} records); serve it yourself: steward serve --run-dir {cfg.run_dir}")
     return out
+
+
+def demo_receipt(client, decision_id: str, run_dir: Path, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """Fetch a decision's receipt once its checkpoint is signed, save it, and verify it offline with only the
+    published public key — what a client of the service can do without trusting its operator."""
+    import json
+    import time
+
+    from steward.atomic import write_text
+    from steward.ledger.checkpoint import parse_public_key
+    from steward.service.transparency import verify_receipt
+
+    public_key = client.get("/v1/models").json()["transparency"]["public_key"]
+    doc: dict = {}  # type: ignore[type-arg]
+    for _ in range(100):
+        doc = client.get(f"/v1/receipts/{decision_id}").json()
+        if doc.get("checkpoint"):
+            break
+        time.sleep(0.1)
+    path = write_text(run_dir / "serve" / "receipt.json", json.dumps(doc, indent=2))
+    cp = verify_receipt(doc, parse_public_key(public_key))
+    if not quiet:
+        console.print(f"receipt: decision {decision_id} is entry {doc['leaf_index']} of the signed log "
+                      f"({cp.size} entries, {cp.time}); [green]verified offline[/] with the public key "
+                      f"{public_key[:12]}… ({path}; check it yourself: steward audit verify-receipt {path} "
+                      f"--public-key {public_key})", highlight=False)
+    return {"path": str(path), "leaf_index": doc["leaf_index"], "tree_size": cp.size, "public_key": public_key}

@@ -18,7 +18,8 @@ from steward.cli.common import (
 )
 
 keys_app = typer.Typer(help="Create, list and revoke the service's API keys.", no_args_is_help=True)
-audit_app = typer.Typer(help="Verify and export the service's hash-chained audit log.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify and export the service's audit log (a signed transparency log), check "
+                             "receipts, manage its signing key.", no_args_is_help=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="steward.yaml (for serve.database_url).")]
 RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", "-r", help="The served run folder.")]
@@ -81,12 +82,119 @@ def keys_list(config: ConfigOpt = None, run_dir: RunDirOpt = None,
     console.print(t)
 
 
+PublicKeyOpt = Annotated[str | None, typer.Option(
+    "--public-key", help="The log's public key (base64 as `steward audit public-key` prints it, or a file holding "
+                         "it). Default: the key this machine's service signs with.")]
+
+
+def _public_key(value: str | None, config: Path | None, run_dir: Path | None) -> bytes:
+    from steward.ledger.checkpoint import parse_public_key
+
+    if value is None:
+        return _transparency(config, run_dir)[1].signer.public_key
+    path = Path(value).expanduser()
+    return parse_public_key(path.read_text(encoding="utf-8") if path.is_file() else value)
+
+
+def _transparency(config: Path | None, run_dir: Path | None):  # type: ignore[no-untyped-def]
+    from steward.config.loader import load_config
+    from steward.errors import ConfigError
+    from steward.service.audit import database_url
+    from steward.service.signing import resolve
+
+    cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
+    url = database_url(cfg.serve.database_url, Path(cfg.run_dir))
+    t = resolve(cfg.serve.transparency, Path(cfg.run_dir), url)
+    if t is None:
+        raise ConfigError("serve.transparency.enabled is false: this log is not signed (no checkpoints, no receipts)")
+    return cfg, t
+
+
+@audit_app.command("keygen")
+@handle_errors
+def audit_keygen(out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the private key (PEM, "
+                                                                       "mode 0600); outside any run folder.")],
+                 json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Create an Ed25519 signing key for the audit log; prints its public key (publish that)."""
+    from steward.ledger.checkpoint import Ed25519Signer, key_id, public_key_text, write_key
+
+    signer = Ed25519Signer.generate()
+    path = write_key(signer, out)
+    doc = {"private_key": str(path), "public_key": public_key_text(signer.public_key),
+           "key_id": key_id(signer.public_key)}
+    if json_out:
+        print_json(doc)
+        return
+    console.print(f"wrote {path} (keep it secret, apart from the run folder); public key:", highlight=False)
+    print(doc["public_key"])
+
+
+@audit_app.command("public-key")
+@handle_errors
+def audit_public_key(config: ConfigOpt = None, run_dir: RunDirOpt = None,
+                     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The public key (and log name) that the service signs this run's audit checkpoints with."""
+    _cfg, t = _transparency(config, run_dir)
+    if json_out:
+        print_json(t.describe())
+        return
+    print(t.public_key)
+
+
+@audit_app.command("verify-receipt")
+@handle_errors
+def audit_verify_receipt(
+    receipt: Annotated[Path, typer.Argument(help="A receipt (JSON) from GET /v1/receipts/{decision_id}.")],
+    public_key: Annotated[str, typer.Option("--public-key", help="The log's public key (base64) or a file "
+                                                                  "holding it.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check a receipt offline, with the public key alone: the checkpoint's signature and the decision's
+    inclusion in it. Exit 0 if it holds, 1 naming what fails."""
+    import json as json_mod
+
+    from steward.errors import LedgerIntegrityError
+    from steward.service.transparency import verify_receipt
+
+    doc = json_mod.loads(receipt.read_text(encoding="utf-8"))
+    key = _public_key(public_key, None, None)
+    try:
+        cp = verify_receipt(doc, key)
+    except LedgerIntegrityError as exc:
+        if json_out:
+            print_json({"ok": False, "error": str(exc)})
+        else:
+            err_console.print(f"[bold red]receipt does not verify[/]: {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    out = {"ok": True, "decision_id": doc.get("decision_id"), "leaf_index": doc["leaf_index"], "tree_size": cp.size,
+           "signed_at": cp.time, "origin": cp.origin}
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"[green]receipt verifies[/]: decision {out['decision_id']} is entry {out['leaf_index']} of the "
+                  f"log {cp.origin} of {cp.size} entries signed at {cp.time}", highlight=False)
+
+
 @audit_app.command("verify")
 @handle_errors
 def audit_verify(config: ConfigOpt = None, run_dir: RunDirOpt = None,
+                 witness: Annotated[Path | None, typer.Option(
+                     "--witness", help="A witness folder of signed checkpoints: the log must extend every one.")] = None,
+                 public_key: PublicKeyOpt = None,
                  json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
-    """Exit 0 if the chain is intact; 1 naming the first edited, deleted or reordered record."""
-    report = _audit(config, run_dir).verify()
+    """Exit 0 if the chain is intact (and, with --witness, extends every checkpoint the witness holds);
+    1 naming the first edited, deleted or reordered record, or the checkpoint the log contradicts."""
+    log = _audit(config, run_dir)
+    if witness is None:
+        report = log.verify()
+    else:
+        from steward.ledger import witness as witnesses
+
+        _cfg, t = _transparency(config, run_dir)
+        key = _public_key(public_key, config, run_dir)
+        held = witnesses.load(witness, t.origin) if witness.is_dir() else []
+        witnesses.check_forks(held, key)
+        report = log.verify_against(held, key)
     if json_out:
         print_json(report.to_dict())
     elif report.ok:

@@ -38,7 +38,8 @@ def register_routes(app: FastAPI, live: Live[GatewayState], cfg: GatewayRun) -> 
                         "model": getattr(be, "facts", {}),
                         "guards": {"input": list(settings.input), "output": list(settings.output),
                                    "detectors": [g.describe() for g in state.chains[key.role][0]
-                                                 if hasattr(g, "describe")]}}}]}
+                                                 if hasattr(g, "describe")]}}}],
+                "transparency": state.core.transparency.describe() if state.core.transparency else None}
 
     @app.post("/v1/chat/completions", tags=["v1"])
     async def chat(body: ChatCompletionRequest, request: Request) -> Any:
@@ -77,7 +78,8 @@ class Answer:
     def steward_info(self) -> dict[str, Any]:
         t = self.turn
         return {"decision_id": t.decision_id, "findings": t.findings, "blocked": t.blocked,
-                "model_hash": self.st.backend.model_hash, "tokens_approximate": self.gen.tokens_approximate}
+                "model_hash": self.st.backend.model_hash, "tokens_approximate": self.gen.tokens_approximate,
+                "receipt": t.receipt}
 
     async def _failed(self, exc: BackendError) -> ServiceError:
         """The model failed mid-answer: audited like any turn, then reported."""

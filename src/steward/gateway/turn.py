@@ -15,6 +15,7 @@ from steward.gateway.guards import Release, restore_pseudonyms
 from steward.gateway.state import GatewayState, Turn
 from steward.service.errors import ServiceError
 from steward.service.guards import ChainResult, GuardContext, run_chain
+from steward.service.schemas import receipt_of
 
 
 def check_request(st: GatewayState, gcfg: Any, body: Any, role: str) -> int:
@@ -45,8 +46,8 @@ def check_request(st: GatewayState, gcfg: Any, body: Any, role: str) -> int:
 
 
 async def audit(st: GatewayState, turn: Turn, kind: str) -> None:
-    """Write the turn's record (``chat`` or ``chat_blocked``); returns once it is committed."""
-    await st.core.writer.write([{
+    """Write the turn's record (``chat`` or ``chat_blocked``); returns once it is committed (receipt set)."""
+    stored = await st.core.writer.write([{
         "decision_id": turn.decision_id, "kind": kind, "key_id": turn.key_id, "model_version": st.model_name,
         "model_hash": st.backend.model_hash, "input_hash": st.core.input_hash(turn.raw_json),
         "redacted_input": json.dumps(turn.redacted, ensure_ascii=False) if turn.redacted is not None else None,
@@ -54,6 +55,8 @@ async def audit(st: GatewayState, turn: Turn, kind: str) -> None:
         "output": {"answer": turn.answer if kind == "chat" else None, "finish_reason": turn.finish_reason,
                    "blocked": turn.blocked, "tokens_in": turn.prompt_tokens, "tokens_out": turn.completion_tokens},
         "latency_ms": (time.perf_counter() - turn.started) * 1000}])
+    if stored:
+        turn.receipt = receipt_of(stored[0]).model_dump()
 
 
 def _scan_messages(st: GatewayState, messages: list[dict[str, str]], ctx: GuardContext,

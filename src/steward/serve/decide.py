@@ -14,6 +14,7 @@ from steward.serve.state import ServeState
 from steward.service.errors import ServiceError
 from steward.service.guards import ChainResult, GuardContext, run_chain
 from steward.service.keys import ApiKey
+from steward.service.schemas import receipt_of
 
 INLINE_GUARD_CHARS = 2_000  # input guards run on the event loop for requests up to this many characters
 
@@ -112,7 +113,11 @@ async def classify(st: ServeState, texts: list[str], key: ApiKey) -> list[Decisi
             continue
         p, emb = r if isinstance(r, tuple) else (r, None)
         decisions.append(await _decided(st, key, raw, text, findings, p, emb, latency, records))
-    await st.core.writer.write(records)  # committed before the answer leaves (failures too)
+    stored = await st.core.writer.write(records)  # committed before the answer leaves (failures too)
+    by_id = {row["decision_id"]: row for row in stored}
+    for decision in decisions:
+        if decision.decision_id in by_id:
+            decision.receipt = receipt_of(by_id[decision.decision_id])
     if all(isinstance(r, BaseException) for r in scored):  # nothing was decided: an error, after its records
         raise ServiceError(500, "scoring_failed", f"the model could not score the text(s); nothing was decided "
                            f"({type(scored[0]).__name__})", decision_id=records[0]["decision_id"])

@@ -69,7 +69,9 @@ def register_routes(app: FastAPI, live: Live[ServeState], cfg: ServeRun) -> None
     @app.get("/v1/models", tags=["v1"])
     async def models(key: Annotated[ApiKey, authorise("models")]) -> dict[str, Any]:
         """The served model: version, hashes, abstention threshold and its scorecard summary."""
-        return {"data": [model_entry(st().model, run_dir, guard_facts())]}
+        t = st().core.transparency
+        return {"data": [model_entry(st().model, run_dir, guard_facts())],
+                "transparency": t.describe() if t is not None else None}
 
     @app.get("/v1/models/card", tags=["v1"], response_class=PlainTextResponse)
     async def model_card(key: Annotated[ApiKey, authorise("models")]) -> Any:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from steward.service.schemas import Text
+from steward.service.schemas import Receipt, Text
 
 FEEDBACK_LIMITS = (2_000, 200)  # characters of a feedback comment, of a group attribute's name or value
 
@@ -40,6 +40,7 @@ class Decision(BaseModel):
     findings: list[dict[str, Any]] = Field(default_factory=list, description="What the guards found and did.")
     error: dict[str, str] | None = Field(None, description="Set when this text alone could not be scored (the "
                                          "batch's other texts were): no label; route it to review.")
+    receipt: Receipt | None = Field(None, description="Where this decision sits in the signed audit log.")
 
 
 class PredictResponse(BaseModel):

@@ -7,6 +7,7 @@ The split follows protectai/llm-guard's API (``create_app`` apart from ``registe
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the route signatures at definition time.
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +96,39 @@ def service_app(spec: AppSpec, limits: ServiceSettings, live: Live[Any]) -> Fast
                        body_timeout_s=limits.body_timeout_s, observe=observe,
                        error=lambda status, code, message: spec.shape.response(ServiceError(status, code, message)))
     _health_routes(app, spec, live)
+    _transparency_routes(app, spec)
     return app
+
+
+def _transparency_routes(app: FastAPI, spec: AppSpec) -> None:
+    @app.get("/v1/receipts/{decision_id}", tags=["v1"])
+    async def receipt(decision_id: str, request: Request) -> Any:
+        """A decision's receipt: its leaf, the signed checkpoint that covers it and the inclusion proof —
+        checkable offline with the published public key (``steward audit verify-receipt``). The key that made
+        the decision may fetch it, and reviewers and admins."""
+        core = spec.core()
+        key = await core.authorise(request, "models")
+        if core.transparency is None:
+            raise ServiceError(404, "transparency_off", "this service does not sign its audit log "
+                               "(transparency.enabled: false): there are no receipts")
+        doc = await asyncio.get_running_loop().run_in_executor(None, core.audit.receipt, decision_id)
+        if doc is None or (doc["key_id"] != key.key_id and key.role not in ("admin", "reviewer")):
+            raise ServiceError(404, "unknown_decision", f"no decision {decision_id!r} made with this key")
+        doc.pop("key_id")
+        if doc["checkpoint"] is None:  # committed, not signed yet: say when to come back
+            doc["retry_after_s"] = core.checkpoints.interval_s if core.checkpoints else None
+        doc["public_key"] = core.transparency.public_key
+        return doc
+
+    @app.get("/v1/transparency", tags=["v1"])
+    async def transparency(request: Request) -> Any:
+        """The log's name, public key and newest signed checkpoint (what a witness or an auditor fetches)."""
+        core = spec.core()
+        await core.authorise(request, "models")
+        if core.transparency is None:
+            raise ServiceError(404, "transparency_off", "this service does not sign its audit log")
+        latest = await asyncio.get_running_loop().run_in_executor(None, core.audit.latest_checkpoint)
+        return {**core.transparency.describe(), "checkpoint": latest.to_dict() if latest else None}
 
 
 def _handlers(app: FastAPI, shape: ErrorShape) -> None:

@@ -309,6 +309,12 @@ class AuditLog:
         with reading(self.engine) as conn:
             return build_receipt(conn, record)
 
+    def latest_checkpoint(self) -> Checkpoint | None:
+        from steward.service.transparency import latest_checkpoint
+
+        with reading(self.engine) as conn:
+            return latest_checkpoint(conn)
+
     def verify_against(self, checkpoints: list[Checkpoint], public_key: bytes) -> AuditReport:
         """``verify`` (the chain), then: is this log an extension of every checkpoint a witness holds?"""
         from steward.errors import LedgerIntegrityError

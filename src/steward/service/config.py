@@ -44,6 +44,22 @@ InjectionModel = Annotated[Literal["builtin", "patterns"] | Path, BeforeValidato
 InputGuardNames = Annotated[list[str], AfterValidator(_input_guards)]
 
 
+class TransparencySettings(StageConfig):
+    """The audit log as a signed transparency log (docs/serve.md, "Receipts and witnesses")."""
+
+    enabled: bool = True
+    # Ed25519 private key (PEM) outside the run folder. None: $STEWARD_SIGNING_KEY, else
+    # $STEWARD_HOME/signing-key.pem (default home ~/.config/steward), created on first start, mode 0600.
+    signing_key: Path | None = None
+    checkpoint_interval_s: float = Field(1.0, gt=0.0)  # sign the head this often (if it grew), and at shutdown
+    # Where signed checkpoints are kept as they are signed (never inside the run folder). None:
+    # $STEWARD_HOME/witness. Give auditors a folder (or an endpoint below) that the operator cannot rewrite.
+    witness_dir: Path | None = None
+    witness_urls: list[str] = Field(default_factory=list)  # also POST each checkpoint (JSON) to these
+    # The log's name in every checkpoint. None: steward/audit/<hash of the run folder and database URL>.
+    origin: str | None = None
+
+
 class ServiceSettings(StageConfig):
     """What both services (``serve``, ``gateway``) are configured by alike: where they listen, the audit
     database, request limits, keys' rate limits and failed-authentication limits. Each service's config
@@ -66,6 +82,7 @@ class ServiceSettings(StageConfig):
     # Failed authentications (missing, unknown or revoked key) per client address; over it, the address gets 429.
     auth_failures_per_minute: int = Field(10, ge=1)
     auth_failures_burst: int = Field(20, ge=1)
+    transparency: TransparencySettings = Field(default_factory=TransparencySettings)
 
 
 class InputGuardSettings(StageConfig):

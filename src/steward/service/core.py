@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from steward.service.access import Access, client_address
-from steward.service.audit import AuditLog, check_at_start, database_url, keyed_hash
+from steward.service.audit import AuditLog, check_at_start, database_url, keyed_hash, safe_url
 from steward.service.config import ServiceSettings
 from steward.service.errors import ServiceError
 from steward.service.keys import ApiKey, KeyStore
 from steward.service.metrics import CoreMetrics
 from steward.service.ratelimit import RateLimiter
 from steward.service.runfiles import service_secret
+from steward.service.signing import CheckpointTask, Transparency, check_witness, resolve
 from steward.service.writer import AuditWriter, audit_failed
 
 DECIDING = frozenset({"predict", "explain", "feedback", "chat"})  # actions refused while read-only
@@ -41,6 +42,8 @@ class ServiceCore:
     metrics: Any  # a CoreMetrics record (the service's own, which extends it)
     secret: bytes  # the input-hash key
     read_only: str | None = None  # why no decisions are taken (a broken audit chain), or None
+    transparency: Transparency | None = None  # who signs the log's checkpoints, and where they go
+    checkpoints: CheckpointTask | None = None
 
     async def authorise(self, request: Any, action: str) -> ApiKey:
         """The caller's key, allowed to do ``action`` and within its rate; 503 for deciding while read-only."""
@@ -66,6 +69,8 @@ class ServiceCore:
 
     async def close(self) -> None:
         await self.writer.stop()
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()  # signs the last records first
         self.audit.close()
 
 
@@ -73,11 +78,22 @@ def open_core(cfg: ServiceSettings, run_dir: Path, metrics: CoreMetrics, identit
               key_cache_seconds: float = 0.0) -> ServiceCore:
     """Open the audit log (checked per ``cfg.audit_broken``), start its writer, and set up keys and limits
     from either service's config (the fields they share). Call on the event loop."""
-    audit = AuditLog(database_url(cfg.database_url, run_dir))
-    chain = check_at_start(audit, cfg.audit_broken)  # a broken chain: no start, or read-only (by config)
-    if not chain.ok:
-        logger.critical("READ-ONLY: the audit log fails verification (%s); %s", chain.error, identity.decisions_log)
-    metrics.audit_chain_ok.set(1 if chain.ok else 0)
+    url = database_url(cfg.database_url, run_dir)
+    audit = AuditLog(url)
+    transparency = resolve(cfg.transparency, run_dir, url)
+    # a broken chain, or a log its witness says was rewritten: no start, or read-only (by config)
+    problem = check_at_start(audit, cfg.audit_broken).error or (
+        check_witness(audit, transparency) if transparency is not None else None)
+    if problem and cfg.audit_broken == "refuse":
+        from steward.errors import AuditChainError
+
+        audit.close()
+        raise AuditChainError(f"{safe_url(url)}: the audit log fails verification ({problem}); a service "
+                              "appending to it could not prove its decisions. Fix: investigate with `steward audit "
+                              "verify`; to answer health and model queries meanwhile, set audit_broken: read_only")
+    if problem:
+        logger.critical("READ-ONLY: the audit log fails verification (%s); %s", problem, identity.decisions_log)
+    metrics.audit_chain_ok.set(0 if problem else 1)
     writer = AuditWriter(audit.append_many, on_failure=audit_failed(metrics, logger))
     writer.start()
     access = Access(KeyStore(audit.engine, key_cache_seconds),
@@ -85,5 +101,10 @@ def open_core(cfg: ServiceSettings, run_dir: Path, metrics: CoreMetrics, identit
                     RateLimiter(cfg.auth_failures_per_minute, cfg.auth_failures_burst),
                     missing_hint=identity.missing_key_hint,
                     refused=lambda reason: metrics.auth_failures.labels(reason).inc())
+    checkpoints = None
+    if transparency is not None and not problem:
+        checkpoints = CheckpointTask(audit, transparency, cfg.transparency.checkpoint_interval_s, logger)
+        checkpoints.start()
     return ServiceCore(identity=identity, audit=audit, writer=writer, access=access, metrics=metrics,
-                       secret=service_secret(run_dir), read_only=None if chain.ok else chain.error)
+                       secret=service_secret(run_dir), read_only=problem, transparency=transparency,
+                       checkpoints=checkpoints)

@@ -1,10 +1,10 @@
-"""The field type of every string a caller sends to either service."""
+"""The field type of every string a caller sends to either service, and the receipt both services return."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, Field
 
 from steward.canonical import check_storable
 
@@ -21,4 +21,25 @@ def _storable(value: str) -> str:
 # a string fails its own request with a 422 naming the field, never a batch or an audit transaction it joined.
 Text = Annotated[str, AfterValidator(_storable)]
 
-__all__ = ["Text"]
+
+
+class Receipt(BaseModel):
+    """Which leaf of the audit log holds this decision. The signed checkpoint and the inclusion proof that
+    make it checkable offline (``steward audit verify-receipt``) are at ``url`` once the next checkpoint is
+    signed (within ``transparency.checkpoint_interval_s``)."""
+
+    leaf_index: int
+    leaf_hash: str = Field(description="RFC 9162 leaf hash (hex) of the record's hash")
+    record_hash: str
+    url: str
+
+
+def receipt_of(row: dict[str, object]) -> Receipt:
+    """The receipt of a stored audit row (as the audit writer returns it)."""
+    from steward.service.transparency import record_leaf
+
+    return Receipt(leaf_index=int(str(row["seq"])) - 1, leaf_hash=record_leaf(str(row["hash"])).hex(),
+                   record_hash=str(row["hash"]), url=f"/v1/receipts/{row['decision_id']}")
+
+
+__all__ = ["Receipt", "Text", "receipt_of"]

@@ -120,7 +120,8 @@ def receipt(conn: Any, record: dict[str, Any]) -> dict[str, Any]:
     """What proves a decision to its client: the record's leaf, and — once a checkpoint covers it — that signed
     checkpoint and the inclusion proof into it. Verifiable offline with the public key alone."""
     index = int(record["seq"]) - 1
-    out: dict[str, Any] = {"decision_id": record["decision_id"], "seq": record["seq"], "record_hash": record["hash"],
+    out: dict[str, Any] = {"decision_id": record["decision_id"], "key_id": record.get("key_id"),
+                           "seq": record["seq"], "record_hash": record["hash"],
                            "leaf_index": index, "leaf_hash": record_leaf(record["hash"]).hex(),
                            "checkpoint": None, "inclusion_proof": None}
     cp = checkpoint_covering(conn, index)

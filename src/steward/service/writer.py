@@ -33,10 +33,11 @@ class AuditWriter(BackgroundTask):
         self.transactions = 0
         self.failed = 0  # requests whose records could not be committed
 
-    async def write(self, records: list[dict[str, Any]]) -> None:
+    async def write(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Queue ``records`` and wait until they are committed; the stored rows (``seq``, ``hash``: a receipt)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self.queue.put((records, fut))
-        await fut
+        return list(await fut)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -49,21 +50,23 @@ class AuditWriter(BackgroundTask):
                 count += len(item[0])
             records = [r for recs, _ in pending for r in recs]
             try:
-                await loop.run_in_executor(None, self.append_many, records)
+                stored = await loop.run_in_executor(None, self.append_many, records) or []
             except Exception:  # noqa: BLE001 — retried one request at a time (once more for a lone one)
                 for item in pending:
                     await self._commit_alone(loop, item)
                 continue
             self.transactions += 1
-            for _, fut in pending:
+            start = 0
+            for recs, fut in pending:  # each request gets its own rows back, in the order it gave them
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(stored[start:start + len(recs)])
+                start += len(recs)
 
     async def _commit_alone(self, loop: asyncio.AbstractEventLoop,
                             item: tuple[list[dict[str, Any]], asyncio.Future[Any]]) -> None:
         records, fut = item
         try:
-            await loop.run_in_executor(None, self.append_many, records)
+            stored = await loop.run_in_executor(None, self.append_many, records) or []
         except Exception as exc:  # noqa: BLE001 — this request learns its decision was not stored
             self.failed += 1
             if self.on_failure is not None:
@@ -73,7 +76,7 @@ class AuditWriter(BackgroundTask):
             return
         self.transactions += 1
         if not fut.done():
-            fut.set_result(None)
+            fut.set_result(stored)
 
 
 def audit_failed(metrics: Any, logger: logging.Logger) -> Callable[[BaseException], None]:

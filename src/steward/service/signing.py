@@ -1,0 +1,141 @@
+"""Signing the audit log's tree head on a schedule and at shutdown, and handing each checkpoint to witnesses.
+
+Batched, never on a request's path: a request's record is a Merkle leaf the moment it commits; this task
+signs whatever has committed every ``checkpoint_interval_s`` (when the log grew), and once more at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steward.errors import ConfigError, LedgerIntegrityError
+from steward.ledger import witness
+from steward.ledger.checkpoint import (
+    KEY_ENV,
+    Checkpoint,
+    Ed25519Signer,
+    Signer,
+    key_id,
+    load_signer,
+    public_key_text,
+    write_key,
+)
+from steward.service.audit import AuditLog, safe_url
+from steward.service.config import TransparencySettings
+from steward.service.worker import BackgroundTask
+
+
+def steward_home() -> Path:
+    """Where Steward keeps what must live outside any run folder (the signing key, witness copies)."""
+    return Path(os.environ.get("STEWARD_HOME") or Path.home() / ".config" / "steward")
+
+
+def default_signer(run_dir: Path) -> Ed25519Signer:
+    """``$STEWARD_SIGNING_KEY``, else the home key, created on first use (replicas starting together agree)."""
+    if os.environ.get(KEY_ENV):
+        return load_signer(run_dir=run_dir)
+    path = steward_home() / "signing-key.pem"
+    if not path.exists():
+        try:
+            write_key(Ed25519Signer.generate(), path, run_dir=run_dir)
+        except ConfigError:
+            if not path.exists():  # not the race with another replica: a real problem
+                raise
+    return load_signer(path, run_dir=run_dir)
+
+
+@dataclass(frozen=True)
+class Transparency:
+    """A service's signing set-up: who signs, under which log name, and where checkpoints go."""
+
+    signer: Signer
+    origin: str
+    witness_dir: Path
+    witness_urls: tuple[str, ...] = ()
+
+    @property
+    def public_key(self) -> str:
+        return public_key_text(self.signer.public_key)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``/v1/models`` and the model card publish."""
+        return {"origin": self.origin, "public_key": self.public_key, "key_id": key_id(self.signer.public_key),
+                "algorithm": "Ed25519", "checkpoint_format": "C2SP tlog-checkpoint body, RFC 9162 tree"}
+
+
+def resolve(cfg: TransparencySettings, run_dir: Path, database_url: str) -> Transparency | None:
+    if not cfg.enabled:
+        return None
+    signer = load_signer(cfg.signing_key, run_dir=run_dir) if cfg.signing_key else default_signer(run_dir)
+    where = f"{Path(run_dir).resolve()}|{safe_url(database_url)}"
+    origin = cfg.origin or f"steward/audit/{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+    folder = (cfg.witness_dir or steward_home() / "witness").expanduser().resolve()
+    if folder.is_relative_to(Path(run_dir).resolve()):
+        raise ConfigError(f"transparency.witness_dir: {folder} is inside the run folder {run_dir}; a witness the "
+                          "operator can rewrite with the log proves nothing. Fix: a folder outside it")
+    return Transparency(signer, origin, folder, tuple(cfg.witness_urls))
+
+
+def check_witness(audit: AuditLog, t: Transparency) -> str | None:
+    """Why this log is no extension of what its witness folder holds (rewritten, truncated, replaced,
+    forked), or None. Run at start-up: a service must not extend such a log."""
+    try:
+        held = witness.load(t.witness_dir, t.origin) if t.witness_dir.is_dir() else []
+        witness.check_forks(held, t.signer.public_key)
+    except LedgerIntegrityError as exc:
+        return str(exc)
+    if not held:
+        return None
+    report = audit.verify_against(held, t.signer.public_key)
+    return None if report.ok else f"against the witness in {t.witness_dir}: {report.error}"
+
+
+class CheckpointTask(BackgroundTask):
+    """Signs the head every interval when it grew, and at shutdown; hands each checkpoint to the witnesses."""
+
+    def __init__(self, audit: AuditLog, t: Transparency, interval_s: float, logger: logging.Logger) -> None:
+        self.audit, self.t, self.interval_s, self.logger = audit, t, interval_s, logger
+        self.signed = 0
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.sign_now()
+
+    async def sign_now(self) -> Checkpoint | None:
+        loop = asyncio.get_running_loop()
+        try:
+            cp = await loop.run_in_executor(None, self.audit.sign_checkpoint, self.t.signer, self.t.origin)
+        except Exception as exc:  # noqa: BLE001 — the next round tries again; requests are not affected
+            self.logger.error("signing the audit checkpoint failed (%s); retrying next interval", type(exc).__name__)
+            return None
+        if cp is not None:
+            self.signed += 1
+            await loop.run_in_executor(None, self.publish, cp)
+        return cp
+
+    def publish(self, cp: Checkpoint) -> None:
+        try:
+            witness.record(cp, self.t.witness_dir)
+        except LedgerIntegrityError as exc:
+            self.logger.critical("WITNESS REFUSED the checkpoint of size %d: %s", cp.size, exc)
+        except OSError as exc:
+            self.logger.error("the witness folder %s could not be written (%s)", self.t.witness_dir, exc.strerror)
+        for url in self.t.witness_urls:
+            try:
+                import httpx
+
+                httpx.post(url, json=cp.to_dict(), timeout=5.0).raise_for_status()
+            except Exception as exc:  # noqa: BLE001 — an unreachable witness must not stop the service
+                self.logger.error("witness %s did not take the checkpoint of size %d (%s)", url, cp.size,
+                                  type(exc).__name__)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.sign_now()  # the last records get a checkpoint before the service goes
