@@ -48,6 +48,12 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     assert found == {"CREDIT_CARD", "EMAIL_ADDRESS"}
     assert injection["status"] == 422 and injection["body"]["error"]["code"] == "prompt_injection"
     assert served["audit"]["ok"] and served["audit"]["records"] == 4  # 2 decisions, 1 refusal, 1 feedback
+    # the demo fetched a decision's receipt and verified it offline; the CLI agrees, with the key alone
+    receipt = served["receipt"]
+    assert receipt["tree_size"] >= 1 and receipt["leaf_index"] == plain["body"]["decisions"][0]["receipt"]["leaf_index"]
+    check = subprocess.run([sys.executable, "-m", "steward.cli.app", "audit", "verify-receipt", receipt["path"],
+                            "--public-key", receipt["public_key"]], capture_output=True, text=True, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
     chosen = json.loads((tmp_path / "demo" / "compress" / "chosen.json").read_text())
     version = plain["body"]["decisions"][0]["model_version"]
     assert (chosen["name"] in version) if chosen["name"] != "original" else ("-" not in version.split("@")[1])
@@ -66,6 +72,7 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     found = {f["type"] for g in pii["body"]["steward"]["findings"] if g.get("guard") == "pii" for f in g["findings"]}
     assert found >= {"CREDIT_CARD", "EMAIL_ADDRESS"}
     assert gw["audit"]["ok"] and gw["audit"]["records"] == 3
+    assert ordinary["body"]["steward"]["receipt"]["leaf_index"] >= 0  # every answer carries its receipt
     assert gw["audit_model_hashes"] == [facts["model_hash"]]  # every answer names the model that gave it
     # the chat part ends with the generative scorecard of the fine-tuned model against its base
     ev = chat["evaluate"]

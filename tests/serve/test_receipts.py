@@ -98,3 +98,21 @@ def test_a_rewritten_log_is_refused_at_start_up(signed) -> None:  # type: ignore
         assert r.status_code == 503  # no decision is added to a log that cannot be proven
     finally:
         srv.__exit__(None, None, None)
+
+
+def test_a_deleted_database_is_not_intact_to_a_witness(signed) -> None:  # type: ignore[no-untyped-def]
+    """`steward audit verify` on a log whose database was deleted (or replaced) said "intact, 0 records"; with
+    the witness that saw the log it is an error naming the log it saw."""
+    run_dir, transparency, keys, _ = signed
+    with live(run_dir, transparency=transparency) as srv:
+        r = httpx.post(f"{srv.url}/v1/predict", json={"text": "refund my order"},
+                       headers={"X-API-Key": keys["predict"]}, timeout=30)
+        doc = _receipt(srv.url, keys["predict"], r.json()["decisions"][0]["decision_id"])
+    args = ["audit", "verify", "--run-dir", str(run_dir), "--witness", transparency["witness_dir"],
+            "--public-key", doc["public_key"]]
+    runner = CliRunner()
+    assert runner.invoke(cli, args).exit_code == 0
+    for f in (run_dir / "serve").glob("audit.db*"):
+        f.unlink()
+    gone = runner.invoke(cli, args)
+    assert gone.exit_code == 1 and "deleted and started over" in " ".join(gone.output.split())

@@ -47,13 +47,25 @@ def _run_dir(positional: Path | None, option: Path | None) -> Path:
 def verify(
     positional: RunDirArg = None,
     run_dir: RunDirOpt = None,
+    witness: Annotated[Path | None, typer.Option(
+        "--witness", help="A witness folder of signed ledger checkpoints: the ledger must extend every one.")] = None,
+    public_key: Annotated[str | None, typer.Option(
+        "--public-key", help="The signing key's public key (base64, or a file holding it). Default: this "
+                             "machine's key ($STEWARD_SIGNING_KEY or $STEWARD_HOME/signing-key.pem).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Exit 0 if every event and artifact is intact; otherwise exit 1 naming the first broken event."""
-    from steward.ledger import verify as do_verify
+    """Exit 0 if every event and artifact is intact and every event is covered by a checkpoint signed with the
+    key (and, with --witness, the ledger extends every checkpoint the witness holds); otherwise exit 1 naming
+    the first broken event or the checkpoint it contradicts."""
+    from steward.ledger import Ledger
+    from steward.ledger.checkpoint import parse_public_key
 
     run_dir = _run_dir(positional, run_dir)
-    report = do_verify(run_dir)
+    key = None
+    if public_key is not None:
+        path = Path(public_key).expanduser()
+        key = parse_public_key(path.read_text(encoding="utf-8") if path.is_file() else public_key)
+    report = Ledger(run_dir).verify(public_key=key, witness_dir=witness)
     if json_out:
         print_json(report.to_dict())
     elif report.ok:

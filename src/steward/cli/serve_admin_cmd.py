@@ -99,12 +99,12 @@ def _public_key(value: str | None, config: Path | None, run_dir: Path | None) ->
 def _transparency(config: Path | None, run_dir: Path | None):  # type: ignore[no-untyped-def]
     from steward.config.loader import load_config
     from steward.errors import ConfigError
-    from steward.service.audit import database_url
+    from steward.service.audit import AuditLog, database_url
     from steward.service.signing import resolve
 
     cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
     url = database_url(cfg.serve.database_url, Path(cfg.run_dir))
-    t = resolve(cfg.serve.transparency, Path(cfg.run_dir), url)
+    t = resolve(cfg.serve.transparency, Path(cfg.run_dir), url, AuditLog(url).log_id)
     if t is None:
         raise ConfigError("serve.transparency.enabled is false: this log is not signed (no checkpoints, no receipts)")
     return cfg, t
@@ -188,13 +188,18 @@ def audit_verify(config: ConfigOpt = None, run_dir: RunDirOpt = None,
     if witness is None:
         report = log.verify()
     else:
-        from steward.ledger import witness as witnesses
+        from dataclasses import replace
+
+        from steward.service.audit import AuditReport
+        from steward.service.signing import check_witness
 
         _cfg, t = _transparency(config, run_dir)
         key = _public_key(public_key, config, run_dir)
-        held = witnesses.load(witness, t.origin) if witness.is_dir() else []
-        witnesses.check_forks(held, key)
-        report = log.verify_against(held, key)
+        report = log.verify()
+        problem = check_witness(log, replace(t, witness_dir=witness.expanduser().resolve()), key,
+                                replaced_is_error=True) if report.ok else None
+        if problem:
+            report = AuditReport(False, report.records, problem)
     if json_out:
         print_json(report.to_dict())
     elif report.ok:

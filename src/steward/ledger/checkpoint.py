@@ -81,6 +81,26 @@ def refuse_inside(path: Path, run_dir: Path | None) -> None:
                           f"it signs (e.g. ~/.config/steward/signing.pem, or ${KEY_ENV})")
 
 
+def steward_home() -> Path:
+    """Where Steward keeps what must live outside any run folder (the signing key, witness copies)."""
+    return Path(os.environ.get("STEWARD_HOME") or Path.home() / ".config" / "steward")
+
+
+def default_signer(run_dir: Path | None = None) -> Ed25519Signer:
+    """``$STEWARD_SIGNING_KEY``, else ``$STEWARD_HOME/signing-key.pem``, created on first use (0600; processes
+    starting together agree on one)."""
+    if os.environ.get(KEY_ENV):
+        return load_signer(run_dir=run_dir)
+    path = steward_home() / "signing-key.pem"
+    if not path.exists():
+        try:
+            write_key(Ed25519Signer.generate(), path, run_dir=run_dir)
+        except ConfigError:
+            if not path.exists():  # not the race with another process: a real problem
+                raise
+    return load_signer(path, run_dir=run_dir)
+
+
 def load_signer(path: str | os.PathLike[str] | None = None, *, run_dir: Path | None = None) -> Ed25519Signer:
     """The signer from ``path``, else from ``$STEWARD_SIGNING_KEY`` (PEM text or a path)."""
     source = str(path) if path is not None else os.environ.get(KEY_ENV, "")

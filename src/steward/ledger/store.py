@@ -15,6 +15,7 @@ from typing import Any
 from steward.atomic import write_text
 from steward.errors import LedgerError, LedgerIntegrityError
 from steward.hashing import digest, sha256_tree
+from steward.ledger import signed
 from steward.provenance import stamp
 from steward.types import ArtifactRef
 
@@ -213,14 +214,37 @@ class Ledger:
             )
             event = LedgerEvent(**{**event.__dict__, "hash": event.compute_hash()})
             write_text(self.path, "".join(ln + "\n" for ln in lines) + event.to_json() + "\n")
+            hashes = [json.loads(ln)["hash"] for ln in lines] + [event.hash]
+            signed.sign(self.run_dir, hashes, event.finished_at)  # the new head, signed and witnessed
             return event
 
-    def verify(self) -> VerifyReport:
-        """Check the chain, every event's own hash, and the artifacts named by the newest event per path.
+    def verify(self, public_key: bytes | None = None, witness_dir: Path | None = None) -> VerifyReport:
+        """Check the chain, every event's own hash, the artifacts named by the newest event per path, and the
+        signed checkpoints (beside the ledger and in ``witness_dir``) against ``public_key`` (default: this
+        machine's signing key). Every event must be covered by a signed checkpoint.
 
         An artifact overwritten by a later run of a stage is *superseded*, not broken: only the newest
         event that names a path vouches for its current content.
         """
+        report = self._verify_chain()
+        if not report.ok:
+            return report
+        from steward.ledger.checkpoint import default_signer
+
+        key = public_key if public_key is not None else default_signer(self.run_dir).public_key
+        try:
+            facts = signed.check(self.run_dir, [e.hash for e in self.events()], key, witness_dir)
+        except LedgerIntegrityError as exc:
+            return VerifyReport(False, report.events, report.artifacts_checked, report.superseded, str(exc))
+        if facts["signed_events"] < report.events:
+            return VerifyReport(False, report.events, report.artifacts_checked, report.superseded,
+                                f"event {facts['signed_events']} and later are covered by no signed checkpoint "
+                                f"(appended without the signing key, or its checkpoints removed)",
+                                facts["signed_events"])
+        return report
+
+    def _verify_chain(self) -> VerifyReport:
+        """The hash chain and the artifacts (what the signatures then pin)."""
         try:
             events = self.events()
         except LedgerIntegrityError as exc:

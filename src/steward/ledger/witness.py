@@ -57,3 +57,16 @@ def check_forks(checkpoints: Iterable[Checkpoint], public_key: bytes) -> None:
             raise LedgerIntegrityError(f"log {cp.origin!r} forked at size {cp.size}: two signed checkpoints with "
                                        f"different roots ({other.time} and {cp.time}) — two parties were shown "
                                        "different logs")
+
+
+def other_logs(directory: Path, origin: str) -> dict[str, int]:
+    """Logs the witness holds under the same location as ``origin`` (``<kind>/<place>/<log id>``) but with
+    another log id, with the largest size seen: a log started over, replaced or deleted there."""
+    prefix = origin.rsplit("/", 1)[0] + "/"
+    if not directory.is_dir():
+        return {}
+    out: dict[str, int] = {}
+    for cp in load(directory):
+        if cp.origin.startswith(prefix) and cp.origin != origin:
+            out[cp.origin] = max(out.get(cp.origin, 0), cp.size)
+    return out

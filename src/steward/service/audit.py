@@ -145,7 +145,7 @@ class AuditLog:
 
         from sqlalchemy import text
 
-        from steward.service.tables import audit_head, audit_records
+        from steward.service.tables import audit_head, audit_log_id, audit_records
 
         # Replicas starting together would race to create the tables: serialise set-up (SQLite's
         # BEGIN IMMEDIATE already does; PostgreSQL takes a transaction-scoped advisory lock).
@@ -157,6 +157,10 @@ class AuditLog:
                 index.create(conn, checkfirst=True)
             if conn.execute(audit_head.select()).first() is None:
                 conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
+            if conn.execute(audit_log_id.select()).first() is None:
+                import secrets
+
+                conn.execute(audit_log_id.insert().values(id=1, log_id=secrets.token_hex(8)))
             backfill(conn)
         return engine
 
@@ -296,6 +300,16 @@ class AuditLog:
         return AuditReport(True, n)
 
     # -- transparency -------------------------------------------------------------------------------
+    @property
+    def log_id(self) -> str:
+        """This database's log id (random, made with it): part of the log's name in every checkpoint."""
+        from sqlalchemy import select
+
+        from steward.service.tables import audit_log_id
+
+        with reading(self.engine) as conn:
+            return str(conn.execute(select(audit_log_id.c.log_id).where(audit_log_id.c.id == 1)).scalar_one())
+
     def sign_checkpoint(self, signer: Signer, origin: str) -> Checkpoint | None:
         """Sign the tree of every committed record (None when that size is already signed, or the log empty)."""
         with self.engine.begin() as conn:

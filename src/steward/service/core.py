@@ -80,7 +80,7 @@ def open_core(cfg: ServiceSettings, run_dir: Path, metrics: CoreMetrics, identit
     from either service's config (the fields they share). Call on the event loop."""
     url = database_url(cfg.database_url, run_dir)
     audit = AuditLog(url)
-    transparency = resolve(cfg.transparency, run_dir, url)
+    transparency = resolve(cfg.transparency, run_dir, url, audit.log_id)
     # a broken chain, or a log its witness says was rewritten: no start, or read-only (by config)
     problem = check_at_start(audit, cfg.audit_broken).error or (
         check_witness(audit, transparency) if transparency is not None else None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,37 +16,17 @@ from typing import Any
 from steward.errors import ConfigError, LedgerIntegrityError
 from steward.ledger import witness
 from steward.ledger.checkpoint import (
-    KEY_ENV,
     Checkpoint,
-    Ed25519Signer,
     Signer,
+    default_signer,
     key_id,
     load_signer,
     public_key_text,
-    write_key,
+    steward_home,
 )
 from steward.service.audit import AuditLog, safe_url
 from steward.service.config import TransparencySettings
 from steward.service.worker import BackgroundTask
-
-
-def steward_home() -> Path:
-    """Where Steward keeps what must live outside any run folder (the signing key, witness copies)."""
-    return Path(os.environ.get("STEWARD_HOME") or Path.home() / ".config" / "steward")
-
-
-def default_signer(run_dir: Path) -> Ed25519Signer:
-    """``$STEWARD_SIGNING_KEY``, else the home key, created on first use (replicas starting together agree)."""
-    if os.environ.get(KEY_ENV):
-        return load_signer(run_dir=run_dir)
-    path = steward_home() / "signing-key.pem"
-    if not path.exists():
-        try:
-            write_key(Ed25519Signer.generate(), path, run_dir=run_dir)
-        except ConfigError:
-            if not path.exists():  # not the race with another replica: a real problem
-                raise
-    return load_signer(path, run_dir=run_dir)
 
 
 @dataclass(frozen=True)
@@ -69,12 +48,14 @@ class Transparency:
                 "algorithm": "Ed25519", "checkpoint_format": "C2SP tlog-checkpoint body, RFC 9162 tree"}
 
 
-def resolve(cfg: TransparencySettings, run_dir: Path, database_url: str) -> Transparency | None:
+def resolve(cfg: TransparencySettings, run_dir: Path, database_url: str, log_id: str) -> Transparency | None:
+    """The signing set-up. The log's name: ``transparency.origin``, else where it lives (run folder and
+    database) and its own id — a database started over is another log, which the witness still links."""
     if not cfg.enabled:
         return None
     signer = load_signer(cfg.signing_key, run_dir=run_dir) if cfg.signing_key else default_signer(run_dir)
     where = f"{Path(run_dir).resolve()}|{safe_url(database_url)}"
-    origin = cfg.origin or f"steward/audit/{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+    origin = cfg.origin or f"steward/audit/{hashlib.sha256(where.encode()).hexdigest()[:16]}/{log_id}"
     folder = (cfg.witness_dir or steward_home() / "witness").expanduser().resolve()
     if folder.is_relative_to(Path(run_dir).resolve()):
         raise ConfigError(f"transparency.witness_dir: {folder} is inside the run folder {run_dir}; a witness the "
@@ -82,17 +63,25 @@ def resolve(cfg: TransparencySettings, run_dir: Path, database_url: str) -> Tran
     return Transparency(signer, origin, folder, tuple(cfg.witness_urls))
 
 
-def check_witness(audit: AuditLog, t: Transparency) -> str | None:
-    """Why this log is no extension of what its witness folder holds (rewritten, truncated, replaced,
-    forked), or None. Run at start-up: a service must not extend such a log."""
+def check_witness(audit: AuditLog, t: Transparency, public_key: bytes | None = None, *,
+                  replaced_is_error: bool = False) -> str | None:
+    """Why this log is no extension of what the witness folder holds (rewritten, truncated, forked — and,
+    with ``replaced_is_error``, replaced: the witness saw another log at the same place), or None. At
+    start-up a service must not extend such a log; a log started over there is only logged."""
+    key = public_key or t.signer.public_key
     try:
         held = witness.load(t.witness_dir, t.origin) if t.witness_dir.is_dir() else []
-        witness.check_forks(held, t.signer.public_key)
+        witness.check_forks(held, key)
     except LedgerIntegrityError as exc:
         return str(exc)
+    others = witness.other_logs(t.witness_dir, t.origin)
+    if others and replaced_is_error:
+        name, size = max(others.items(), key=lambda kv: kv[1])
+        return (f"the witness in {t.witness_dir} holds another log for this service ({name}, {size} records): "
+                "this database replaced it, or it was deleted and started over")
     if not held:
         return None
-    report = audit.verify_against(held, t.signer.public_key)
+    report = audit.verify_against(held, key)
     return None if report.ok else f"against the witness in {t.witness_dir}: {report.error}"
 
 

@@ -43,6 +43,14 @@ audit_nodes = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# The log's own random id, made when the database is: a log started over (or a replaced database) is another
+# log, which a witness tells apart from this one (steward.ledger.witness.other_logs).
+audit_log_id = Table(
+    "audit_log_id", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("log_id", String(32), nullable=False),
+)
+
 # Signed tree heads (steward.ledger.checkpoint), one per signed size. The copies that prove anything are the
 # ones exported to witnesses; these let the service hand out receipts.
 audit_checkpoints = Table(
