@@ -80,6 +80,17 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:
     yield postgres_url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An audit log on SQLite and on a real PostgreSQL server (each test runs on both)."""
+    from steward.service.audit import AuditLog, database_url
+
+    url = database_url(None, tmp_path) if request.param == "sqlite" else request.getfixturevalue("fresh_postgres")
+    audit = AuditLog(url)
+    yield audit
+    audit.close()
+
+
 @pytest.fixture(scope="session")
 def served_run(demo_data_run: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run with a tiny trained and evaluated classifier (performance and calibration probes only)."""

@@ -16,14 +16,6 @@ from steward.service.transparency import backfill, verify_receipt
 ORIGIN = "steward/audit/test"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def log(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = database_url(None, tmp_path) if request.param == "sqlite" else request.getfixturevalue("fresh_postgres")
-    audit = AuditLog(url)
-    yield audit
-    audit.close()
-
-
 def _append(log: AuditLog, n: int, start: int = 0) -> None:
     log.append_many([{"decision_id": f"d{i}", "kind": "predict", "key_id": "k1", "model_version": "v1",
                       "model_hash": "ab" * 32, "input_hash": "cd" * 32, "redacted_input": f"text #{i}",

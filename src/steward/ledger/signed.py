@@ -22,7 +22,6 @@ from steward.ledger.checkpoint import (
     default_signer,
     sign_checkpoint,
     steward_home,
-    verify_checkpoint,
 )
 
 CHECKPOINTS_NAME = "ledger.checkpoints.jsonl"
@@ -91,14 +90,6 @@ def check(run_dir: Path, event_hashes: Sequence[str], public_key: bytes,
             raise LedgerIntegrityError(f"the witness holds another ledger for this run folder ({name}, {size} "
                                        "events): it was replaced or started over since that one was signed")
     witness.check_forks([*held, *seen], public_key)
-    tree = tree_of(event_hashes)
-    for cp in [*held, *seen]:
-        verify_checkpoint(cp, public_key)
-        if cp.size > tree.size:
-            raise LedgerIntegrityError(f"the ledger holds {tree.size} events but a checkpoint of {cp.size} was "
-                                       f"signed at {cp.time}: events were deleted")
-        if merkle.root(tree, cp.size) != cp.root:
-            raise LedgerIntegrityError(f"the first {cp.size} ledger events do not hash to the root signed at "
-                                       f"{cp.time}: the ledger was rewritten after it was signed")
-    signed = max((cp.size for cp in [*held, *seen]), default=0)
+    signed = witness.check_extends([event_leaf(h) for h in event_hashes], [*held, *seen], public_key,
+                                   "ledger events")
     return {"signed_events": signed, "checkpoints": len(held), "witness_checkpoints": len(seen)}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from steward.atomic import write_text
 from steward.errors import LedgerIntegrityError
+from steward.ledger import merkle
 from steward.ledger.checkpoint import Checkpoint, verify_checkpoint
 
 
@@ -70,3 +71,22 @@ def other_logs(directory: Path, origin: str) -> dict[str, int]:
         if cp.origin.startswith(prefix) and cp.origin != origin:
             out[cp.origin] = max(out.get(cp.origin, 0), cp.size)
     return out
+
+
+def check_extends(leaves: list[bytes], checkpoints: Iterable[Checkpoint], public_key: bytes, unit: str) -> int:
+    """Raise unless the log with these leaf hashes (recomputed from its entries, never read from a store the
+    operator keeps) extends every checkpoint, each signature checked first; the largest size signed.
+    ``unit`` names the entries in messages ("records", "ledger events")."""
+    tree = merkle.MemoryNodes(leaves)
+    signed = 0
+    for cp in sorted(checkpoints, key=lambda c: c.size):
+        verify_checkpoint(cp, public_key)
+        if cp.size > tree.size:
+            raise LedgerIntegrityError(f"the log holds {tree.size} {unit} but a checkpoint of {cp.size} was signed "
+                                       f"at {cp.time}: {unit} were deleted")
+        if merkle.root(tree, cp.size) != cp.root:
+            raise LedgerIntegrityError(f"the first {cp.size} {unit} do not hash to the root signed at {cp.time}: the "
+                                       "log was rewritten after that checkpoint (or a different log was shown to "
+                                       "that witness)")
+        signed = max(signed, cp.size)
+    return signed

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from steward.errors import LedgerIntegrityError, ProofError
-from steward.ledger import merkle
+from steward.ledger import merkle, witness
 from steward.ledger.checkpoint import Checkpoint, Signer, sign_checkpoint, verify_checkpoint
 
 
@@ -152,17 +152,6 @@ def verify_receipt(receipt_doc: dict[str, Any], public_key: bytes) -> Checkpoint
 
 
 def check_against(leaves: list[bytes], checkpoints: list[Checkpoint], public_key: bytes) -> None:
-    """Raise unless the log whose leaves these are extends every checkpoint (each signature checked first).
-
-    The leaves come from the records themselves (recomputed, not read from the nodes table): a log that was
-    truncated, emptied, rewritten and re-hashed, or forked shows a root that no signed checkpoint has."""
-    tree = merkle.MemoryNodes(leaves)
-    for cp in sorted(checkpoints, key=lambda c: c.size):
-        verify_checkpoint(cp, public_key)
-        if cp.size > tree.size:
-            raise LedgerIntegrityError(f"the log holds {tree.size} records but a witness holds a checkpoint of "
-                                       f"{cp.size} signed at {cp.time}: records were deleted")
-        if merkle.root(tree, cp.size) != cp.root:
-            raise LedgerIntegrityError(f"the first {cp.size} records do not hash to the root signed at {cp.time}: "
-                                       "the log was rewritten after that checkpoint (or a different log was "
-                                       "shown to that witness)")
+    """Raise unless the log whose leaves these are extends every checkpoint: a log truncated, emptied,
+    rewritten and re-hashed, or forked shows a root that no signed checkpoint has."""
+    witness.check_extends(leaves, checkpoints, public_key, "records")
