@@ -23,6 +23,7 @@ Writes bench/results/chat.{json,md}.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import resource
@@ -38,6 +39,23 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROMPT = "Review: {sentence}\nSentiment:"
 ANSWER = {"1": "positive", "0": "negative"}
 LORA = {"r": 16, "alpha": 32}
+# DP-SGD at ε = 8 on 2,000 conversations: noise scales with the square root of the trainable parameters and
+# falls with the logical batch, so the private run adapts far fewer weights (r 2 on q/v of the top 12 layers:
+# 46k parameters), on Poisson batches of 256 for 6 epochs, at a higher rate. The three recipes measured
+# (--dp-sweep reruns them; figures in docs/benchmarks.md):
+DP_RECIPES = {
+    "DP-LoRA r16 all layers, batch 16, 1 epoch, lr 2e-4 (the non-DP settings)": {
+        "epochs": 1, "batch_size": 16, "lora": LORA},
+    "DP-LoRA r16 top 10 layers, batch 128, 3 epochs, lr 2e-3": {
+        "epochs": 3, "batch_size": 128, "learning_rate": 2e-3, "lora": {"r": 16, "alpha": 32, "layers": 10}},
+    "DP-LoRA r8 q/v, batch 64, 2 epochs, lr 1e-3": {
+        "epochs": 2, "batch_size": 64, "learning_rate": 1e-3,
+        "lora": {"r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"]}},
+    "DP-LoRA r2 q/v top 12 layers, batch 256, 6 epochs, lr 5e-3": {
+        "epochs": 6, "batch_size": 256, "learning_rate": 5e-3,
+        "lora": {"r": 2, "alpha": 4, "layers": 12, "target_modules": ["q_proj", "v_proj"]}},
+}
+DP_BEST = "DP-LoRA r2 q/v top 12 layers, batch 256, 6 epochs, lr 5e-3"
 
 
 def conversations(path: Path, train_rows: int, seed: int) -> Path:
@@ -84,7 +102,7 @@ def train(run_dir: Path, name: str, **settings: Any) -> dict[str, Any]:
         shutil.copytree(run_dir, target, ignore=lambda d, n: {"train", "train_checkpoints", "mlruns"} & set(n))
         run_train(parse_config({"run_dir": str(target), "train": {
             "epochs": 1, "batch_size": 16, "max_length": 128, "mlflow": False, "use_sample_weights": False,
-            "lora": LORA, **settings}}), progress=True)
+            "lora": LORA, **settings}}), progress=True)  # settings may replace any of these (DP recipes do)
     return {**json.loads((target / "train" / "manifest.json").read_text()), "run_dir": str(target)}
 
 
@@ -276,6 +294,7 @@ def main() -> None:
     ap.add_argument("--speed-rows", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--dp-sweep", action="store_true", help="also train the other DP recipes (about 20 min each)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_chat"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "chat.json")
     args = ap.parse_args()
@@ -288,10 +307,14 @@ def main() -> None:
 
         test = pd.read_parquet(run_dir / "data" / "test.parquet")
         acc = {"base SmolLM2-135M-Instruct, zero-shot": score(embedded_model_dir(), run_dir, test)}
-        for label, settings in (("LoRA SFT", {"method": "lora"}), ("prompt tuning", {"method": "prompt"}),
-                                ("DP-LoRA, ε = 8", {"method": "lora", "privacy": {"enabled": True,
-                                                                                  "target_epsilon": 8.0}})):
-            name = label.split(",")[0].replace(" ", "_").lower()
+        private = {"method": "lora", "privacy": {"enabled": True, "target_epsilon": 8.0}}
+        runs = [("LoRA SFT", {"method": "lora"}), ("prompt tuning", {"method": "prompt"}),
+                (f"{DP_BEST}, ε = 8", {**private, **DP_RECIPES[DP_BEST]})]
+        if args.dp_sweep:
+            runs += [(f"{k}, ε = 8", {**private, **v}) for k, v in DP_RECIPES.items() if k != DP_BEST]
+        for label, settings in runs:
+            name = ("dp_" + hashlib.sha256(label.encode()).hexdigest()[:8] if "DP" in label
+                    else label.replace(" ", "_").lower())
             m = train(run_dir, name, **settings)
             acc[label] = {**score(Path(m["run_dir"]) / "train" / "model", run_dir, test),
                           "trainable": m["parameters"]["trainable"], "seconds": m["seconds"],
