@@ -103,3 +103,24 @@ def test_a_copied_run_diverges_without_a_false_fork_and_a_restart_is_named(tmp_p
     assert Ledger(run).verify().ok
     report = Ledger(run).verify(witness_dir=signed.default_witness())
     assert not report.ok and "replaced or started over" in str(report.error)
+
+
+def test_an_unsigned_ledger_is_a_warning_and_a_witness_that_never_saw_it_cannot_vouch(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ledger from before signing (no checkpoints) still verifies by its chain, with a warning saying so;
+    the witness's copies still vouch for every event once the run folder's are gone; a witness that never saw
+    the ledger cannot vouch for it. A verifier without the key is told to pass one — it never makes a key."""
+    run = _run(tmp_path)
+    (run / signed.CHECKPOINTS_NAME).unlink()
+    report = Ledger(run).verify()
+    assert report.ok and any("not signed" in w for w in report.warnings)
+    assert Ledger(run).verify(witness_dir=signed.default_witness()).ok
+    empty = tmp_path / "empty-witness"
+    empty.mkdir()
+    run2 = _run(tmp_path / "b")
+    report = Ledger(run2).verify(witness_dir=empty)
+    assert not report.ok and "holds no checkpoint of this ledger" in str(report.error)
+    monkeypatch.setenv("STEWARD_HOME", str(tmp_path / "auditor-home"))
+    report = Ledger(run2).verify()
+    assert not report.ok and "--public-key" in str(report.error)
+    assert not (tmp_path / "auditor-home" / "signing-key.pem").exists()

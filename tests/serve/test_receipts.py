@@ -59,9 +59,15 @@ def test_a_decision_carries_a_receipt_that_verifies_offline(signed) -> None:  # 
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(doc))
     runner = CliRunner()
-    ok = runner.invoke(cli, ["audit", "verify-receipt", str(path), "--public-key", public_key, "--json"])
+    ok = runner.invoke(cli, ["audit", "verify-receipt", str(path), "--public-key", public_key, "--json",
+                             "--record-hash", first["receipt"]["record_hash"],
+                             "--origin", published["transparency"]["origin"]])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["leaf_index"] == first["receipt"]["leaf_index"]
+    # a valid receipt for another decision does not pass for this one
+    wrong = runner.invoke(cli, ["audit", "verify-receipt", str(path), "--public-key", public_key,
+                                "--record-hash", second["receipt"]["record_hash"]])
+    assert wrong.exit_code == 1 and "another record" in " ".join(wrong.output.split())
     path.write_text(json.dumps({**doc, "record_hash": record_hash("0" * 64, {"decision_id": "forged"})}))
     bad = runner.invoke(cli, ["audit", "verify-receipt", str(path), "--public-key", public_key])
     assert bad.exit_code == 1 and "does not verify" in bad.output

@@ -147,6 +147,11 @@ def audit_verify_receipt(
     receipt: Annotated[Path, typer.Argument(help="A receipt (JSON) from GET /v1/receipts/{decision_id}.")],
     public_key: Annotated[str, typer.Option("--public-key", help="The log's public key (base64) or a file "
                                                                   "holding it.")],
+    record_hash: Annotated[str | None, typer.Option(
+        "--record-hash", help="The record hash the service's response gave for this decision (its `receipt`): "
+                              "without it the receipt proves that some record is in the log, not which.")] = None,
+    origin: Annotated[str | None, typer.Option(
+        "--origin", help="The log's name (/v1/models: transparency.origin). Default: any Steward audit log.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check a receipt offline, with the public key alone: the checkpoint's signature and the decision's
@@ -159,7 +164,7 @@ def audit_verify_receipt(
     doc = json_mod.loads(receipt.read_text(encoding="utf-8"))
     key = _public_key(public_key, None, None)
     try:
-        cp = verify_receipt(doc, key)
+        cp = verify_receipt(doc, key, record_hash=record_hash, origin=origin)
     except LedgerIntegrityError as exc:
         if json_out:
             print_json({"ok": False, "error": str(exc)})

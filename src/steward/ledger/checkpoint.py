@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,9 +69,22 @@ def write_key(signer: Ed25519Signer, path: Path, *, run_dir: Path | None = None)
         raise ConfigError(f"signing key {path} already exists: keep it (its public key is published) or pick "
                           "another path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(signer.private_pem())
+    # Written whole to a private temporary file, then linked to its name: a process starting at the same moment
+    # never reads a half-written key, and a crash never leaves an empty one.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(signer.private_pem())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            raise ConfigError(f"signing key {path} already exists: keep it (its public key is published) or "
+                              "pick another path") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -99,6 +113,15 @@ def default_signer(run_dir: Path | None = None) -> Ed25519Signer:
             if not path.exists():  # not the race with another process: a real problem
                 raise
     return load_signer(path, run_dir=run_dir)
+
+
+def existing_signer(run_dir: Path | None = None) -> Ed25519Signer | None:
+    """This machine's signing key if one exists (``$STEWARD_SIGNING_KEY`` or the home key); never makes one
+    (a verifier must not mint a key of its own)."""
+    if os.environ.get(KEY_ENV):
+        return load_signer(run_dir=run_dir)
+    path = steward_home() / "signing-key.pem"
+    return load_signer(path, run_dir=run_dir) if path.exists() else None
 
 
 def load_signer(path: str | os.PathLike[str] | None = None, *, run_dir: Path | None = None) -> Ed25519Signer:

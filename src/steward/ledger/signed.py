@@ -72,6 +72,21 @@ def stored(run_dir: Path) -> list[Checkpoint]:
     return out
 
 
+def witness_copies(witness_dir: Path, origin: str, size: int) -> list[Checkpoint]:
+    """What a witness holds of this ledger: every checkpoint signed in this folder, and those signed where the
+    ledger lived before it was copied or moved here, up to the copy (this folder's first checkpoint less one;
+    a copy that never appended: its own length). A copy taken earlier cannot be told from a truncated one,
+    so a copy is held to its own history from the moment it has one."""
+    if not witness_dir.is_dir():
+        return []
+    log_id = origin.rsplit("/", 1)[-1]
+    same_log = [cp for cp in witness.load(witness_dir)
+                if cp.origin.startswith("steward/ledger/") and cp.origin.rsplit("/", 1)[-1] == log_id]
+    here = [cp for cp in same_log if cp.origin == origin]
+    copied_at = min((cp.size for cp in here), default=size + 1) - 1
+    return here + [cp for cp in same_log if cp.origin != origin and cp.size <= copied_at]
+
+
 def check(run_dir: Path, event_hashes: Sequence[str], public_key: bytes,
           witness_dir: Path | None = None) -> dict[str, Any]:
     """Raise ``LedgerIntegrityError`` unless every checkpoint (beside the ledger and in the witness folder) is
@@ -82,7 +97,7 @@ def check(run_dir: Path, event_hashes: Sequence[str], public_key: bytes,
     log_id = origin.rsplit("/", 1)[1]
     # checkpoints kept beside the ledger: this log's, and those it carried when the folder was copied or moved
     held = [cp for cp in stored(run_dir) if cp.origin.rsplit("/", 1)[-1] == log_id]
-    seen = witness.load(witness_dir, origin) if witness_dir is not None and witness_dir.is_dir() else []
+    seen = witness_copies(witness_dir, origin, len(event_hashes)) if witness_dir is not None else []
     if witness_dir is not None:
         others = witness.other_logs(witness_dir, origin)
         if others:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.atomic import write_text
-from steward.errors import LedgerError, LedgerIntegrityError
+from steward.errors import LedgerError, LedgerIntegrityError, StewardError
 from steward.hashing import digest, sha256_tree
 from steward.ledger import signed
 from steward.provenance import stamp
@@ -215,7 +216,13 @@ class Ledger:
             event = LedgerEvent(**{**event.__dict__, "hash": event.compute_hash()})
             write_text(self.path, "".join(ln + "\n" for ln in lines) + event.to_json() + "\n")
             hashes = [json.loads(ln)["hash"] for ln in lines] + [event.hash]
-            signed.sign(self.run_dir, hashes, event.finished_at)  # the new head, signed and witnessed
+            try:
+                signed.sign(self.run_dir, hashes, event.finished_at)  # the new head, signed and witnessed
+            except (StewardError, OSError, ValueError) as exc:
+                # The event is written; the next append signs a head covering it. `ledger verify` names every
+                # event no checkpoint covers, so this is evident, not silent.
+                logging.getLogger("steward.ledger").error("the ledger head after event %d could not be signed "
+                                                          "(%s): %s", index, type(exc).__name__, exc)
             return event
 
     def verify(self, public_key: bytes | None = None, witness_dir: Path | None = None) -> VerifyReport:
@@ -229,13 +236,29 @@ class Ledger:
         report = self._verify_chain()
         if not report.ok:
             return report
-        from steward.ledger.checkpoint import default_signer
+        from dataclasses import replace
 
-        key = public_key if public_key is not None else default_signer(self.run_dir).public_key
+        from steward.ledger.checkpoint import existing_signer
+
+        fail = lambda msg, idx=None: VerifyReport(False, report.events, report.artifacts_checked,  # noqa: E731
+                                                  report.superseded, msg, idx)
+        if not signed.stored(self.run_dir) and witness_dir is None:
+            # a ledger written before Steward signed its ledgers: the chain holds, nothing more can be said
+            return replace(report, warnings=(*report.warnings, f"the ledger is not signed (no {signed.CHECKPOINTS_NAME}): "
+                                             "written before Steward signed ledgers, or its checkpoints were "
+                                             "deleted — verify with --witness to tell which"))
+        signer = existing_signer(self.run_dir) if public_key is None else None
+        if public_key is None and signer is None:
+            return fail("no public key to check the ledger's signatures with: pass --public-key (the signer's, "
+                        "from `steward audit public-key` on the machine that ran the stages)")
+        key = public_key if public_key is not None else signer.public_key  # type: ignore[union-attr]
         try:
             facts = signed.check(self.run_dir, [e.hash for e in self.events()], key, witness_dir)
         except LedgerIntegrityError as exc:
-            return VerifyReport(False, report.events, report.artifacts_checked, report.superseded, str(exc))
+            return fail(str(exc))
+        if witness_dir is not None and facts["witness_checkpoints"] == 0:
+            return fail(f"the witness {witness_dir} holds no checkpoint of this ledger: it cannot vouch for it "
+                        "(wrong folder, or the ledger was never shown to it)")
         if facts["signed_events"] < report.events:
             return VerifyReport(False, report.events, report.artifacts_checked, report.superseded,
                                 f"event {facts['signed_events']} and later are covered by no signed checkpoint "

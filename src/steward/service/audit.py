@@ -21,7 +21,14 @@ from typing import Any
 
 from steward.hashing import canonical_json, sha256_bytes
 from steward.ledger.checkpoint import Checkpoint, Signer
-from steward.service.transparency import DatabaseNodes, backfill, check_against, record_leaf, sign_head
+from steward.service.transparency import (
+    DatabaseNodes,
+    backfill,
+    check_against,
+    record_leaf,
+    sign_head,
+    store_checkpoint,
+)
 from steward.service.transparency import receipt as build_receipt
 
 GENESIS = "0" * 64
@@ -311,9 +318,22 @@ class AuditLog:
             return str(conn.execute(select(audit_log_id.c.log_id).where(audit_log_id.c.id == 1)).scalar_one())
 
     def sign_checkpoint(self, signer: Signer, origin: str) -> Checkpoint | None:
-        """Sign the tree of every committed record (None when that size is already signed, or the log empty)."""
-        with self.engine.begin() as conn:
-            return sign_head(conn, signer, origin, now())
+        """Sign the tree of every committed record (None when that size is already signed, or the log empty).
+
+        The head is read in a read-only snapshot of committed rows and signed outside any write transaction
+        (a slow KMS never holds up appends); a replica that stored the same size first wins."""
+        from sqlalchemy.exc import IntegrityError
+
+        with reading(self.engine) as conn:
+            cp = sign_head(conn, signer, origin, now())
+        if cp is None:
+            return None
+        try:
+            with self.engine.begin() as conn:
+                store_checkpoint(conn, cp)
+        except IntegrityError:
+            return None  # another replica signed this size a moment ago
+        return cp
 
     def receipt(self, decision_id: str) -> dict[str, Any] | None:
         """The receipt of a decision (its first record), with its inclusion proof once a checkpoint covers it."""

@@ -72,15 +72,19 @@ def check_witness(audit: AuditLog, t: Transparency, public_key: bytes | None = N
     try:
         held = witness.load(t.witness_dir, t.origin) if t.witness_dir.is_dir() else []
         witness.check_forks(held, key)
-    except LedgerIntegrityError as exc:
-        return str(exc)
-    others = witness.other_logs(t.witness_dir, t.origin)
-    if others and replaced_is_error:
+        others = witness.other_logs(t.witness_dir, t.origin)
+    except (LedgerIntegrityError, OSError, UnicodeDecodeError) as exc:
+        return f"the witness in {t.witness_dir} cannot be read: {exc}"
+    if others:
         name, size = max(others.items(), key=lambda kv: kv[1])
-        return (f"the witness in {t.witness_dir} holds another log for this service ({name}, {size} records): "
+        what = (f"the witness in {t.witness_dir} holds another log for this service ({name}, {size} records): "
                 "this database replaced it, or it was deleted and started over")
+        if replaced_is_error:
+            return what
+        logging.getLogger("steward.audit").warning("%s", what)
     if not held:
-        return None
+        return (f"the witness {t.witness_dir} holds no checkpoint of this log ({t.origin}): it cannot vouch for "
+                "it (wrong folder, or the log was never shown to it)") if replaced_is_error else None
     report = audit.verify_against(held, key)
     return None if report.ok else f"against the witness in {t.witness_dir}: {report.error}"
 
@@ -101,12 +105,12 @@ class CheckpointTask(BackgroundTask):
         loop = asyncio.get_running_loop()
         try:
             cp = await loop.run_in_executor(None, self.audit.sign_checkpoint, self.t.signer, self.t.origin)
+            if cp is not None:
+                self.signed += 1
+                await loop.run_in_executor(None, self.publish, cp)
         except Exception as exc:  # noqa: BLE001 — the next round tries again; requests are not affected
             self.logger.error("signing the audit checkpoint failed (%s); retrying next interval", type(exc).__name__)
             return None
-        if cp is not None:
-            self.signed += 1
-            await loop.run_in_executor(None, self.publish, cp)
         return cp
 
     def publish(self, cp: Checkpoint) -> None:
@@ -114,8 +118,9 @@ class CheckpointTask(BackgroundTask):
             witness.record(cp, self.t.witness_dir)
         except LedgerIntegrityError as exc:
             self.logger.critical("WITNESS REFUSED the checkpoint of size %d: %s", cp.size, exc)
-        except OSError as exc:
-            self.logger.error("the witness folder %s could not be written (%s)", self.t.witness_dir, exc.strerror)
+        except (OSError, ValueError) as exc:  # unwritable folder, a damaged file in it
+            self.logger.error("the witness folder %s could not take the checkpoint (%s)", self.t.witness_dir,
+                              type(exc).__name__)
         for url in self.t.witness_urls:
             try:
                 import httpx

@@ -65,7 +65,7 @@ def committed_size(conn: Any) -> int:
 
 
 def sign_head(conn: Any, signer: Signer, origin: str, time: str) -> Checkpoint | None:
-    """Sign the tree of every committed record, unless that size is already signed; store and return it."""
+    """Sign the tree of every committed record as ``conn`` sees it, unless that size is already signed."""
     from sqlalchemy import select
 
     from steward.service.tables import audit_checkpoints
@@ -73,11 +73,15 @@ def sign_head(conn: Any, signer: Signer, origin: str, time: str) -> Checkpoint |
     size = committed_size(conn)
     if size == 0 or conn.execute(select(audit_checkpoints.c.size).where(audit_checkpoints.c.size == size)).first():
         return None
-    cp = sign_checkpoint(signer, origin, size, merkle.root(DatabaseNodes(conn), size), time)
+    return sign_checkpoint(signer, origin, size, merkle.root(DatabaseNodes(conn), size), time)
+
+
+def store_checkpoint(conn: Any, cp: Checkpoint) -> None:
+    from steward.service.tables import audit_checkpoints
+
     conn.execute(audit_checkpoints.insert().values(size=cp.size, origin=cp.origin, root=cp.root.hex(),
                                                    time=cp.time, key_id=cp.key_id,
                                                    signature=cp.to_dict()["signature"]))
-    return cp
 
 
 def checkpoint_covering(conn: Any, index: int) -> Checkpoint | None:
@@ -131,14 +135,23 @@ def receipt(conn: Any, record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def verify_receipt(receipt_doc: dict[str, Any], public_key: bytes) -> Checkpoint:
-    """Check a receipt with nothing but the public key: the checkpoint's signature, then the leaf's inclusion
-    in it. Raises ``LedgerIntegrityError`` (``ProofError``) naming what fails; returns the checkpoint."""
+def verify_receipt(receipt_doc: dict[str, Any], public_key: bytes, *, record_hash: str | None = None,
+                   origin: str | None = None) -> Checkpoint:
+    """Check a receipt with nothing but the public key: the checkpoint's signature (on an audit log's
+    checkpoint, or on ``origin``'s), then the leaf's inclusion in it. ``record_hash``: the one the service's
+    response gave for the decision — without it a receipt proves that *some* record is in the log, not which.
+    Raises ``LedgerIntegrityError`` (``ProofError``) naming what fails; returns the checkpoint."""
     if not receipt_doc.get("checkpoint"):
         raise LedgerIntegrityError(f"receipt for {receipt_doc.get('decision_id')} has no signed checkpoint yet: "
                                    "fetch it again from GET /v1/receipts/{decision_id} after the next signing")
     cp = Checkpoint.from_dict(receipt_doc["checkpoint"])
-    verify_checkpoint(cp, public_key)
+    verify_checkpoint(cp, public_key, origin=origin)
+    if origin is None and not cp.origin.startswith("steward/audit/"):
+        raise LedgerIntegrityError(f"the receipt's checkpoint is for log {cp.origin!r}, not an audit log: pass the "
+                                   "service's log name (/v1/models transparency.origin) to accept it")
+    if record_hash is not None and receipt_doc.get("record_hash") != record_hash:
+        raise ProofError(f"the receipt is for record {str(receipt_doc.get('record_hash'))[:16]}…, not the decision's "
+                         f"{record_hash[:16]}…: it proves another record")
     try:
         leaf, proof = bytes.fromhex(receipt_doc["leaf_hash"]), [bytes.fromhex(h) for h in receipt_doc["inclusion_proof"]]
         index = int(receipt_doc["leaf_index"])
