@@ -4,7 +4,7 @@ augmentation. One config for both kinds of run: classifiers and taggers (encoder
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -130,6 +130,28 @@ class TrainConfig(StageConfig):
     def length(self, task: str) -> int:
         """The most tokens an example may have (see ``max_length``)."""
         return self.max_length if self.max_length is not None else (1024 if task == "chat" else 64)
+
+
+# DP-SGD for a chat model, for the fields a user leaves unset. The noise a private step adds grows with the
+# square root of the trainable parameters and falls with the logical batch, so the private recipe adapts far
+# fewer weights on far larger batches than LoRA without DP. Measured on 2,000 SST-2 conversations at ε = 8
+# (docs/benchmarks.md, "Chat fine-tuning"): these settings 0.813 accuracy; LoRA's own defaults under DP 0.727.
+# The adapter: r 2 on the query and value projections of the top 40 % of the layers (12 of SmolLM2's 30).
+CHAT_PRIVATE: dict[str, Any] = {"batch_size": 256, "epochs": 6, "learning_rate": 5e-3,
+                                "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}}
+CHAT_PRIVATE_LAYER_SHARE = 0.4
+
+
+def private_defaults(cfg: TrainConfig, task: str, num_layers: int | None = None) -> TrainConfig:
+    """``cfg`` with the private chat recipe in every field of it the user did not set (DP-LoRA on a chat model
+    only; anything else is returned as it is). ``num_layers``: the model's, for the adapted top share."""
+    if not cfg.privacy.enabled or task != "chat" or cfg.method != "lora":
+        return cfg
+    unset = {k: v for k, v in CHAT_PRIVATE.items() if k not in cfg.model_fields_set}
+    if "lora" in unset:
+        layers = max(1, round(CHAT_PRIVATE_LAYER_SHARE * num_layers)) if num_layers else None
+        unset["lora"] = LoRASettings(**CHAT_PRIVATE["lora"], layers=layers)
+    return cfg.model_copy(update=unset)
 
 
 class TrainRun(Protocol):

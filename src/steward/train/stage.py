@@ -21,7 +21,7 @@ from steward.records import TrainManifest
 from steward.tracking import Tracker, flatten
 from steward.train import adapters, models
 from steward.train.augment import augment
-from steward.train.config import TrainRun
+from steward.train.config import TrainRun, private_defaults
 from steward.train.data import TrainData, encode, encode_conversations, load_data_stage
 from steward.train.loop import StepCallback, run_loop
 
@@ -66,6 +66,8 @@ def run(cfg: TrainRun, *, resume: bool = False, progress: bool = False, on_step:
     model = models.load_model(source, task=data.task, num_labels=len(data.labels), label_names=data.labels,
                               multi_label=data.multi_label, trust_pickle=tcfg.trust_pickle, dropout=tcfg.dropout,
                               tokenizer=tokenizer)
+    # DP on a chat model: the private recipe in every field the user left unset
+    tcfg = private_defaults(tcfg, data.task, getattr(model.config, "num_hidden_layers", None))
     model = adapters.apply_method(model, tcfg, data.task, tokenizer_path=tcfg.tokenizer or source.path)
     params = adapters.count_parameters(model)
     train_ex, val_ex, set_aside = _examples(train_df, data, tokenizer, tcfg)
