@@ -78,22 +78,28 @@ def start(src: Path, command: str, run_dir: Path, port: int, section: dict) -> s
     raise RuntimeError(f"{command} from {src} on port {port} did not start")
 
 
-def make_key(run_dir: Path, role: str) -> str:
-    from steward.service.audit import AuditLog, database_url
+def databases(work: Path, command: str) -> dict[str, str]:
+    """One audit database per side: the two versions must not append to one log (an older Steward writes
+    records without the tree nodes a newer one keeps beside them)."""
+    return {side: f"sqlite:///{work / f'{command}_{side}_audit.db'}" for side in ("head", "base")}
+
+
+def make_key(url: str, role: str) -> str:
+    from steward.service.audit import AuditLog
     from steward.service.keys import KeyStore
 
-    log = AuditLog(database_url(None, run_dir))
+    log = AuditLog(url)
     try:
         return KeyStore(log.engine).create(role, "paired bench")[1]
     finally:
         log.close()
 
 
-def loadgen(urls: list[str], key: str, texts: Path, n: int, c: int) -> dict:  # type: ignore[type-arg]
-    cmd = [sys.executable, str(HERE / "loadgen.py"), "--url", urls[0], "--key", key, "--texts", str(texts),
+def loadgen(urls: list[str], keys: list[str], texts: Path, n: int, c: int) -> dict:  # type: ignore[type-arg]
+    cmd = [sys.executable, str(HERE / "loadgen.py"), "--url", urls[0], "--key", keys[0], "--texts", str(texts),
            "--requests", str(n), "--concurrency", str(c)]
     if len(urls) > 1:
-        cmd += ["--compare-url", urls[1], "--compare-key", key]
+        cmd += ["--compare-url", urls[1], "--compare-key", keys[1]]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
@@ -104,15 +110,19 @@ def bench_serve(srcs: dict[str, Path], run_dir: Path, work: Path, n: int, rounds
     texts.write_text(json.dumps(list(pd.read_parquet(run_dir / "data" / "test.parquet")["text"])[:400]))
     section = {"rate_limit_per_minute": 10**7, "rate_limit_burst": 10**6}
     ports = {"head": 8711, "base": 8712}
-    procs = {side: start(src, "serve", run_dir, ports[side], section) for side, src in srcs.items()}
-    key = make_key(run_dir, "predict")
+    dbs = databases(work, "serve")
+    for url in dbs.values():
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    procs = {side: start(src, "serve", run_dir, ports[side], {**section, "database_url": dbs[side]})
+             for side, src in srcs.items()}
+    keys = {side: make_key(url, "predict") for side, url in dbs.items()}
     urls = {side: f"http://127.0.0.1:{p}" for side, p in ports.items()}
     try:
-        pair = loadgen([urls["head"], urls["base"]], key, texts, n, 1)
+        pair = loadgen([urls["head"], urls["base"]], [keys["head"], keys["base"]], texts, n, 1)
         c32: dict[str, list[float]] = {"head": [], "base": []}
         for r in range(rounds):
             for side in (("head", "base") if r % 2 == 0 else ("base", "head")):
-                c32[side].append(round(loadgen([urls[side]], key, texts, n, 32)["rps"], 2))
+                c32[side].append(round(loadgen([urls[side]], [keys[side]], texts, n, 32)["rps"], 2))
     finally:
         for p in procs.values():
             p.terminate()
@@ -123,8 +133,12 @@ def bench_serve(srcs: dict[str, Path], run_dir: Path, work: Path, n: int, rounds
 def bench_gateway(srcs: dict[str, Path], run_dir: Path, rounds: int, max_tokens: int) -> dict:  # type: ignore[type-arg]
     section = {"rate_limit_per_minute": 10_000, "rate_limit_burst": 1_000, "tokens_per_minute": 10_000_000}
     ports = {"head": 8721, "base": 8722}
-    procs = {side: start(src, "gateway", run_dir, ports[side], section) for side, src in srcs.items()}
-    key = make_key(run_dir, "chat")
+    dbs = databases(run_dir.parent, "gateway")
+    for url in dbs.values():
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    procs = {side: start(src, "gateway", run_dir, ports[side], {**section, "database_url": dbs[side]})
+             for side, src in srcs.items()}
+    keys = {side: make_key(url, "chat") for side, url in dbs.items()}
     seconds: dict[str, list[float]] = {"head": [], "base": []}
     answers: dict[str, list[str]] = {"head": [], "base": []}
     try:
@@ -134,7 +148,7 @@ def bench_gateway(srcs: dict[str, Path], run_dir: Path, rounds: int, max_tokens:
                     for side in (("head", "base") if (r + i) % 2 == 0 else ("base", "head")):
                         t0 = time.perf_counter()
                         resp = client.post(f"http://127.0.0.1:{ports[side]}/v1/chat/completions",
-                                           headers={"Authorization": f"Bearer {key}"},
+                                           headers={"Authorization": f"Bearer {keys[side]}"},
                                            json={"model": "SmolLM2-135M-Instruct", "max_tokens": max_tokens,
                                                  "temperature": 0, "messages": [{"role": "user", "content": q}]})
                         took = time.perf_counter() - t0
