@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired bench-chat bench-generative clean
+.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired bench-chat bench-generative bench-transparency clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -73,6 +73,9 @@ bench-gateway: $(BENCH_STAMP)
 BASE ?= HEAD~1
 bench-paired: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_paired.py --base $(BASE)
+
+bench-transparency: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_transparency.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
