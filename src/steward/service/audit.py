@@ -267,8 +267,9 @@ class AuditLog:
             yield from rows
             last = rows[-1]["seq"]
 
-    def verify(self) -> AuditReport:
+    def verify(self, leaves: list[bytes] | None = None) -> AuditReport:
         """Walk the chain: every hash recomputed, every link and sequence number checked, the head matched.
+        ``leaves``: filled with each verified record's Merkle leaf on the way (one walk serves both checks).
 
         Safe on a live database: the head is read first and the walk stops at its record (appends after it
         are not this verification's business), then one statement reads the head and the newest record
@@ -295,6 +296,8 @@ class AuditLog:
                 return AuditReport(False, n, f"record {row['seq']} ({row['decision_id']}) was edited: its hash "
                                              f"does not match its content", row["seq"])
             prev, expected, n = row["hash"], expected + 1, n + 1
+            if leaves is not None:
+                leaves.append(record_leaf(prev))
         if n != top or prev != top_hash:
             return AuditReport(False, n, f"the chain ends at record {n} but the head says {top}: the newest "
                                          f"record(s) were deleted or replaced", n + 1)
@@ -353,10 +356,10 @@ class AuditLog:
         """``verify`` (the chain), then: is this log an extension of every checkpoint a witness holds?"""
         from steward.errors import LedgerIntegrityError
 
-        report = self.verify()
+        leaves: list[bytes] = []
+        report = self.verify(leaves)
         if not report.ok:
             return report
-        leaves = [record_leaf(r["hash"]) for r in self.records() if r["seq"] <= report.records]
         try:
             check_against(leaves, checkpoints, public_key)
         except LedgerIntegrityError as exc:
