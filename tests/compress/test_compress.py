@@ -167,14 +167,14 @@ def test_an_architecture_a_method_cannot_take_is_refused_up_front(demo_data_run:
     assert not (run_dir / "compress").exists()
 
 
-def test_the_service_serves_the_chosen_artifact_and_refuses_a_tampered_one(compressed, tmp_path: Path) -> None:
+def test_the_service_serves_the_chosen_artifact_and_a_preferred_onnx_one(compressed, tmp_path: Path) -> None:
     import httpx
 
     from steward.service.audit import AuditLog, database_url
     from steward.service.keys import KeyStore
     from tests.serve.conftest import live
 
-    src, result, _ = compressed
+    src, _, _ = compressed
     run_dir = copy_run(src, tmp_path / "run")
     store = KeyStore(AuditLog(database_url(None, run_dir)).engine)
     pkey, akey = store.create("predict")[1], store.create("admin")[1]
@@ -187,24 +187,77 @@ def test_the_service_serves_the_chosen_artifact_and_refuses_a_tampered_one(compr
     with live(run_dir, model="train") as srv:
         m = httpx.get(srv.url + "/v1/models", headers={"X-API-Key": akey}).json()["data"][0]
         assert m["artifact"] == "train/model"
-    # an ONNX artifact behind the service: occlusion explains it, Integrated Gradients is refused clearly
-    onnx = json.loads((run_dir / "compress" / "chosen.json").read_text())
-    onnx.update(name="onnx", path="compress/candidates/onnx", format="onnx",
-                sha256=next(c["sha256"] for c in result.candidates if c["name"] == "onnx"))
-    (run_dir / "compress" / "chosen.json").write_text(json.dumps(onnx))
-    with live(run_dir) as srv:
+    # an ONNX artifact behind the service, released as a user releases one (compress.prefer): occlusion explains
+    # it, Integrated Gradients is refused clearly
+    onnx_run = copy_run(src, tmp_path / "onnx-run")
+    res = run_compress(_cfg(onnx_run, {"min_accuracy": 0.0}, methods=["onnx"], prefer="onnx"))
+    assert res.chosen == "onnx"
+    store = KeyStore(AuditLog(database_url(None, onnx_run)).engine)
+    akey = store.create("admin")[1]
+    with live(onnx_run) as srv:
         h = {"X-API-Key": akey}
+        m = httpx.get(srv.url + "/v1/models", headers=h).json()["data"][0]
+        assert m["artifact"] == "compress/candidates/onnx"
+        assert m["ledger"]["artifacts"]["compress/candidates/onnx"]["stage"] == "compress"
         ok = httpx.post(srv.url + "/v1/explain", json={"text": "refund my order", "method": "occlusion"}, headers=h)
         assert ok.status_code == 200 and ok.json()["tokens"]
         ig = httpx.post(srv.url + "/v1/explain", json={"text": "refund my order", "method": "integrated_gradients"},
                         headers=h)
         assert ig.status_code == 422 and ig.json()["error"]["code"] == "method_unavailable"
-    (run_dir / "compress" / "candidates" / "onnx" / "config.json").write_text("{}")  # tampered after the choice
-    from steward.compress import release as model_mod
-    from steward.config import parse_config as pc
 
-    with pytest.raises(ConfigError, match="sha256 mismatch"):
-        model_mod.load(run_dir, None, mode=pc({"run_dir": str(run_dir)}).serve.model)
+
+def test_served_hashes_come_from_the_signed_ledger_not_from_files_beside_the_artifact(compressed,
+                                                                                       tmp_path: Path) -> None:
+    """The attack of the transparency issue: whoever can write the run folder edits chosen.json (or the train
+    manifest) to name another artifact and its hash. The file's own hash no longer matches the signed event."""
+    from steward.compress import release as model_mod
+    from steward.errors import LedgerIntegrityError
+    from steward.ledger import Ledger
+
+    src, result, _ = compressed
+    onnx_sha = next(c["sha256"] for c in result.candidates if c["name"] == "onnx")
+    run_dir = copy_run(src, tmp_path / "run")
+    chosen_path = run_dir / "compress" / "chosen.json"
+    original = chosen_path.read_text()
+    # 1. chosen.json points at another candidate, with that candidate's true hash
+    chosen = json.loads(original)
+    chosen.update(name="onnx", path="compress/candidates/onnx", format="onnx", sha256=onnx_sha)
+    chosen_path.write_text(json.dumps(chosen))
+    with pytest.raises(LedgerIntegrityError, match=r"compress/chosen.json differs from what ledger event"):
+        model_mod.load(run_dir, None)
+    chosen_path.write_text(original)
+    # 2. the chosen artifact edited after the choice (the old check caught this too)
+    assert model_mod.load(run_dir, None).ledger["compress/chosen.json"].stage == "compress"
+    folder = run_dir / json.loads(original)["path"]
+    if folder.resolve() != (run_dir / "train" / "model").resolve():
+        cfg_file = folder / "config.json"
+        kept = cfg_file.read_text()
+        cfg_file.write_text("{}")
+        with pytest.raises(LedgerIntegrityError, match="sha256 mismatch"):
+            model_mod.load(run_dir, None)
+        cfg_file.write_text(kept)
+    # 3. the train manifest's weight hashes rewritten to match edited weights
+    manifest_path = run_dir / "train" / "manifest.json"
+    manifest_text = manifest_path.read_text()
+    m = json.loads(manifest_text)
+    m["model_weights_sha256"] = dict.fromkeys(m["model_weights_sha256"], "0" * 64)
+    manifest_path.write_text(json.dumps(m))
+    with pytest.raises(LedgerIntegrityError, match=r"train/manifest.json differs"):
+        model_mod.load(run_dir, None, mode="train")
+    manifest_path.write_text(manifest_text)
+    # 4. a ledger stripped of its checkpoints is refused by default, served on the chain with allow
+    (run_dir / "ledger.checkpoints.jsonl").rename(tmp_path / "held")
+    with pytest.raises(LedgerIntegrityError, match="not signed"):
+        model_mod.load(run_dir, None)
+    assert model_mod.load(run_dir, None, allow_unsigned=True).ledger["train/manifest.json"].signed_by is None
+    # `steward ledger sign` signs it again (the chain and artifacts are intact)
+    Ledger(run_dir).sign_head()
+    assert model_mod.load(run_dir, None).ledger["compress/chosen.json"].signed_by is not None
+    # 5. another key: a ledger signed here is refused against a key the operator does not hold
+    from steward.ledger.checkpoint import Ed25519Signer
+
+    with pytest.raises(LedgerIntegrityError):
+        model_mod.load(run_dir, None, public_key=Ed25519Signer.generate().public_key)
 
 
 def test_cli_json_and_a_bad_sparsity(evaluated_run: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from steward.config import parse_config
-from steward.errors import ConfigError
+from steward.errors import ConfigError, LedgerIntegrityError
 from steward.gateway.backends import BACKENDS
 from steward.hashing import digest
 from steward.ledger import verify
@@ -76,9 +76,14 @@ def test_a_changed_weight_file_stops_the_gateway_at_start_up(trained_chat_run: P
     tensors[name] = tensors[name] + 0.01
     save_file(tensors, str(weights), metadata={"format": "pt"})
     gcfg = parse_config({"run_dir": str(run_dir)}).gateway
-    for backend in ("auto", "run"):
-        with pytest.raises(ConfigError, match=r"model.safetensors.*do not match the hashes in the train manifest"):
+    for backend in ("auto", "run"):  # the signed ledger's record of train/model refuses it first
+        with pytest.raises(LedgerIntegrityError, match=r"train/model differs from what ledger event \d+ \(train\)"):
             BACKENDS.create(backend, gcfg, run_dir=run_dir)
+    # an unsigned ledger allowed (unsigned_ledger: allow), its hash chain still holds train/model to its record
+    (run_dir / "ledger.checkpoints.jsonl").unlink()
+    lax = parse_config({"run_dir": str(run_dir), "gateway": {"transparency": {"unsigned_ledger": "allow"}}}).gateway
+    with pytest.raises(LedgerIntegrityError, match="train/model differs"):
+        BACKENDS.create("run", lax, run_dir=run_dir)
 
 
 def test_backend_run_without_a_chat_model_says_what_to_do(demo_data_run: Path, tmp_path: Path) -> None:

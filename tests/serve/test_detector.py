@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from steward.config import parse_config
-from steward.errors import ConfigError, DetectorError
+from steward.errors import ConfigError, DetectorError, LedgerIntegrityError
 from steward.service.guards import GuardContext, run_chain
 from steward.service.guards.detector import RECIPE, build, card_section, detector_key, labelled_set, read, resolve
 from steward.service.guards.input import InjectionGuard
@@ -100,8 +100,8 @@ def test_an_edited_detector_is_refused(built, tmp_path: Path) -> None:  # type: 
     shutil.copytree(info.path, copy)
     weights = next((copy / "run" / "train" / "model").glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
-    with pytest.raises(ConfigError, match="do not match the hashes"):
-        InjectionGuard(0.5, copy / "run")
+    with pytest.raises(LedgerIntegrityError, match="train/model differs from what ledger event"):
+        InjectionGuard(0.5, copy / "run")  # the run's signed ledger refuses it before the manifest is read
 
 
 def test_guard_settings_name_the_detector(built) -> None:  # type: ignore[no-untyped-def]

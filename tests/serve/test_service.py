@@ -181,17 +181,18 @@ def test_rate_limit_answers_429_with_retry_after(served_run: Path, tmp_path: Pat
 
 
 def test_a_model_changed_after_training_is_refused_at_start_up(served_run: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
     from steward.config import parse_config
-    from steward.errors import ConfigError
+    from steward.errors import LedgerIntegrityError
     from steward.serve import create_app
 
     run_dir = copy_run(served_run, tmp_path / "run")
     weights = next((run_dir / "train" / "model").glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
     app = create_app(parse_config({"run_dir": str(run_dir), "serve": {"guards": {"injection_model": "patterns"}}}))
-    from fastapi.testclient import TestClient
-
-    with pytest.raises(ConfigError, match="do not match the hashes"), TestClient(app):
+    # the signed ledger's record of train/model is what refuses it (before the manifest's hashes are read)
+    with pytest.raises(LedgerIntegrityError, match="train/model differs from what ledger event"), TestClient(app):
         pass
 
 

@@ -44,6 +44,26 @@ def _run_dir(positional: Path | None, option: Path | None) -> Path:
 
 @app.command()
 @handle_errors
+def sign(
+    positional: RunDirArg = None,
+    run_dir: RunDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the checkpoint as JSON.")] = False,
+) -> None:
+    """Sign the ledger's head with this machine's key ($STEWARD_SIGNING_KEY or $STEWARD_HOME/signing-key.pem),
+    for a ledger written before Steward signed ledgers (the services refuse an unsigned one). Refused when
+    an event or artifact is broken, or when the witness holds a different history of this ledger."""
+    from steward.ledger import Ledger
+
+    run_dir = _run_dir(positional, run_dir)
+    cp = Ledger(run_dir).sign_head()
+    if json_out:
+        print_json(cp.to_dict())
+    else:
+        console.print(f"[green]ledger signed[/]: {cp.size} events, root {cp.root.hex()[:16]}…, key {cp.key_id}")
+
+
+@app.command()
+@handle_errors
 def verify(
     positional: RunDirArg = None,
     run_dir: RunDirOpt = None,
@@ -58,13 +78,10 @@ def verify(
     key (and, with --witness, the ledger extends every checkpoint the witness holds); otherwise exit 1 naming
     the first broken event or the checkpoint it contradicts."""
     from steward.ledger import Ledger
-    from steward.ledger.checkpoint import parse_public_key
+    from steward.ledger.checkpoint import read_public_key
 
     run_dir = _run_dir(positional, run_dir)
-    key = None
-    if public_key is not None:
-        path = Path(public_key).expanduser()
-        key = parse_public_key(path.read_text(encoding="utf-8") if path.is_file() else public_key)
+    key = read_public_key(public_key) if public_key is not None else None
     report = Ledger(run_dir).verify(public_key=key, witness_dir=witness)
     if json_out:
         print_json(report.to_dict())

@@ -88,12 +88,11 @@ PublicKeyOpt = Annotated[str | None, typer.Option(
 
 
 def _public_key(value: str | None, config: Path | None, run_dir: Path | None) -> bytes:
-    from steward.ledger.checkpoint import parse_public_key
+    from steward.ledger.checkpoint import read_public_key
 
     if value is None:
         return _transparency(config, run_dir)[1].signer.public_key
-    path = Path(value).expanduser()
-    return parse_public_key(path.read_text(encoding="utf-8") if path.is_file() else value)
+    return read_public_key(value)
 
 
 def _transparency(config: Path | None, run_dir: Path | None):  # type: ignore[no-untyped-def]

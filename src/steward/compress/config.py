@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from steward.config_base import StageConfig
 from steward.evaluate.config import EvaluateConfig
@@ -65,8 +65,18 @@ class CompressConfig(StageConfig):
     distill: DistillSettings = Field(default_factory=DistillSettings)
     finetune: FineTuneSettings = Field(default_factory=FineTuneSettings)
     choose_by: Literal["latency", "size"] = "latency"  # among passing candidates: lowest batch-1 p95, or smallest
+    # Release this candidate (a name from `methods`, or "original") whenever it passes every gate the original
+    # passed, e.g. onnx for a runtime without torch; null, or a candidate that fails: choose_by decides.
+    prefer: str | None = None
     chat: ChatCompressSettings = Field(default_factory=ChatCompressSettings)
     threads: int | None = Field(None, ge=1)  # torch/ONNX Runtime threads; null = library default
+
+    @model_validator(mode="after")
+    def _prefer_is_a_candidate(self) -> CompressConfig:
+        if self.prefer is not None and self.prefer not in ("original", *self.methods):
+            raise ValueError(f"prefer: got {self.prefer!r}, which is not a candidate; valid: original, "
+                             f"{', '.join(self.methods)} (add it to compress.methods)")
+        return self
 
 
 class CompressRun(Protocol):

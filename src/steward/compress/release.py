@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steward.errors import ConfigError
+from steward.errors import ConfigError, LedgerIntegrityError
+from steward.ledger.trust import Attested, attest
 from steward.records import ChosenArtifact, Scorecard, TrainManifest
 
 
@@ -20,6 +21,7 @@ class ServedModel:
     manifest: TrainManifest
     scorecard: Scorecard | None = None  # the scorecard that judged this model (None: never evaluated)
     model_dir: Path = Path()
+    ledger: dict[str, Attested] = field(default_factory=dict)  # what the signed ledger vouches for, by path
 
     @property
     def labels(self) -> list[str]:
@@ -49,10 +51,12 @@ def _compressed(run_dir: Path, mode: str) -> tuple[Path, ChosenArtifact] | None:
 
 
 def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, batch_size: int = 64,
-         mode: str = "auto") -> ServedModel:
+         mode: str = "auto", *, public_key: bytes | None = None, allow_unsigned: bool = False) -> ServedModel:
     """Load the model to serve: the compress stage's chosen artifact when there is one (``mode`` auto or
     compress), else RUN_DIR/train/model (safetensors only, hashes must match the manifest); and the
-    scorecard that judged it."""
+    scorecard that judged it. Every file it trusts (the choice, the model, the manifest, the scorecard) must
+    be as a signed ledger event recorded it (``steward.ledger.trust``; ``public_key``: the ledger's signer,
+    default this machine's key), else ``LedgerIntegrityError``."""
     from steward.inference import TorchClassifier
 
     manifest_path = run_dir / "train" / "manifest.json"
@@ -65,14 +69,22 @@ def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, 
                           f"sequence classifiers")
     hashes = manifest.model_weights_sha256
     compressed = _compressed(run_dir, mode)
+    # The hashes below come from the signed ledger, not from the files beside the artifacts: chosen.json and
+    # the manifest are themselves checked against the events that wrote them before anything in them is used.
+    if compressed is not None:
+        folder, info = compressed
+        attested = attest(run_dir, ["train/manifest.json", "compress/chosen.json", info.path],
+                          public_key=public_key, allow_unsigned=allow_unsigned)
+        if attested[info.path].sha256 != info.sha256:
+            raise LedgerIntegrityError(f"{folder}: the compress stage's chosen.json and its ledger event name "
+                                       "different artifacts. Fix: re-run `steward compress`, or serve.model: train")
+    else:
+        optional = ["evaluate/scorecard.json"] + (["compress/chosen.json"] if mode != "train" else [])
+        attested = attest(run_dir, ["train/manifest.json", "train/model"], optional=optional,
+                          public_key=public_key, allow_unsigned=allow_unsigned)
     if compressed is not None:
         from steward.compress.artifact import load_predictor
-        from steward.hashing import sha256_tree
 
-        folder, info = compressed
-        if sha256_tree(folder) != info.sha256:
-            raise ConfigError(f"{folder} differs from the artifact the compress stage chose (sha256 mismatch): it "
-                              f"was modified afterwards. Re-run `steward compress`, or serve.model: train")
         clf = load_predictor(folder, max_length=max_length, batch_size=batch_size)
         hashes = {"artifact": info.sha256}
         sc_path = folder / "scorecard.json"
@@ -91,4 +103,5 @@ def load(run_dir: Path, abstain_threshold: float | None, max_length: int = 128, 
     else:
         threshold, source = 0.5, "default (no scorecard recommendation)"
     version = f"{run_dir.resolve().name}@{kind}{next(iter(hashes.values()), 'unhashed')[:12]}"
-    return ServedModel(clf, version, hashes, threshold, source, manifest, scorecard, model_dir)
+    return ServedModel(clf, version, hashes, threshold, source, manifest, scorecard, model_dir,
+                       attested)

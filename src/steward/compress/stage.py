@@ -147,7 +147,7 @@ def run(cfg: CompressRun, *, progress: bool = False) -> CompressResult:
                           artifact.size_bytes(parent_dir))]
         entries += [_candidate(cfg, job, m, cand_root / m, parent_hash, required, progress) for m in ccfg.methods]
         _pareto(entries)
-        chosen = _choose(entries, ccfg.choose_by)
+        chosen = _choose(entries, ccfg.choose_by, ccfg.prefer)
         for e in entries:
             e["chosen"] = e["name"] == chosen["name"]
             if e["name"] != ORIGINAL:
@@ -155,7 +155,7 @@ def run(cfg: CompressRun, *, progress: bool = False) -> CompressResult:
         if sha256_tree(parent_dir) != parent_hash:
             raise CompressStageError(f"{parent_dir} changed while compressing; this is a bug in Steward, please report it")
         summary = {"parent": {"path": "train/model", "sha256": parent_hash}, "required_gates": sorted(required),
-                   "choose_by": ccfg.choose_by, "chosen": chosen["name"], "candidates": entries,
+                   "choose_by": ccfg.choose_by, "prefer": ccfg.prefer, "chosen": chosen["name"], "candidates": entries,
                    "seconds": round(time.perf_counter() - t_start, 2), "config_digest": config_digest(ccfg),
                    "provenance": stamp()}
         write_json(gen / "pareto.json", summary)
@@ -238,9 +238,12 @@ def _pareto(entries: list[dict[str, Any]]) -> None:
         e["pareto_optimal"] = not any(better(o, e) for o in entries if o is not e)
 
 
-def _choose(entries: list[dict[str, Any]], by: str) -> dict[str, Any]:
+def _choose(entries: list[dict[str, Any]], by: str, prefer: str | None = None) -> dict[str, Any]:
     ok = [e for e in entries if not e["rejected"]]
     if not ok:  # the original broke a gate it passed before (noise in latency): keep it, never a worse copy
         return entries[0]
+    preferred = [e for e in ok if e["name"] == prefer]
+    if preferred:
+        return preferred[0]
     key = "latency_ms_p95" if by == "latency" else "size_bytes"
     return min(ok, key=lambda e: (e[key] if e[key] is not None else float("inf"), e["name"] != ORIGINAL))

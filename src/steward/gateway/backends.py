@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import re
@@ -25,6 +26,8 @@ from steward.hashing import digest
 from steward.offline_models import EMBEDDED_MODEL_ID, embedded_gguf, embedded_model_dir  # noqa: F401 — re-exported
 from steward.records import TrainManifest
 from steward.registry import Registry
+
+_log = logging.getLogger("steward.gateway")
 
 
 class BackendError(StewardError):
@@ -326,11 +329,17 @@ def _run(cfg: Any, progress: Callable[[str], None] | None = None, run_dir: Path 
         raise ConfigError(f"gateway.backend: 'run' serves the run's fine-tuned chat model, and "
                           f"{Path(run_dir or '.') / 'train'} holds none. Fix: run `steward data` on conversations "
                           f"(data.input.task: chat) and `steward train` for this run, or set backend: embedded")
+    from steward.ledger.trust import attest, summary
+    from steward.service.signing import ledger_trust
+
+    # the manifest the weights are checked against is itself checked against the signed ledger event that wrote it
+    attested = attest(run_dir, ["train/manifest.json", "train/model"], **ledger_trust(cfg.transparency, _log))
     base = str(manifest.base_model.get("id") or "model").rstrip("/").rsplit("/", 1)[-1]
     name = cfg.model_name or f"{base}-{manifest.method}-{digest(manifest.model_weights_sha256)[:8]}"
     backend = LocalBackend(Path(run_dir) / "train" / "model", name=name, threads=cfg.threads,
                            expected_weights=manifest.model_weights_sha256)
-    backend.facts = run_model_facts(run_dir, manifest)
+    backend.facts = {**run_model_facts(run_dir, manifest),
+                     "ledger": summary(attested)}
     return backend
 
 

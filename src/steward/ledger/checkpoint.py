@@ -202,6 +202,16 @@ def public_key_text(public_key: bytes) -> str:
     return base64.b64encode(public_key).decode()
 
 
+def read_public_key(value: str) -> bytes:
+    """A public key given as a user gives one: its text (base64 or PEM), or a file holding it."""
+    path = Path(value).expanduser()
+    try:
+        is_file = path.is_file()
+    except OSError:  # PEM text is not a usable path (too long, or contains NUL)
+        is_file = False
+    return parse_public_key(path.read_text(encoding="utf-8") if is_file else value)
+
+
 def parse_public_key(text: str | bytes) -> bytes:
     """A published public key back to its 32 raw bytes (base64 text, or a PEM public key)."""
     raw = text.encode() if isinstance(text, str) else text

@@ -266,8 +266,21 @@ class Ledger:
                                 facts["signed_events"])
         return report
 
-    def _verify_chain(self) -> VerifyReport:
-        """The hash chain and the artifacts (what the signatures then pin)."""
+    def sign_head(self) -> Any:
+        """Sign the current head with this machine's key (``steward ledger sign``): for a ledger written
+        before Steward signed ledgers. Refused when the chain or an artifact is broken; the witness refuses
+        a head that contradicts what it holds, so a rewritten ledger cannot be signed over its history.
+        Returns the ``Checkpoint``."""
+        report = self._verify_chain()
+        if not report.ok:
+            raise LedgerIntegrityError(f"not signed: {report.error}", event_index=report.broken_index)
+        events = self.events()
+        with self._locked():
+            return signed.sign(self.run_dir, [e.hash for e in events], now_iso())
+
+    def check_chain(self) -> VerifyReport:
+        """The hash chain and every event's own hash, not the artifacts (``steward.ledger.trust`` checks only
+        the artifacts it is asked about)."""
         try:
             events = self.events()
         except LedgerIntegrityError as exc:
@@ -287,6 +300,14 @@ class Ledger:
                 return VerifyReport(False, len(events), 0, 0,
                                     f"event {pos} ({ev.stage}): content does not match its hash (event edited)", pos)
             prev = ev.hash
+        return VerifyReport(True, len(events), 0, 0)
+
+    def _verify_chain(self) -> VerifyReport:
+        """The hash chain and the artifacts (what the signatures then pin)."""
+        report = self.check_chain()
+        if not report.ok:
+            return report
+        events = self.events()
         newest: dict[str, tuple[int, ArtifactRef]] = {}
         total_refs = 0
         for ev in events:

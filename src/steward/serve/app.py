@@ -57,9 +57,11 @@ async def load_state(cfg: ServeRun) -> Any:
     from steward.serve.monitor import DriftChecker, DriftMonitor, reference_embeddings, reference_texts
     from steward.serve.state import ServeState
     from steward.service.core import Identity, open_core
+    from steward.service.signing import ledger_trust
 
     scfg, run_dir = cfg.serve, Path(cfg.run_dir)
-    served = load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.physical_batch_size, mode=scfg.model)
+    served = load(run_dir, scfg.abstain_threshold, batch_size=scfg.batching.physical_batch_size, mode=scfg.model,
+                  **ledger_trust(scfg.transparency, log))
     metrics = metrics_mod.create()
     core = open_core(scfg, run_dir, metrics, Identity(
         "service", "no decisions are taken", "no decisions will be taken",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.compress.release import ServedModel
+from steward.ledger.trust import summary
 from steward.records import Scorecard, TrainManifest
 
 
@@ -50,4 +51,5 @@ def model_entry(served: ServedModel, run_dir: Path, guards: list[dict[str, Any]]
         "data_inputs": public_inputs(served.manifest.data_inputs), "abstain_threshold": served.threshold,
         "threshold_source": served.threshold_source, "privacy": served.manifest.privacy,
         "scorecard": scorecard_summary(served.scorecard), "model_card": "/v1/models/card" if card.is_file() else None,
-        "guards": guards}
+        "guards": guards, "ledger": summary(served.ledger)}
+

@@ -58,6 +58,13 @@ class TransparencySettings(StageConfig):
     witness_urls: list[str] = Field(default_factory=list)  # also POST each checkpoint (JSON) to these
     # The log's name in every checkpoint. None: steward/audit/<hash of the run folder and database URL>.
     origin: str | None = None
+    # The key the run's ledger must be signed by: the served model, its manifest, the compress stage's choice
+    # and the scorecard are trusted only as signed ledger events recorded them (text from `steward audit
+    # public-key`, or a file holding it). None: this machine's signing key, the one its stages signed with.
+    ledger_public_key: str | None = None
+    # A run ledger with no signed checkpoints (written before Steward signed ledgers, or stripped of them):
+    # refuse to serve it, or serve it on the hash chain alone with a warning at start-up.
+    unsigned_ledger: Literal["refuse", "allow"] = "refuse"
 
 
 class ServiceSettings(StageConfig):

@@ -29,6 +29,19 @@ from steward.service.config import TransparencySettings
 from steward.service.worker import BackgroundTask
 
 
+def ledger_trust(cfg: TransparencySettings, logger: logging.Logger | None = None) -> dict[str, Any]:
+    """How a service checks the run's ledger before trusting the model it serves (``steward.ledger.trust``):
+    the key it must be signed by, and whether an unsigned ledger may be served (then with a warning)."""
+    from steward.ledger.checkpoint import read_public_key
+
+    allow = cfg.unsigned_ledger == "allow"
+    if allow and logger is not None:
+        logger.warning("transparency.unsigned_ledger: allow — a run ledger without signed checkpoints is served on "
+                       "its hash chain alone, which whoever can write the run folder can recompute")
+    key = read_public_key(cfg.ledger_public_key) if cfg.ledger_public_key else None
+    return {"public_key": key, "allow_unsigned": allow}
+
+
 @dataclass(frozen=True)
 class Transparency:
     """A service's signing set-up: who signs, under which log name, and where checkpoints go."""

@@ -66,6 +66,9 @@ class DetectorInfo:
     scorecard: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     path: str = ""
+    # The key that signed the detector run's ledger when it was built (base64): loading checks the model, its
+    # manifest and its scorecard against that ledger's signed events, whatever key the services sign with now.
+    ledger_public_key: str = ""
 
     @property
     def run_dir(self) -> Path:
@@ -140,7 +143,7 @@ def _test_rates(run_dir: Path, threshold: float) -> dict[str, Any]:
     from steward.compress.release import load
 
     test = pd.read_parquet(run_dir / "data" / "test.parquet")
-    served = load(run_dir, None, mode="train")
+    served = load(run_dir, None, mode="train")  # just built and signed here, with this machine's key
     idx = served.labels.index("injection")
     p = served.clf.predict_proba(list(test["text"]))[:, idx]
     y = (test["label"] == "injection").to_numpy()
@@ -176,8 +179,11 @@ def build(root: Path | None = None, *, recipe: dict[str, Any] | None = None, lab
         weights = TrainManifest.read(tmp / "run" / "train" / "manifest.json").model_weights_sha256
         threshold = float(recipe.get("operating_threshold", 0.5))
         card = {"gates_passed": bool(scorecard.passed), **_test_rates(tmp / "run", threshold)}
+        from steward.ledger.checkpoint import default_signer, public_key_text
+
         info = DetectorInfo(f"steward-injection-{key[:12]}", key, data_sha, recipe_sha, _base_model_id(recipe),
-                            weights, threshold, card, rows, str(target))
+                            weights, threshold, card, rows, str(target),
+                            public_key_text(default_signer(tmp / "run").public_key))
         (tmp / RECORD).write_text(json.dumps(info.to_dict(), indent=2))
 
     build_once(target, RECORD, make, force=force)

@@ -100,11 +100,14 @@ class InjectionDetector:
     """A Steward-trained classifier (labels include ``injection``) loaded from its run folder, hashes checked
     like any served model: the built-in one (``steward.service.guards.detector``) or a run of the user's own."""
 
-    def __init__(self, run_dir: Path, label: str = "injection", operating_threshold: float = 0.5) -> None:
+    def __init__(self, run_dir: Path, label: str = "injection", operating_threshold: float = 0.5,
+                 public_key: bytes | None = None) -> None:
         from steward.compress.release import load
 
         self.operating_threshold = operating_threshold
-        self.served = load(Path(run_dir), None, mode="auto")
+        # checked against its run's signed ledger like a served model (public_key: its signer; None: this
+        # machine's key)
+        self.served = load(Path(run_dir), None, mode="auto", public_key=public_key)
         if label not in self.served.labels:
             raise ConfigError(f"injection_model: the model in {run_dir} has labels {self.served.labels}, none of "
                               f"them {label!r}. Fix: point it at a run trained on injection/benign data")
@@ -144,8 +147,16 @@ class InjectionGuard:
         self.threshold = threshold
         self.setting = "patterns" if model is None else str(model)
         run_dir, self.info = resolve(model, progress=progress)
-        self.detector = InjectionDetector(run_dir, operating_threshold=self.info.operating_threshold
-                                          if self.info is not None else 0.5) if run_dir is not None else None
+        self.detector = InjectionDetector(
+            run_dir, operating_threshold=self.info.operating_threshold if self.info is not None else 0.5,
+            public_key=self._built_with(self.info)) if run_dir is not None else None
+
+    @staticmethod
+    def _built_with(info: Any) -> bytes | None:
+        """The built-in detector's ledger signer, as recorded when it was built (None: a user's run)."""
+        from steward.ledger.checkpoint import parse_public_key
+
+        return parse_public_key(info.ledger_public_key) if info is not None and info.ledger_public_key else None
 
     def describe(self) -> dict[str, Any]:
         """What /v1/models and the model card say about this guard: which detector, its hashes and scorecard."""
