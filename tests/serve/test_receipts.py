@@ -51,6 +51,9 @@ def test_a_decision_carries_a_receipt_that_verifies_offline(signed) -> None:  # 
         assert second["receipt"]["leaf_index"] == first["receipt"]["leaf_index"] + 1
         published = httpx.get(f"{srv.url}/v1/models", headers={"X-API-Key": keys["predict"]}, timeout=10).json()
         public_key = published["transparency"]["public_key"]
+        card = httpx.get(f"{srv.url}/v1/models/card", headers={"X-API-Key": keys["predict"]}, timeout=10).text
+        assert f"--public-key {public_key}" in card  # the model card names the key to check receipts with
+        assert "`train/model`: sha256" in card and "ledger event" in card  # and what vouches for the model
         doc = _receipt(srv.url, keys["predict"], first["decision_id"])
         assert doc["leaf_hash"] == first["receipt"]["leaf_hash"] and doc["public_key"] == public_key
         other = KeyStore(AuditLog(database_url(None, run_dir)).engine).create("predict")[1]

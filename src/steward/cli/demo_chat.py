@@ -125,7 +125,7 @@ def chat_gateway(cfg: Any, quiet: bool) -> dict[str, Any]:
                 _show(name, text, r.status_code, r.json())
     rep = log.verify()
     out["audit"] = rep.to_dict()
-    out["audit_model_hashes"] = sorted({r["model_hash"] for r in log.records() if r.get("model_hash")})
+    out["audit_model_hashes"] = sorted({r["model_hash"] for r in log.records(raw=True) if r.get("model_hash")})
     log.close()
     if not quiet:
         console.print(f"audit log: {'[green]intact[/]' if rep.ok else '[red]' + str(rep.error) + '[/]'} "

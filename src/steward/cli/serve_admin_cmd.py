@@ -28,9 +28,11 @@ RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", "-r", help="The ser
 def _audit(config: Path | None, run_dir: Path | None):  # type: ignore[no-untyped-def]
     from steward.config.loader import load_config
     from steward.service.audit import AuditLog, database_url
+    from steward.service.core import record_cipher
 
     cfg = load_config(config, {"run_dir": str(run_dir)} if run_dir else {})
-    return AuditLog(database_url(cfg.serve.database_url, Path(cfg.run_dir)))
+    return AuditLog(database_url(cfg.serve.database_url, Path(cfg.run_dir)),
+                    record_cipher(cfg.serve, Path(cfg.run_dir), create=False))
 
 
 @keys_app.command("create")
@@ -113,9 +115,29 @@ def _transparency(config: Path | None, run_dir: Path | None):  # type: ignore[no
 @handle_errors
 def audit_keygen(out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the private key (PEM, "
                                                                        "mode 0600); outside any run folder.")],
+                 data_key: Annotated[bool, typer.Option(
+                     "--data-key", help="Make the audit data key instead (seals each record's text; "
+                                        "audit_encryption.key).")] = False,
                  json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Create an Ed25519 signing key for the audit log; prints its public key (publish that)."""
+    """Create an Ed25519 signing key for the audit log and print its public key (publish that); with
+    --data-key, the key that seals each record's text (keep it secret, apart from the database)."""
     from steward.ledger.checkpoint import Ed25519Signer, key_id, public_key_text, write_key
+
+    if data_key:
+        from steward.errors import ConfigError
+        from steward.service.erasure import load_cipher, write_data_key
+
+        if out.exists():
+            raise ConfigError(f"--out: {out} exists; a data key is never overwritten (records sealed under it "
+                              "could no longer be read). Fix: choose another path")
+        path = write_data_key(out)
+        doc = {"data_key": str(path), "key_id": load_cipher(path).key_id}  # type: ignore[union-attr]
+        if json_out:
+            print_json(doc)
+        else:
+            console.print(f"wrote {path} (key id {doc['key_id']}): keep it secret, outside the run folder and the "
+                          "database; set audit_encryption.key to it", highlight=False)
+        return
 
     signer = Ed25519Signer.generate()
     path = write_key(signer, out)
@@ -212,6 +234,36 @@ def audit_verify(config: ConfigOpt = None, run_dir: RunDirOpt = None,
         err_console.print(f"[bold red]audit log broken[/]: {report.error}", highlight=False)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+@audit_app.command("erase")
+@handle_errors
+def audit_erase(
+    decision_id: Annotated[str, typer.Option("--decision-id", help="The decision to erase (with the feedback on "
+                                                                   "it).")],
+    reason: Annotated[str, typer.Option(help="Why, for the log (e.g. the request's reference).")] = "erasure request",
+    config: ConfigOpt = None, run_dir: RunDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Erase a decision's text for good (a data-protection request): its records' data keys are destroyed,
+    the erasure is logged as a record of its own, and the chain, the tree and every receipt still verify."""
+    import getpass
+
+    log = _audit(config, run_dir)
+    if log.cipher is None:
+        from steward.errors import ConfigError
+
+        raise ConfigError("no audit data key on this machine: the records' text was never sealed here, or the key "
+                          "is elsewhere. Fix: set audit_encryption.key (or $STEWARD_AUDIT_DATA_KEY) to the service's")
+    done = log.erase(decision_id, by=f"cli:{getpass.getuser()}", reason=reason)
+    if json_out:
+        print_json(done)
+        return
+    console.print(f"erased decision {decision_id}: records {done['erased_records']} can no longer be read; "
+                  f"logged as record {done['erasure_record']}", highlight=False)
+    if done["wal_cleared"] is False:
+        console.print("[yellow]warning:[/] the write-ahead log was busy (a reader): the erased keys' old pages "
+                      "leave it at the next checkpoint; run the command again to force it now")
 
 
 @audit_app.command("export")

@@ -53,3 +53,20 @@ def model_entry(served: ServedModel, run_dir: Path, guards: list[dict[str, Any]]
         "scorecard": scorecard_summary(served.scorecard), "model_card": "/v1/models/card" if card.is_file() else None,
         "guards": guards, "ledger": summary(served.ledger)}
 
+
+
+def evidence_section(transparency: dict[str, Any] | None, served: ServedModel) -> str:
+    """The served model card's "Evidence" section: the key that signs the audit log (to verify receipts with)
+    and the signed ledger events that vouch for the model served (docs/audit.md)."""
+    lines = ["", "", "## Evidence: how to check this service", ""]
+    if transparency is not None:
+        lines.append(f"- Audit log `{transparency['origin']}`, signed with {transparency['algorithm']} key "
+                     f"`{transparency['key_id']}`; public key `{transparency['public_key']}`. Check a receipt "
+                     f"offline: `steward audit verify-receipt receipt.json --public-key {transparency['public_key']}`.")
+    else:
+        lines.append("- The audit log is not signed (`transparency.enabled: false`): its hash chain alone.")
+    ledger = summary(served.ledger)
+    lines.append(f"- The served files, as the run's signed ledger recorded them (key `{ledger['signed_by']}`):")
+    lines += [f"  - `{path}`: sha256 `{a['sha256'][:16]}…`, ledger event {a['event']} ({a['stage']})"
+              for path, a in ledger["artifacts"].items()]
+    return "\n".join(lines) + "\n"

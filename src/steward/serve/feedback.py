@@ -71,6 +71,9 @@ async def record_feedback(st: ServeState, body: FeedbackRequest, key: ApiKey) ->
         original = await loop.run_in_executor(None, st.core.audit.get, body.decision_id)
         if original is None or original["kind"] != "predict":
             raise ServiceError(404, "unknown_decision", f"no prediction with decision_id {body.decision_id!r}")
+        if original.get("erased"):
+            raise ServiceError(410, "decision_erased", f"decision {body.decision_id} was erased (a data-protection "
+                               "request): its text is gone, so it cannot be labelled")
         refusal = await _refusal(st, body, key, original)
         if refusal is not None:
             await st.core.writer.write([st.record(key.key_id, "feedback_refused", new_id(), raw=None, redacted=None,

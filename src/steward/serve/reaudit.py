@@ -31,7 +31,7 @@ def resolve(log: Any) -> tuple[list[dict[str, Any]], int]:
     """(accepted cases, number of disputed decisions) from the audit log's feedback records."""
     first: dict[str, dict[str, dict[str, Any]]] = {}  # decision -> key -> its first feedback
     for rec in log.records():
-        if rec["kind"] == "feedback" and rec["ref"]:
+        if rec["kind"] == "feedback" and rec["ref"] and not rec.get("erased"):  # an erased label is gone
             out = json.loads(rec["output"])
             # Records written before feedback was scoped came from keys that could label anything: reviewers.
             case = {"decision_id": rec["ref"], "label": out["label"], "predicted": out["predicted"],
@@ -61,10 +61,11 @@ def reaudit(cfg: ServeRun) -> dict[str, Any]:
     )
     from steward.ledger.store import Ledger, artifact, now_iso
     from steward.service.audit import AuditLog, database_url
+    from steward.service.core import record_cipher
 
     run_dir = Path(cfg.run_dir)
     started, t0 = now_iso(), time.perf_counter()
-    log = AuditLog(database_url(cfg.serve.database_url, run_dir))
+    log = AuditLog(database_url(cfg.serve.database_url, run_dir), record_cipher(cfg.serve, run_dir, create=False))
     cases, disputed = resolve(log)
     labels = TrainManifest.read(run_dir / "train" / "manifest.json").labels
     index = {lbl: i for i, lbl in enumerate(labels)}

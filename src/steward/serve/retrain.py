@@ -81,6 +81,7 @@ def retrain(cfg: RetrainRun, new_run_dir: Path, *, progress: bool = False) -> Re
     from steward.ledger.store import Ledger, artifact, now_iso
     from steward.serve.reaudit import resolve
     from steward.service.audit import AuditLog, database_url
+    from steward.service.core import record_cipher
     from steward.train import run as run_train
 
     parent = Path(cfg.run_dir)
@@ -89,7 +90,7 @@ def retrain(cfg: RetrainRun, new_run_dir: Path, *, progress: bool = False) -> Re
         raise ConfigError("--new-run-dir: got the run itself; retraining writes a new run folder. Fix: name a new one")
     if (new_run_dir / "ledger.jsonl").exists():
         raise ConfigError(f"--new-run-dir: got {new_run_dir}, which already holds a run. Fix: name an empty folder")
-    log = AuditLog(database_url(cfg.serve.database_url, parent))
+    log = AuditLog(database_url(cfg.serve.database_url, parent), record_cipher(cfg.serve, parent, create=False))
     labels = set(TrainManifest.read(parent / "train" / "manifest.json").labels)
     accepted, disputed = resolve(log)  # only accepted feedback; disputed cases are left out
     cases = [c for c in accepted if c["label"] in labels]

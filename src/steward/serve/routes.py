@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 
 from steward.serve import decide
 from steward.serve.config import ServeRun
-from steward.serve.facts import model_entry
+from steward.serve.facts import evidence_section, model_entry
 from steward.serve.feedback import record_feedback
 from steward.serve.metrics import publish_drift
 from steward.serve.schemas import (
@@ -79,7 +79,9 @@ def register_routes(app: FastAPI, live: Live[ServeState], cfg: ServeRun) -> None
         card = run_dir / "evaluate" / "MODEL_CARD.md"
         if not card.is_file():
             raise ServiceError(404, "no_model_card", "no model card: run `steward evaluate` for this run")
-        return PlainTextResponse(card.read_text(encoding="utf-8") + guards_card(guard_facts()),
+        t = st().core.transparency
+        return PlainTextResponse(card.read_text(encoding="utf-8") + guards_card(guard_facts())
+                                 + evidence_section(t.describe() if t is not None else None, st().model),
                                  media_type="text/markdown")
 
     @app.get("/v1/monitor", tags=["v1"])

@@ -13,14 +13,18 @@ Records never hold raw input: the redacted text and a keyed hash of the original
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from steward.errors import ConfigError
 from steward.hashing import canonical_json, sha256_bytes
 from steward.ledger.checkpoint import Checkpoint, Signer
+from steward.service.erasure import ERASED_OUTPUT, SEALED, RecordCipher, is_sealed
+from steward.service.erasure import KEY_ENV as DATA_KEY_ENV
 from steward.service.transparency import (
     DatabaseNodes,
     backfill,
@@ -106,8 +110,13 @@ def database_url(url: str | None, run_dir: Path) -> str:
 class AuditLog:
     """Append, read, verify and export hash-chained decision records through SQLAlchemy."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cipher: RecordCipher | None = None) -> None:
+        """``cipher``: seals each new record's text under its own data key (``steward.service.erasure``) and
+        opens sealed records on reading. None: records are written plain, and sealed ones are opened with this
+        machine's default data key if there is one (verification needs no key at all)."""
         self.url = url
+        self.cipher = cipher
+        self._reader: RecordCipher | None = cipher
         self._engine: Any = None
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -142,6 +151,8 @@ class AuditLog:
                 cur.execute("PRAGMA busy_timeout=30000")
                 _wal(cur)
                 cur.execute("PRAGMA synchronous=FULL")
+                # An erased record's data key is overwritten with zeros when deleted, not left in a free page.
+                cur.execute("PRAGMA secure_delete=ON")
                 cur.close()
 
             @event.listens_for(engine, "begin")
@@ -187,33 +198,43 @@ class AuditLog:
                                       "findings": findings, "output": output, "latency_ms": latency_ms, "ref": ref}])[0]
 
     def append_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Append several records in one transaction (one fsync for a whole batch of decisions)."""
+        """Append several records in one transaction (one fsync for a whole batch of decisions). Returns them
+        as stored (text fields sealed when the log has a cipher)."""
+        with self.engine.begin() as conn:
+            return self._append(conn, items)
+
+    def _append(self, conn: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from sqlalchemy import select, update
 
-        from steward.service.tables import audit_head, audit_records
+        from steward.service.tables import audit_data_keys, audit_head, audit_records
 
-        out = []
-        with self.engine.begin() as conn:
-            head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-                                .with_for_update()).one()
-            seq, prev = int(head.seq), str(head.hash)
-            for item in items:
-                seq += 1
-                row = {
-                    "seq": seq, "decision_id": item["decision_id"], "ts": now(), "kind": item["kind"],
-                    "key_id": item.get("key_id"), "model_version": item.get("model_version"),
-                    "model_hash": item.get("model_hash"), "input_hash": item.get("input_hash"),
-                    "redacted_input": item.get("redacted_input"),
-                    "findings": json.dumps(item.get("findings") or [], sort_keys=True, ensure_ascii=False),
-                    "output": json.dumps(item.get("output") or {}, sort_keys=True, ensure_ascii=False),
-                    "latency_ms": round(float(item.get("latency_ms") or 0.0), 3), "ref": item.get("ref"),
-                }
-                row["prev_hash"] = prev
-                row["hash"] = prev = record_hash(prev, row)
-                out.append(row)
-            conn.execute(audit_records.insert(), out)  # one statement, many rows (executemany)
-            DatabaseNodes(conn).add_leaves(int(head.seq), [record_leaf(r["hash"]) for r in out])
-            conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        out, keys = [], []
+        head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+                            .with_for_update()).one()
+        seq, prev = int(head.seq), str(head.hash)
+        for item in items:
+            seq += 1
+            row = {
+                "seq": seq, "decision_id": item["decision_id"], "ts": now(), "kind": item["kind"],
+                "key_id": item.get("key_id"), "model_version": item.get("model_version"),
+                "model_hash": item.get("model_hash"), "input_hash": item.get("input_hash"),
+                "redacted_input": item.get("redacted_input"),
+                "findings": json.dumps(item.get("findings") or [], sort_keys=True, ensure_ascii=False),
+                "output": json.dumps(item.get("output") or {}, sort_keys=True, ensure_ascii=False),
+                "latency_ms": round(float(item.get("latency_ms") or 0.0), 3), "ref": item.get("ref"),
+            }
+            if self.cipher is not None:  # the hash below then covers the ciphertext (erasure keeps it valid)
+                sealed = self.cipher.seal(seq, {f: row[f] for f in SEALED})
+                row.update(sealed.fields)
+                keys.append({"seq": seq, "wrapped": sealed.wrapped_key})
+            row["prev_hash"] = prev
+            row["hash"] = prev = record_hash(prev, row)
+            out.append(row)
+        conn.execute(audit_records.insert(), out)  # one statement, many rows (executemany)
+        if keys:
+            conn.execute(audit_data_keys.insert(), keys)
+        DatabaseNodes(conn).add_leaves(int(head.seq), [record_leaf(r["hash"]) for r in out])
+        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
         return out
 
     # -- reading ----------------------------------------------------------------------------------
@@ -225,7 +246,7 @@ class AuditLog:
         with reading(self.engine) as conn:
             row = conn.execute(select(audit_records).where(audit_records.c.decision_id == decision_id)
                                .order_by(audit_records.c.seq).limit(1)).mappings().first()
-        return dict(row) if row else None
+            return self._open(conn, [dict(row)])[0] if row else None
 
     def feedback_on(self, decision_id: str) -> list[dict[str, Any]]:
         """The feedback records about one decision, in chain order."""
@@ -236,7 +257,7 @@ class AuditLog:
         with reading(self.engine) as conn:
             rows = conn.execute(select(audit_records).where(audit_records.c.ref == decision_id)
                                 .where(audit_records.c.kind == "feedback").order_by(audit_records.c.seq)).mappings()
-            return [dict(r) for r in rows]
+            return self._open(conn, [dict(r) for r in rows])
 
     def count(self, kind: str | None = None) -> int:
         from sqlalchemy import func, select
@@ -249,8 +270,10 @@ class AuditLog:
         with reading(self.engine) as conn:
             return int(conn.execute(q).scalar_one())
 
-    def records(self, since: str | None = None, batch: int = 1000) -> Iterator[dict[str, Any]]:
-        """Records in chain order (optionally those at or after the ISO time ``since``), streamed."""
+    def records(self, since: str | None = None, batch: int = 1000, *, raw: bool = False) -> Iterator[dict[str, Any]]:
+        """Records in chain order (optionally those at or after the ISO time ``since``), streamed, their text
+        opened (an erased record: ``erased`` true, no input, output ``{"erased": true}``). ``raw``: as stored,
+        sealed text and all (what the chain hashes; needs no data key)."""
         from sqlalchemy import select
 
         from steward.service.tables import audit_records
@@ -262,10 +285,90 @@ class AuditLog:
                 q = q.where(audit_records.c.ts >= since)
             with reading(self.engine) as conn:
                 rows = [dict(r) for r in conn.execute(q).mappings()]
+                if rows and not raw:
+                    rows = self._open(conn, rows)
             if not rows:
                 return
             yield from rows
             last = rows[-1]["seq"]
+
+    def _open(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` with their sealed text opened by their data keys (read in the same snapshot)."""
+        from sqlalchemy import select
+
+        from steward.service.tables import audit_data_keys
+
+        sealed = [r["seq"] for r in rows if any(is_sealed(r.get(f)) for f in SEALED)]
+        if not sealed:
+            return rows
+        if self._reader is None:
+            from steward.service.erasure import load_cipher
+
+            self._reader = load_cipher(create=False)
+        if self._reader is None:
+            raise ConfigError("the audit records' text is sealed and this command was given no audit data key. Fix: "
+                              f"set audit_encryption.key (or ${DATA_KEY_ENV}) to the service's key (verification "
+                              "needs none)")
+        wrapped = dict(conn.execute(select(audit_data_keys.c.seq, audit_data_keys.c.wrapped)
+                                    .where(audit_data_keys.c.seq.in_(sealed))).all())
+        out = []
+        for r in rows:
+            if r["seq"] in sealed and r["seq"] not in wrapped:
+                out.append({**r, "redacted_input": None, "output": ERASED_OUTPUT, "erased": True})
+            else:
+                out.append({**r, **self._reader.open(r["seq"], {f: r[f] for f in SEALED}, wrapped.get(r["seq"]))})
+        return out
+
+    # -- erasure ----------------------------------------------------------------------------------
+    def erase(self, decision_id: str, *, by: str, reason: str) -> dict[str, Any]:
+        """Destroy the data keys of every record of ``decision_id`` and of the feedback on it, and log the
+        erasure as a record of its own — one transaction. The records, their hashes and every receipt stay;
+        their text can never be opened again. Returns what was erased and whether the SQLite write-ahead
+        log was emptied (the old pages that held the keys)."""
+        from sqlalchemy import delete, or_, select
+
+        from steward.service.tables import audit_data_keys, audit_records
+
+        with self.engine.begin() as conn:
+            rows = [dict(r) for r in conn.execute(
+                select(audit_records.c.seq, audit_records.c.kind, audit_records.c.redacted_input,
+                       audit_records.c.output)
+                .where(or_(audit_records.c.decision_id == decision_id,
+                           (audit_records.c.ref == decision_id) & (audit_records.c.kind == "feedback")))
+                .where(audit_records.c.kind != "erasure").order_by(audit_records.c.seq)).mappings()]
+            if not rows:
+                raise ConfigError(f"--decision-id: got {decision_id!r}: no record has it. Fix: copy the id from the "
+                                  "response (decisions[].decision_id, or the chat completion's id)")
+            plain = [r["seq"] for r in rows if not any(is_sealed(r[f]) for f in SEALED)]
+            if plain:
+                raise ConfigError(f"records {plain} of {decision_id} were written before record text was sealed: "
+                                  "their text is part of their hash, so it cannot be erased without breaking the "
+                                  "chain and every receipt after it (nothing was erased)")
+            seqs = [r["seq"] for r in rows]
+            gone = conn.execute(delete(audit_data_keys).where(audit_data_keys.c.seq.in_(seqs))).rowcount
+            record = self._append(conn, [{"decision_id": f"erasure-{secrets.token_hex(12)}", "kind": "erasure",
+                                          "key_id": None, "ref": decision_id, "latency_ms": 0.0,
+                                          "output": {"erased_records": seqs, "already_erased": len(seqs) - gone,
+                                                     "by": by, "reason": reason}}])[0]
+        return {"decision_id": decision_id, "erased_records": seqs, "erasure_record": record["seq"],
+                "wal_cleared": self._clear_wal()}
+
+    def _clear_wal(self) -> bool | None:
+        """SQLite: copy the WAL back and truncate it, so no old page (with a deleted key) stays in it. False
+        when a reader kept it busy (the pages are overwritten as the WAL is reused); None on PostgreSQL,
+        whose deleted row is zeroed by no setting (VACUUM reclaims it; docs/audit.md says what that means)."""
+        if not self.url.startswith("sqlite"):
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                from sqlalchemy import text
+
+                conn.execute(text("VACUUM audit_data_keys"))
+            return None
+        raw = self.engine.raw_connection()
+        try:
+            busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return busy == 0
+        finally:
+            raw.close()
 
     def verify(self, leaves: list[bytes] | None = None) -> AuditReport:
         """Walk the chain: every hash recomputed, every link and sequence number checked, the head matched.
@@ -283,7 +386,7 @@ class AuditLog:
             head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
         top, top_hash = int(head.seq), str(head.hash)
         prev, expected, n = GENESIS, 1, 0
-        for row in self.records():
+        for row in self.records(raw=True):
             if row["seq"] > top:
                 break
             if row["seq"] != expected:

@@ -67,6 +67,17 @@ class TransparencySettings(StageConfig):
     unsigned_ledger: Literal["refuse", "allow"] = "refuse"
 
 
+class AuditEncryptionSettings(StageConfig):
+    """Each audit record's text sealed under its own data key, so one record can be erased and every receipt
+    still verifies (docs/audit.md, "Erasure")."""
+
+    enabled: bool = True
+    # The key-encryption key (32 random bytes, base64) outside the run folder and the database. None:
+    # $STEWARD_AUDIT_DATA_KEY (the text or a path), else $STEWARD_HOME/audit-data.key, made on first start
+    # (0600). Replicas share one, like the signing key; without it no record's text can be read.
+    key: Path | None = None
+
+
 class ServiceSettings(StageConfig):
     """What both services (``serve``, ``gateway``) are configured by alike: where they listen, the audit
     database, request limits, keys' rate limits and failed-authentication limits. Each service's config
@@ -90,6 +101,7 @@ class ServiceSettings(StageConfig):
     auth_failures_per_minute: int = Field(10, ge=1)
     auth_failures_burst: int = Field(20, ge=1)
     transparency: TransparencySettings = Field(default_factory=TransparencySettings)
+    audit_encryption: AuditEncryptionSettings = Field(default_factory=AuditEncryptionSettings)
 
 
 class InputGuardSettings(StageConfig):

@@ -74,12 +74,21 @@ class ServiceCore:
         self.audit.close()
 
 
+def record_cipher(cfg: ServiceSettings, run_dir: Path, *, create: bool = True) -> Any:
+    """The audit log's ``RecordCipher`` (None when ``audit_encryption.enabled`` is false). A reader passes
+    ``create=False``: it uses the service's key, never makes one (None when there is none)."""
+    from steward.service.erasure import load_cipher
+
+    ae = cfg.audit_encryption
+    return load_cipher(ae.key, run_dir=run_dir, create=create) if ae.enabled else None
+
+
 def open_core(cfg: ServiceSettings, run_dir: Path, metrics: CoreMetrics, identity: Identity, logger: logging.Logger, *,
               key_cache_seconds: float = 0.0) -> ServiceCore:
     """Open the audit log (checked per ``cfg.audit_broken``), start its writer, and set up keys and limits
     from either service's config (the fields they share). Call on the event loop."""
     url = database_url(cfg.database_url, run_dir)
-    audit = AuditLog(url)
+    audit = AuditLog(url, record_cipher(cfg, run_dir))
     transparency = resolve(cfg.transparency, run_dir, url, audit.log_id)
     # a broken chain, or a log its witness says was rewritten: no start, or read-only (by config)
     problem = check_at_start(audit, cfg.audit_broken).error or (

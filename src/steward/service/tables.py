@@ -51,6 +51,14 @@ audit_log_id = Table(
     Column("log_id", String(32), nullable=False),
 )
 
+# Each record's data key, wrapped under the audit data key (steward.service.erasure). Erasing a record deletes
+# its row: the record's sealed text can never be opened again, and its hash, leaf and receipts stay valid.
+audit_data_keys = Table(
+    "audit_data_keys", METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("wrapped", Text, nullable=False),
+)
+
 # Signed tree heads (steward.ledger.checkpoint), one per signed size. The copies that prove anything are the
 # ones exported to witnesses; these let the service hand out receipts.
 audit_checkpoints = Table(
