@@ -67,8 +67,9 @@ def test_both_services_share_their_common_settings_and_keep_their_own_defaults()
     shared = set(ServiceSettings.model_fields)
     assert {"host", "port", "database_url", "max_body_bytes", "request_timeout_s", "body_timeout_s", "audit_broken",
             "docs", "rate_limit_per_minute", "rate_limit_burst", "auth_failures_per_minute",
-            "auth_failures_burst", "transparency"} == shared
+            "auth_failures_burst", "transparency", "audit_encryption"} == shared
     assert ServeConfig().transparency.enabled and GatewayConfig().transparency.enabled  # signed by default
+    assert ServeConfig().audit_encryption.enabled and GatewayConfig().audit_encryption.enabled  # sealed by default
     serve, gateway = ServeConfig(), GatewayConfig()
     assert (serve.port, serve.max_body_bytes, serve.request_timeout_s, serve.rate_limit_per_minute,
             serve.rate_limit_burst) == (8000, 65_536, 10.0, 600, 60)

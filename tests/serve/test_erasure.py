@@ -137,7 +137,7 @@ def test_records_written_before_sealing_are_not_erased(tmp_path: Path) -> None:
     plain.close()
     log = AuditLog(url, RecordCipher(b"k" * 32))
     _decisions(log, 2, start=2)
-    with pytest.raises(ConfigError, match="written before record text was sealed.*nothing was erased"):
+    with pytest.raises(ConfigError, match=r"written before record text was sealed.*nothing was erased"):
         log.erase("d0", by="test", reason="x")
     assert log.get("d0")["redacted_input"] == f"{SECRET} #0"  # type: ignore[index]
     assert log.erase("d3", by="test", reason="x")["erased_records"] == [4]

@@ -195,3 +195,27 @@ def names_model(
                  ("files checked", len(info.files_sha256))):
         t.add_row(k, str(v))
     console.print(t)
+
+
+@data_app.command("keygen")
+@handle_errors
+def keygen(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the key (mode 0600); outside any run "
+                                                         "folder.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Make a key for encrypting a run's data files at rest (data.encryption.enabled). Point $STEWARD_DATA_KEY
+    at it on every machine that runs the run's stages or services (default without it:
+    $STEWARD_HOME/data-at-rest.key, made on first use)."""
+    from steward.errors import ConfigError
+    from steward.keyfile import write_random_key
+
+    if out.exists():
+        raise ConfigError(f"--out: {out} exists; a data key is never overwritten (files encrypted under it could no "
+                          "longer be read). Fix: choose another path")
+    path = write_random_key(out)
+    if json_out:
+        print_json({"data_key": str(path)})
+        return
+    console.print(f"wrote {path}: keep it secret, apart from the run folder; then export STEWARD_DATA_KEY={path}",
+                  highlight=False)

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from steward.at_rest import read_parquet
 from steward.atomic import atomic_dir, write_json
 from steward.compress import artifact
 from steward.compress.config import CompressRun
@@ -136,7 +135,7 @@ def _held_out(run_dir: Path, manifest: TrainManifest, tokenizer: Any, settings: 
     if sha256_file(path) != ref.sha256:
         raise CompressStageError(f"{ref.path} changed since the data stage wrote it (sha256 mismatch); rerun "
                                  f"`steward data`")
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path)
     if settings.max_rows is not None and len(frame) > settings.max_rows:
         frame = frame.sample(n=settings.max_rows, random_state=0).reset_index(drop=True)
     tcfg = TrainConfig.model_validate({**manifest.hyperparameters, "overlong": "quarantine"})

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
+from steward.at_rest import read_parquet
 from steward.atomic import atomic_dir, write_json
 from steward.compress import artifact
 from steward.compress.config import CompressRun
@@ -206,7 +206,7 @@ def _training_rows(run_dir: Path, labels: list[str], max_rows: int | None, seed:
     path = run_dir / "data" / "train.parquet"
     if not path.is_file():
         raise CompressStageError(f"no {path}; run `steward data` (recovery fine-tuning and distillation train on it)")
-    frame = pd.read_parquet(path, columns=["text", "label"])
+    frame = read_parquet(path, columns=["text", "label"])
     frame = frame[frame["label"].astype(str).isin(labels)]
     if max_rows is not None and len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)

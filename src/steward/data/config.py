@@ -181,6 +181,14 @@ class LossGuardConfig(StageConfig):
     allow: bool = False  # True: warn loudly (console, summary, data card) instead of failing
 
 
+class EncryptionConfig(StageConfig):
+    """The run's data files (splits and quarantine) encrypted at rest: Parquet Modular Encryption under a key
+    outside the run folder, ``$STEWARD_DATA_KEY`` (base64 text or a key file), else
+    ``$STEWARD_HOME/data-at-rest.key`` (made on first use, 0600). Every stage reads them transparently."""
+
+    enabled: bool = False  # opt-in: every machine that trains, evaluates or serves the run needs the key
+
+
 class DataConfig(StageConfig):
     input: InputConfig = Field(default_factory=InputConfig)
     normalise: NormaliseConfig = Field(default_factory=NormaliseConfig)
@@ -192,6 +200,7 @@ class DataConfig(StageConfig):
     split: SplitConfig = Field(default_factory=SplitConfig)
     canaries: CanaryConfig = Field(default_factory=CanaryConfig)
     loss: LossGuardConfig = Field(default_factory=LossGuardConfig)
+    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
     # Names for the classes as the file writes them, e.g. {0: negative, 1: positive}: the splits, the model,
     # the scorecard and the service use the names. Classification only.
     label_names: dict[str, str] = Field(default_factory=dict)

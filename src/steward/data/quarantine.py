@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from steward.at_rest import read_parquet
 from steward.types import QuarantineRecord
 
 COLUMNS = ["row_id", "line", "reason", "stage", "text_sha256", "detail", "action"]
@@ -75,7 +76,7 @@ def read_report(run_dir: str | os.PathLike[str], reason: str | None = None) -> d
     if not path.is_file():
         raise ConfigError(f"--run-dir: got {str(run_dir)!r}: no data stage has run there (no {done}); run "
                           f"`steward data FILE --run-dir {run_dir}` first")
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path)
     if "line" not in frame:
         frame = frame.assign(line=None)  # written before line numbers were recorded
     counts = frame["reason"].value_counts().to_dict()

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from steward.at_rest import master_key, write_parquet
 from steward.atomic import atomic_dir, write_json, write_text
 from steward.config_base import config_digest
 from steward.data import balance as bal
@@ -277,7 +278,7 @@ def _steps(dcfg: DataConfig, q: Quarantine, engine: PIIEngine, step: _Steps, run
     frame, pii_info = step("pii", lambda: _pii(frame, dcfg, q, engine))
     frame, screen_info = step("screen", lambda: _screen(frame, dcfg, q)) if not frame.empty else (frame, {})
     if frame.empty:
-        _write_failed(run_dir, q, {"rows_in": rows_in, "quarantine_by_reason": q.counts("dropped")})
+        _write_failed(run_dir, q, {"rows_in": rows_in, "quarantine_by_reason": q.counts("dropped")}, dcfg)
         raise DataStageError(_nothing_left(rows_in, q, read, dcfg))
     groups = list(dcfg.input.group_columns)
     balance_info = step("balance", lambda: bal.report(frame, groups, dcfg.balance, dcfg.input.task))
@@ -339,7 +340,7 @@ def _guard_loss(dcfg: DataConfig, q: Quarantine, out: _Outcome, summary: dict[st
     summary["loss_guard"] = {"max_share": dcfg.loss.max_share, "allowed": dcfg.loss.allow,
                              "findings": [f.to_dict() for f in findings]}
     if findings and not dcfg.loss.allow:
-        _write_failed(run_dir, q, summary)
+        _write_failed(run_dir, q, summary, dcfg)
         raise DataLossError(
             f"the data stage would lose data ({rows_in} rows read, {len(dropped)} quarantined); nothing was "
             f"written to {run_dir / STAGE}:\n" + "\n".join(f"  - {f.message()}" for f in findings)
@@ -402,10 +403,15 @@ def _labels_kept(parts: dict[str, pd.DataFrame], dcfg: DataConfig) -> set[str]:
     return {str(v) for p in parts.values() for v in p["label"]}
 
 
-def _write_failed(run_dir: Path, q: Quarantine, summary: dict[str, Any]) -> None:
+def _at_rest_key(dcfg: DataConfig, run_dir: Path) -> bytes | None:
+    """The key the run's data files are encrypted under (``data.encryption``), or None: written plain."""
+    return master_key(run_dir=run_dir, create=True) if dcfg.encryption.enabled else None
+
+
+def _write_failed(run_dir: Path, q: Quarantine, summary: dict[str, Any], dcfg: DataConfig) -> None:
     """Keep a failed attempt's row-level reasons (no text, only hashes) beside, never inside, ``data/``."""
     with atomic_dir(run_dir / FAILED_DIR) as gen:
-        q.to_frame().to_parquet(gen / "quarantine.parquet", index=False)
+        write_parquet(q.to_frame(), gen / "quarantine.parquet", _at_rest_key(dcfg, run_dir))
         write_json(gen / "summary.json", summary)
 
 
@@ -429,10 +435,11 @@ def _write(cfg: DataRun, run_dir: Path, parts: dict[str, pd.DataFrame], q: Quara
     digest = config_digest(dcfg)
     input_path = Path(dcfg.input.path).resolve()  # type: ignore[arg-type]
     input_sha = sha256_file(input_path)
+    key = _at_rest_key(dcfg, run_dir)
     with atomic_dir(run_dir / STAGE) as gen:
         for name, part in parts.items():
-            part.to_parquet(gen / f"{name}.parquet", index=False)
-        q.to_frame().to_parquet(gen / "quarantine.parquet", index=False)
+            write_parquet(part, gen / f"{name}.parquet", key)
+        write_parquet(q.to_frame(), gen / "quarantine.parquet", key)
         write_json(gen / "summary.json", summary)
         if canary_info:
             write_json(gen / "canaries.json", canary_info)

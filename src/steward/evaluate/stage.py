@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from steward.at_rest import read_parquet
 from steward.atomic import atomic_dir
 from steward.config_base import config_digest
 from steward.errors import ConfigError, EvaluateStageError, GateFailed
@@ -247,7 +248,7 @@ def _load_split(run_dir: Path, data_manifest: DataManifest, split: str) -> tuple
     if digest != ref.sha256:
         raise EvaluateStageError(f"{ref.path} changed since the data stage wrote it (sha256 mismatch); rerun "
                                  f"`steward data` or run `steward ledger verify` to see what happened")
-    return pd.read_parquet(path), artifact(path, run_dir, split, sha256=digest)
+    return read_parquet(path), artifact(path, run_dir, split, sha256=digest)
 
 
 def _context(run_dir: Path, cfg: EvaluateRun, tm: TrainManifest, dm: DataManifest, given: Any = None,

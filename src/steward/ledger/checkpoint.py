@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from steward import keyfile
 from steward.errors import ConfigError, LedgerIntegrityError
 from steward.ledger.merkle import HASH_SIZE
 
@@ -90,14 +91,10 @@ def write_key(signer: Ed25519Signer, path: Path, *, run_dir: Path | None = None)
 
 def refuse_inside(path: Path, run_dir: Path | None) -> None:
     """A key beside the log it signs proves nothing: whoever can edit the log can re-sign it."""
-    if run_dir is not None and path.resolve().is_relative_to(run_dir.resolve()):
-        raise ConfigError(f"signing key {path} is inside the run folder {run_dir}: keep it apart from the data "
-                          f"it signs (e.g. ~/.config/steward/signing.pem, or ${KEY_ENV})")
+    keyfile.refuse_inside(path, run_dir, "signing key")
 
 
-def steward_home() -> Path:
-    """Where Steward keeps what must live outside any run folder (the signing key, witness copies)."""
-    return Path(os.environ.get("STEWARD_HOME") or Path.home() / ".config" / "steward")
+steward_home = keyfile.steward_home
 
 
 def default_signer(run_dir: Path | None = None) -> Ed25519Signer:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from steward.at_rest import read_parquet
 from steward.records import Scorecard
 from steward.serve.config import DriftSettings
 from steward.service.worker import BackgroundTask
@@ -160,14 +161,13 @@ class DriftMonitor:
 
 def reference_texts(run_dir: Path) -> list[str] | None:
     """The held-out texts the evaluate stage scored (its split): the reference for input drift."""
-    import pandas as pd
 
     sc = run_dir / "evaluate" / "scorecard.json"
     split = Scorecard.read(sc).split if sc.is_file() else "test"
     path = run_dir / "data" / f"{split}.parquet"
     if not path.is_file():
         return None
-    texts = [str(t) for t in pd.read_parquet(path, columns=["text"])["text"]]
+    texts = [str(t) for t in read_parquet(path, columns=["text"])["text"]]
     return texts or None
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol, Self
 
 import pandas as pd
 
+from steward.at_rest import is_encrypted, master_key, read_parquet, write_parquet
 from steward.errors import ConfigError
 from steward.records import DataManifest, TrainManifest
 from steward.serve.config import ServeRun
@@ -47,7 +48,7 @@ def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: di
 
     src = (parent / "data").resolve()
     manifest = DataManifest.read(src / "manifest.json")
-    train = pd.read_parquet(src / "train.parquet")
+    train = read_parquet(src / "train.parquet")
     rows = []
     next_id = int(train["row_id"].max()) + 1 if "row_id" in train and len(train) else 0
     for k, c in enumerate(cases):
@@ -68,7 +69,8 @@ def build_data(parent: Path, child: Path, cases: list[dict[str, Any]], texts: di
         for name in ("validation.parquet", "test.parquet", "data_card.md", "summary.json"):
             if (src / name).exists():
                 shutil.copy2(src / name, gen / name)
-        merged.to_parquet(gen / "train.parquet", index=False)
+        # encrypted at rest if the parent run's split was, under the same machine key
+        write_parquet(merged, gen / "train.parquet", master_key() if is_encrypted(src / "train.parquet") else None)
         splits = {name: ref.model_copy(update={"sha256": sha256_file(gen / Path(ref.path).name)})
                   for name, ref in manifest.splits.items()}
         manifest.model_copy(update={"splits": splits, "rows": {**manifest.rows, "train": len(merged)},

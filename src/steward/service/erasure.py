@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from steward.errors import ConfigError, StewardError
-from steward.ledger.checkpoint import refuse_inside, steward_home
+from steward.keyfile import read_random_key, steward_home, write_random_key
 
 PREFIX = "enc1:"  # a sealed field's stored form: PREFIX + base64(nonce ‖ ciphertext ‖ tag)
 SEALED = ("redacted_input", "output")  # the record fields that hold free text
@@ -99,57 +99,30 @@ class RecordCipher:
         return out
 
 
+MAKE_HINT = "make one with `steward audit keygen --data-key --out PATH` (outside the run folder)"
+
+
 def write_data_key(path: Path, *, run_dir: Path | None = None) -> Path:
     """A new random KEK in ``path`` (0600; written whole, then linked: never replaces an existing key)."""
-    import secrets
-
-    refuse_inside(path, run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:  # another process made it first: use that one
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _parse(text: str, where: str) -> bytes:
-    try:
-        return base64.b64decode(text.strip(), validate=True)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: not a base64 audit data key (make one with `steward audit keygen --data-key "
-                          "--out PATH`)") from exc
+    return write_random_key(path, run_dir=run_dir)
 
 
 def load_cipher(path: Path | None = None, *, run_dir: Path | None = None, create: bool = True) -> RecordCipher | None:
     """The KEK from ``path``, else ``$STEWARD_AUDIT_DATA_KEY`` (base64 text or a path), else
     ``$STEWARD_HOME/audit-data.key`` — made on first use when ``create`` (a service), never by a reader, which
     gets None when there is none."""
-    source: str | None = str(path) if path is not None else os.environ.get(KEY_ENV)
-    if source is None:
-        default = steward_home() / "audit-data.key"
-        if not default.exists():
-            if not create:
-                return None
-            write_data_key(default, run_dir=run_dir)
-        source = str(default)
-    candidate = Path(source).expanduser()
-    try:
-        is_file = candidate.is_file()
-    except OSError:
-        is_file = False
-    if is_file:
-        refuse_inside(candidate, run_dir)
-        return RecordCipher(_parse(candidate.read_text(encoding="utf-8"), str(candidate)))
     if path is not None:
-        raise ConfigError(f"audit_encryption.key: {path} does not exist. Fix: `steward audit keygen --data-key "
-                          f"--out {path}`, or leave it unset to use $STEWARD_HOME/audit-data.key")
-    return RecordCipher(_parse(source, f"${KEY_ENV}"))
+        if not Path(path).expanduser().is_file():
+            raise ConfigError(f"audit_encryption.key: {path} does not exist. Fix: `steward audit keygen --data-key "
+                              f"--out {path}`, or leave it unset to use $STEWARD_HOME/audit-data.key")
+        return RecordCipher(read_random_key(str(path), where="audit_encryption.key", make_hint=MAKE_HINT,
+                                            run_dir=run_dir))
+    if os.environ.get(KEY_ENV):
+        return RecordCipher(read_random_key(os.environ[KEY_ENV], where=f"${KEY_ENV}", make_hint=MAKE_HINT,
+                                            run_dir=run_dir))
+    default = steward_home() / "audit-data.key"
+    if not default.exists():
+        if not create:
+            return None
+        write_data_key(default, run_dir=run_dir)
+    return RecordCipher(read_random_key(str(default), where=str(default), make_hint=MAKE_HINT, run_dir=run_dir))

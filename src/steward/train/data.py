@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from steward.at_rest import read_parquet
 from steward.errors import ConfigError, TrainStageError
 from steward.hashing import sha256_file
 from steward.records import DataManifest
@@ -66,7 +67,7 @@ def _read_splits(run_dir: Path, manifest: DataManifest, manifest_path: Path
             raise TrainStageError(f"{ref.path} changed since the data stage wrote it (sha256 mismatch); "
                                   f"rerun `steward data` or run `steward ledger verify` to see what happened")
         inputs[split] = (path, digest)
-        frames[split] = pd.read_parquet(path)
+        frames[split] = read_parquet(path)
     return frames, inputs
 
 

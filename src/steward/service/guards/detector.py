@@ -14,12 +14,13 @@ import importlib.metadata
 import importlib.resources
 import json
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from steward.at_rest import read_parquet
 from steward.cache import build_once, cache_root, read_or_build
 from steward.config_base import StageConfig
 from steward.data.config import DataConfig
@@ -30,7 +31,7 @@ from steward.records import TrainManifest
 from steward.train.config import TrainConfig
 
 RECORD = "detector.json"
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4  # 4: the same recipe; detector.json names the ledger's signing key (older readers refuse it)
 # The recipe: data, train and evaluate sections of a run's config, the hard negatives per language, and the
 # operating point. Part of the cache key, so editing it here (or passing another) builds a new detector rather
 # than reusing an old one. The operating point is the classifier probability that counts as risk 0.5 (the
@@ -138,11 +139,10 @@ def _run_config(run_dir: Path, raw: Path, recipe: dict[str, Any]) -> DetectorRun
 
 def _test_rates(run_dir: Path, threshold: float) -> dict[str, Any]:
     """Recall and false-block rate of the classifier at its operating point on the run's held-out test split."""
-    import pandas as pd
 
     from steward.compress.release import load
 
-    test = pd.read_parquet(run_dir / "data" / "test.parquet")
+    test = read_parquet(run_dir / "data" / "test.parquet")
     served = load(run_dir, None, mode="train")  # just built and signed here, with this machine's key
     idx = served.labels.index("injection")
     p = served.clf.predict_proba(list(test["text"]))[:, idx]
@@ -196,7 +196,8 @@ def read(folder: Path, key: str | None = None) -> DetectorInfo:
     train stage's manifest. Loading the model then checks the weight files themselves."""
     try:
         data = json.loads((folder / RECORD).read_text())
-        info = DetectorInfo(**{**data, "path": str(folder)})
+        known = {f.name for f in fields(DetectorInfo)}  # a newer Steward's extra fields: not this one's business
+        info = DetectorInfo(**{**{k: v for k, v in data.items() if k in known}, "path": str(folder)})
     except (OSError, ValueError, TypeError) as exc:
         raise DetectorError(f"{folder / RECORD}: unreadable detector record ({exc}). Fix: steward guards build "
                             f"--force") from exc
