@@ -125,3 +125,55 @@ def test_a_deleted_database_is_not_intact_to_a_witness(signed) -> None:  # type:
         f.unlink()
     gone = runner.invoke(cli, args)
     assert gone.exit_code == 1 and "deleted and started over" in " ".join(gone.output.split())
+
+
+def test_checkpoints_reach_http_witnesses_and_a_dead_or_slow_one_does_not_stall_shutdown(signed) -> None:  # type: ignore[no-untyped-def]
+    """Witness URLs on loopback: one that takes checkpoints, three that hang, one where nothing listens. The live
+    one gets the checkpoints (valid, signed); the service still stops within one witness timeout (posted one
+    after another, the hanging three took three)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from steward.ledger.checkpoint import Checkpoint, parse_public_key, verify_checkpoint
+    from steward.service.signing import WITNESS_TIMEOUT_S
+    from tests.serve.conftest import _free_port
+
+    got: list[dict] = []
+    release = threading.Event()
+
+    class Witness(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 — http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path.startswith("/hang"):
+                release.wait(30)
+            else:
+                got.append(body)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Witness)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    run_dir, transparency, keys, _ = signed
+    urls = [f"{base}/take", *(f"{base}/hang{i}" for i in range(3)), f"http://127.0.0.1:{_free_port()}/nobody"]
+    try:
+        srv = live(run_dir, transparency={**transparency, "witness_urls": urls})
+        with srv:
+            r = httpx.post(f"{srv.url}/v1/predict", json={"text": "refund my order"},
+                           headers={"X-API-Key": keys["predict"]}, timeout=30)
+            assert r.status_code == 200
+            public_key = parse_public_key(httpx.get(f"{srv.url}/v1/models", headers={"X-API-Key": keys["predict"]},
+                                                    timeout=10).json()["transparency"]["public_key"])
+            t0 = time.monotonic()
+        stopped_in = time.monotonic() - t0
+    finally:
+        release.set()
+        server.shutdown()
+    assert got, "the live witness received no checkpoint"
+    for body in got:
+        verify_checkpoint(Checkpoint.from_dict(body), public_key)
+    assert max(b["size"] for b in got) >= 1
+    assert stopped_in < WITNESS_TIMEOUT_S + 4, f"shutdown took {stopped_in:.1f} s with a hanging witness"

@@ -102,6 +102,9 @@ def check_witness(audit: AuditLog, t: Transparency, public_key: bytes | None = N
     return None if report.ok else f"against the witness in {t.witness_dir}: {report.error}"
 
 
+WITNESS_TIMEOUT_S = 5.0
+
+
 class CheckpointTask(BackgroundTask):
     """Signs the head every interval when it grew, and at shutdown; hands each checkpoint to the witnesses."""
 
@@ -134,14 +137,26 @@ class CheckpointTask(BackgroundTask):
         except (OSError, ValueError) as exc:  # unwritable folder, a damaged file in it
             self.logger.error("the witness folder %s could not take the checkpoint (%s)", self.t.witness_dir,
                               type(exc).__name__)
-        for url in self.t.witness_urls:
-            try:
-                import httpx
+        if self.t.witness_urls:
+            self._post(cp)
 
-                httpx.post(url, json=cp.to_dict(), timeout=5.0).raise_for_status()
+    def _post(self, cp: Checkpoint) -> None:
+        """POST the checkpoint to every witness URL at once: a slow or dead witness costs at most
+        ``WITNESS_TIMEOUT_S`` in all (at shutdown too), however many there are."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import httpx
+
+        def one(client: httpx.Client, url: str) -> None:
+            try:
+                client.post(url, json=cp.to_dict()).raise_for_status()
             except Exception as exc:  # noqa: BLE001 — an unreachable witness must not stop the service
                 self.logger.error("witness %s did not take the checkpoint of size %d (%s)", url, cp.size,
                                   type(exc).__name__)
+
+        urls = self.t.witness_urls
+        with httpx.Client(timeout=WITNESS_TIMEOUT_S) as client, ThreadPoolExecutor(min(len(urls), 8)) as pool:
+            list(pool.map(lambda u: one(client, u), urls))
 
     async def stop(self) -> None:
         await super().stop()
