@@ -117,11 +117,42 @@ def test_a_candidate_made_worse_on_purpose_is_rejected_with_the_reason(evaluated
     run_eval(_cfg(run_dir, {"min_accuracy": gate}))  # the original passes this bar
     # 99 % of the weights removed and no recovery: the model forgets what it learnt
     res = run_compress(_cfg(run_dir, {"min_accuracy": gate}, methods=["prune_magnitude", "onnx"],
-                            prune={"sparsity": 0.99, "recovery_epochs": 0.0}))
+                            prune={"sparsity": 0.99, "recovery_epochs": 0.0}, prefer="onnx"))
     by = {c["name"]: c for c in res.candidates}
     assert by["prune_magnitude"]["rejected"] and "min_accuracy" in by["prune_magnitude"]["rejected"]
     assert by["prune_magnitude"]["accuracy"] < gate and not by["onnx"]["rejected"]
-    assert res.chosen != "prune_magnitude"
+    assert res.chosen == "onnx"  # compress.prefer: released because it passes the gates, whatever its latency
+    # the ONNX artifact behind the real service: occlusion explains it, Integrated Gradients is refused clearly
+    import httpx
+
+    from steward.service.audit import AuditLog, database_url
+    from steward.service.keys import KeyStore
+    from tests.serve.conftest import live
+
+    akey = KeyStore(AuditLog(database_url(None, run_dir)).engine).create("admin")[1]
+    with live(run_dir) as srv:
+        h = {"X-API-Key": akey}
+        m = httpx.get(srv.url + "/v1/models", headers=h).json()["data"][0]
+        assert m["artifact"] == "compress/candidates/onnx"
+        assert m["ledger"]["artifacts"]["compress/candidates/onnx"]["stage"] == "compress"
+        ok = httpx.post(srv.url + "/v1/explain", json={"text": "refund my order", "method": "occlusion"}, headers=h)
+        assert ok.status_code == 200 and ok.json()["tokens"]
+        ig = httpx.post(srv.url + "/v1/explain", json={"text": "refund my order", "method": "integrated_gradients"},
+                        headers=h)
+        assert ig.status_code == 422 and ig.json()["error"]["code"] == "method_unavailable"
+
+
+def test_a_preferred_candidate_that_fails_a_gate_falls_back_to_choose_by() -> None:
+    from steward.compress.stage import _choose
+
+    entries = [{"name": "original", "rejected": None, "latency_ms_p95": 9.0, "size_bytes": 90},
+               {"name": "onnx", "rejected": None, "latency_ms_p95": 5.0, "size_bytes": 80},
+               {"name": "prune_magnitude", "rejected": "min_accuracy 0.2 < 0.8", "latency_ms_p95": 1.0, "size_bytes": 40}]
+    assert _choose(entries, "latency", "prune_magnitude")["name"] == "onnx"
+    assert _choose(entries, "latency", "original")["name"] == "original"
+    assert _choose(entries, "size", None)["name"] == "onnx"
+    with pytest.raises(ConfigError, match=r"compress\.prefer: got 'onx'.*not a candidate"):
+        _cfg(Path("."), methods=["onnx"], prefer="onx")
 
 
 def test_bad_inputs_are_clear_errors_and_leave_the_parent_alone(demo_data_run: Path, tiny_model: Path,
@@ -167,7 +198,7 @@ def test_an_architecture_a_method_cannot_take_is_refused_up_front(demo_data_run:
     assert not (run_dir / "compress").exists()
 
 
-def test_the_service_serves_the_chosen_artifact_and_a_preferred_onnx_one(compressed, tmp_path: Path) -> None:
+def test_the_service_serves_the_chosen_artifact(compressed, tmp_path: Path) -> None:
     import httpx
 
     from steward.service.audit import AuditLog, database_url
@@ -187,23 +218,6 @@ def test_the_service_serves_the_chosen_artifact_and_a_preferred_onnx_one(compres
     with live(run_dir, model="train") as srv:
         m = httpx.get(srv.url + "/v1/models", headers={"X-API-Key": akey}).json()["data"][0]
         assert m["artifact"] == "train/model"
-    # an ONNX artifact behind the service, released as a user releases one (compress.prefer): occlusion explains
-    # it, Integrated Gradients is refused clearly
-    onnx_run = copy_run(src, tmp_path / "onnx-run")
-    res = run_compress(_cfg(onnx_run, {"min_accuracy": 0.0}, methods=["onnx"], prefer="onnx"))
-    assert res.chosen == "onnx"
-    store = KeyStore(AuditLog(database_url(None, onnx_run)).engine)
-    akey = store.create("admin")[1]
-    with live(onnx_run) as srv:
-        h = {"X-API-Key": akey}
-        m = httpx.get(srv.url + "/v1/models", headers=h).json()["data"][0]
-        assert m["artifact"] == "compress/candidates/onnx"
-        assert m["ledger"]["artifacts"]["compress/candidates/onnx"]["stage"] == "compress"
-        ok = httpx.post(srv.url + "/v1/explain", json={"text": "refund my order", "method": "occlusion"}, headers=h)
-        assert ok.status_code == 200 and ok.json()["tokens"]
-        ig = httpx.post(srv.url + "/v1/explain", json={"text": "refund my order", "method": "integrated_gradients"},
-                        headers=h)
-        assert ig.status_code == 422 and ig.json()["error"]["code"] == "method_unavailable"
 
 
 def test_served_hashes_come_from_the_signed_ledger_not_from_files_beside_the_artifact(compressed,

@@ -142,7 +142,7 @@ def test_checkpoints_reach_http_witnesses_and_a_dead_or_slow_one_does_not_stall_
     release = threading.Event()
 
     class Witness(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 — http.server's name
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path.startswith("/hang"):
                 release.wait(30)

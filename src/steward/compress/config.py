@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from steward.config_base import StageConfig
 from steward.evaluate.config import EvaluateConfig
@@ -71,12 +71,14 @@ class CompressConfig(StageConfig):
     chat: ChatCompressSettings = Field(default_factory=ChatCompressSettings)
     threads: int | None = Field(None, ge=1)  # torch/ONNX Runtime threads; null = library default
 
-    @model_validator(mode="after")
-    def _prefer_is_a_candidate(self) -> CompressConfig:
-        if self.prefer is not None and self.prefer not in ("original", *self.methods):
-            raise ValueError(f"prefer: got {self.prefer!r}, which is not a candidate; valid: original, "
-                             f"{', '.join(self.methods)} (add it to compress.methods)")
-        return self
+    @field_validator("prefer")
+    @classmethod
+    def _prefer_is_a_candidate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        methods = info.data.get("methods") or []  # validated before prefer (field order)
+        if value is not None and value not in ("original", *methods):
+            raise ValueError(f"{value!r} is not a candidate; valid: original, {', '.join(methods)} (add it to "
+                             "compress.methods)")
+        return value
 
 
 class CompressRun(Protocol):
