@@ -103,7 +103,8 @@ def loadgen(urls: list[str], keys: list[str], texts: Path, n: int, c: int) -> di
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
-def bench_serve(srcs: dict[str, Path], run_dir: Path, work: Path, n: int, rounds: int) -> dict:  # type: ignore[type-arg]
+def bench_serve(srcs: dict[str, Path], run_dir: Path, work: Path, n: int, rounds: int,  # type: ignore[type-arg]
+                extra: dict[str, dict] | None = None) -> dict:  # type: ignore[type-arg]
     import pandas as pd
 
     texts = work / "texts.json"
@@ -113,11 +114,13 @@ def bench_serve(srcs: dict[str, Path], run_dir: Path, work: Path, n: int, rounds
     dbs = databases(work, "serve")
     for url in dbs.values():
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-    procs = {side: start(src, "serve", run_dir, ports[side], {**section, "database_url": dbs[side]})
-             for side, src in srcs.items()}
-    keys = {side: make_key(url, "predict") for side, url in dbs.items()}
-    urls = {side: f"http://127.0.0.1:{p}" for side, p in ports.items()}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        for side, src in srcs.items():  # a side that fails to start stops the one already started (finally)
+            procs[side] = start(src, "serve", run_dir, ports[side],
+                                {**section, "database_url": dbs[side], **(extra or {}).get(side, {})})
+        keys = {side: make_key(url, "predict") for side, url in dbs.items()}
+        urls = {side: f"http://127.0.0.1:{p}" for side, p in ports.items()}
         pair = loadgen([urls["head"], urls["base"]], [keys["head"], keys["base"]], texts, n, 1)
         c32: dict[str, list[float]] = {"head": [], "base": []}
         for r in range(rounds):
@@ -168,16 +171,17 @@ def table(res: dict) -> str:  # type: ignore[type-arg]
     c1 = s["c1"]
     head1, base1 = c1["p50"], c1["compare_p50"]
     h32, b32 = statistics.median(s["c32"]["head"]), statistics.median(s["c32"]["base"])
-    hg, bg = statistics.median(g["seconds"]["head"]), statistics.median(g["seconds"]["base"])
     rows = [
         ("serve, concurrency 1, p50 latency (ms), interleaved", head1, base1, head1 / base1),
         ("serve, concurrency 1, p95 latency (ms), interleaved", c1["p95"], c1["compare_p95"],
          c1["p95"] / c1["compare_p95"]),
         (f"serve, concurrency 32, texts/s (median of {len(s['c32']['head'])} runs each: "
          f"head {s['c32']['head']}, base {s['c32']['base']})", h32, b32, h32 / b32),
-        (f"gateway, {res['max_tokens']}-token turn, median s ({len(g['seconds']['head'])} turns each, "
-         f"same answers: {g['same_answers']})", hg, bg, hg / bg),
     ]
+    if g is not None:
+        hg, bg = statistics.median(g["seconds"]["head"]), statistics.median(g["seconds"]["base"])
+        rows.append((f"gateway, {res['max_tokens']}-token turn, median s ({len(g['seconds']['head'])} turns each, "
+                     f"same answers: {g['same_answers']})", hg, bg, hg / bg))
     out = [f"head {res['head'][:12]}{' (with uncommitted changes)' if res['dirty'] else ''} vs base "
            f"{res['base'][:12]}; serve at concurrency 1: median paired difference "
            f"{c1['median_paired_difference_ms']:+.2f} ms", "",
@@ -194,6 +198,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="concurrency-32 runs per side; gateway passes")
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "paired_bench.json")
+    ap.add_argument("--serve-head", type=json.loads, default={},
+                    help='extra serve settings for the head side, JSON, e.g. \'{"audit_encryption": {"enabled": false}}\'')
+    ap.add_argument("--serve-base", type=json.loads, default={}, help="the same for the base side")
+    ap.add_argument("--skip-gateway", action="store_true", help="serve only")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     base_src, base_sha = export(args.base, args.work / "trees")
@@ -204,8 +212,11 @@ def main() -> None:
     res = {"head": head_sha, "base": base_sha, "max_tokens": args.max_tokens,
            "dirty": bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"],
                                         capture_output=True, text=True).stdout.strip()),
-           "serve": bench_serve(srcs, run_dir, args.work, args.requests, args.rounds),
-           "gateway": bench_gateway(srcs, run_dir, max(1, args.rounds // 2), args.max_tokens)}
+           "serve_settings": {"head": args.serve_head, "base": args.serve_base},
+           "serve": bench_serve(srcs, run_dir, args.work, args.requests, args.rounds,
+                                {"head": args.serve_head, "base": args.serve_base}),
+           "gateway": None if args.skip_gateway else bench_gateway(srcs, run_dir, max(1, args.rounds // 2),
+                                                                   args.max_tokens)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     md = table(res)

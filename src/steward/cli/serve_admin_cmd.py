@@ -236,6 +236,34 @@ def audit_verify(config: ConfigOpt = None, run_dir: RunDirOpt = None,
         raise typer.Exit(EXIT_FAILED)
 
 
+@audit_app.command("rotate-key")
+@handle_errors
+def audit_rotate_key(
+    new_key: Annotated[Path, typer.Option("--new-key", help="The new signing key (PEM, from `steward audit keygen`); "
+                                                            "the current one comes from the config.")],
+    config: ConfigOpt = None, run_dir: RunDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Hand the audit log to a new signing key, recorded in the log: the current key signs the handover (a
+    key_rotation record) and a checkpoint covering it; from then on only the new key signs. Stop the service
+    first, then set transparency.signing_key to the new key and start it. Verifiers holding either key keep
+    verifying the whole log."""
+    from steward.ledger import witness as witness_mod
+    from steward.ledger.checkpoint import Checkpoint, load_signer
+
+    _cfg, t = _transparency(config, run_dir)
+    log = _audit(config, run_dir)
+    new = load_signer(new_key, run_dir=Path(_cfg.run_dir))
+    done = log.rotate_key(t.signer, new, t.origin)
+    if done["checkpoint"] is not None:  # the witness gets the old key's last word at once
+        witness_mod.record(Checkpoint.from_dict(done["checkpoint"]), t.witness_dir)
+    if json_out:
+        print_json(done)
+        return
+    console.print(f"audit log handed from key {done['old_key_id']} to {done['new_key_id']} at record {done['seq']}; "
+                  f"now set transparency.signing_key to {new_key} and start the service", highlight=False)
+
+
 @audit_app.command("erase")
 @handle_errors
 def audit_erase(

@@ -8,13 +8,21 @@ Layout: ``DIR/<origin, with / as __>/<size>.json``, one checkpoint each, never o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from steward.atomic import write_text
 from steward.errors import LedgerIntegrityError
 from steward.ledger import merkle
 from steward.ledger.checkpoint import Checkpoint, verify_checkpoint
+
+# One public key, or the key in force for a checkpoint of a given size (a log whose key was rotated:
+# steward.service.transparency.KeyHistory).
+Keys = bytes | Callable[[int], bytes]
+
+
+def key_for(keys: Keys, size: int) -> bytes:
+    return keys(size) if callable(keys) else keys
 
 
 def origin_folder(directory: Path, origin: str) -> Path:
@@ -48,11 +56,11 @@ def load(directory: Path, origin: str | None = None) -> list[Checkpoint]:
     return sorted(out, key=lambda c: (c.origin, c.size))
 
 
-def check_forks(checkpoints: Iterable[Checkpoint], public_key: bytes) -> None:
+def check_forks(checkpoints: Iterable[Checkpoint], public_key: Keys) -> None:
     """Raise if two validly signed checkpoints of one log and one size disagree (from one witness or several)."""
     seen: dict[tuple[str, int], Checkpoint] = {}
     for cp in checkpoints:
-        verify_checkpoint(cp, public_key)
+        verify_checkpoint(cp, key_for(public_key, cp.size))
         other = seen.setdefault((cp.origin, cp.size), cp)
         if other.root != cp.root:
             raise LedgerIntegrityError(f"log {cp.origin!r} forked at size {cp.size}: two signed checkpoints with "
@@ -73,14 +81,14 @@ def other_logs(directory: Path, origin: str) -> dict[str, int]:
     return out
 
 
-def check_extends(leaves: list[bytes], checkpoints: Iterable[Checkpoint], public_key: bytes, unit: str) -> int:
+def check_extends(leaves: list[bytes], checkpoints: Iterable[Checkpoint], public_key: Keys, unit: str) -> int:
     """Raise unless the log with these leaf hashes (recomputed from its entries, never read from a store the
     operator keeps) extends every checkpoint, each signature checked first; the largest size signed.
     ``unit`` names the entries in messages ("records", "ledger events")."""
     tree = merkle.MemoryNodes(leaves)
     signed = 0
     for cp in sorted(checkpoints, key=lambda c: c.size):
-        verify_checkpoint(cp, public_key)
+        verify_checkpoint(cp, key_for(public_key, cp.size))
         if cp.size > tree.size:
             raise LedgerIntegrityError(f"the log holds {tree.size} {unit} but a checkpoint of {cp.size} was signed "
                                        f"at {cp.time}: {unit} were deleted")

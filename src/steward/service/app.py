@@ -127,8 +127,11 @@ def _transparency_routes(app: FastAPI, spec: AppSpec) -> None:
         await core.authorise(request, "models")
         if core.transparency is None:
             raise ServiceError(404, "transparency_off", "this service does not sign its audit log")
-        latest = await asyncio.get_running_loop().run_in_executor(None, core.audit.latest_checkpoint)
-        return {**core.transparency.describe(), "checkpoint": latest.to_dict() if latest else None}
+        loop = asyncio.get_running_loop()
+        latest = await loop.run_in_executor(None, core.audit.latest_checkpoint)
+        history = await loop.run_in_executor(None, core.audit.key_history, core.transparency.signer.public_key)
+        return {**core.transparency.describe(), "checkpoint": latest.to_dict() if latest else None,
+                "key_history": history.describe()}  # every key that signed this log, and for which sizes
 
 
 def _handlers(app: FastAPI, shape: ErrorShape) -> None:

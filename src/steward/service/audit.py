@@ -12,6 +12,7 @@ Records never hold raw input: the redacted text and a keyed hash of the original
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Iterator
@@ -22,20 +23,26 @@ from typing import Any
 
 from steward.errors import ConfigError
 from steward.hashing import canonical_json, sha256_bytes
-from steward.ledger.checkpoint import Checkpoint, Signer
+from steward.ledger.checkpoint import Checkpoint, Signer, key_id, public_key_text
 from steward.service.erasure import ERASED_OUTPUT, SEALED, RecordCipher, is_sealed
 from steward.service.erasure import KEY_ENV as DATA_KEY_ENV
 from steward.service.transparency import (
+    ROTATION,
     DatabaseNodes,
+    KeyHistory,
     backfill,
     check_against,
     record_leaf,
+    rotation_statement,
     sign_head,
     store_checkpoint,
 )
 from steward.service.transparency import receipt as build_receipt
 
 GENESIS = "0" * 64
+# Records the log writes about itself, with no customer text: kept in the clear, so a verifier without the data
+# key reads them (an erasure names records and a reason; a key rotation names keys).
+SYSTEM_KINDS = frozenset({"erasure", ROTATION})
 FIELDS = ("seq", "decision_id", "ts", "kind", "key_id", "model_version", "model_hash", "input_hash",
           "redacted_input", "findings", "output", "latency_ms", "ref")
 
@@ -223,7 +230,7 @@ class AuditLog:
                 "output": json.dumps(item.get("output") or {}, sort_keys=True, ensure_ascii=False),
                 "latency_ms": round(float(item.get("latency_ms") or 0.0), 3), "ref": item.get("ref"),
             }
-            if self.cipher is not None:  # the hash below then covers the ciphertext (erasure keeps it valid)
+            if self.cipher is not None and item["kind"] not in SYSTEM_KINDS:  # the hash then covers the ciphertext
                 sealed = self.cipher.seal(seq, {f: row[f] for f in SEALED})
                 row.update(sealed.fields)
                 keys.append({"seq": seq, "wrapped": sealed.wrapped_key})
@@ -464,10 +471,53 @@ class AuditLog:
         if not report.ok:
             return report
         try:
-            check_against(leaves, checkpoints, public_key)
+            check_against(leaves, checkpoints, self.key_history(public_key))
         except LedgerIntegrityError as exc:
             return AuditReport(False, report.records, str(exc))
         return report
+
+    # -- key rotation -----------------------------------------------------------------------------
+    def rotations(self) -> list[dict[str, Any]]:
+        """The log's key-rotation records (their output, with ``seq``), in order."""
+        from sqlalchemy import select
+
+        from steward.service.tables import audit_records
+
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(audit_records.c.seq, audit_records.c.output)
+                                .where(audit_records.c.kind == ROTATION).order_by(audit_records.c.seq)).all()
+        return [{**json.loads(out), "seq": int(seq)} for seq, out in rows]
+
+    def key_history(self, trusted: bytes) -> KeyHistory:
+        """The key in force at each size, from the rotation records, anchored on the key the caller trusts."""
+        return KeyHistory(self.rotations(), trusted)
+
+    def rotate_key(self, old: Signer, new: Signer, origin: str) -> dict[str, Any]:
+        """Hand the log from ``old`` to ``new``, in the log: the head is signed with the old key, then a
+        ``key_rotation`` record naming both keys and carrying the old key's signature of the handover, then
+        the head again with the old key (covering the rotation). Every later checkpoint must be the new key's.
+        Stop the service first: a service still signing with the old key would sign sizes it no longer owns."""
+        from steward.errors import ConfigError
+
+        if old.public_key == new.public_key:
+            raise ConfigError("--new-key: it is the key in use; make another with `steward audit keygen --out PATH`")
+        history = self.key_history(old.public_key)
+        if history(10**12) != old.public_key:
+            raise ConfigError(f"the log's current key is {history.describe()[-1]['key_id']}, not the key given")
+        self.sign_checkpoint(old, origin)
+        with self.engine.begin() as conn:
+            seq = int(conn.execute(select_head_seq()).scalar_one()) + 1
+            statement = rotation_statement(origin, seq, old.public_key, new.public_key)
+            record = self._append(conn, [{"decision_id": f"rotation-{secrets.token_hex(12)}", "kind": ROTATION,
+                                          "key_id": None, "latency_ms": 0.0,
+                                          "output": {"origin": origin, "old_key_id": key_id(old.public_key),
+                                                     "new_key_id": key_id(new.public_key),
+                                                     "old_public_key": public_key_text(old.public_key),
+                                                     "new_public_key": public_key_text(new.public_key),
+                                                     "endorsement": base64.b64encode(old.sign(statement)).decode()}}])[0]
+        covering = self.sign_checkpoint(old, origin)
+        return {"seq": record["seq"], "old_key_id": key_id(old.public_key), "new_key_id": key_id(new.public_key),
+                "checkpoint": covering.to_dict() if covering is not None else None}
 
     def export(self, path: Path, since: str | None = None) -> int:
         """Write records as JSON lines for auditors; returns how many."""
@@ -480,6 +530,15 @@ class AuditLog:
                 fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
                 n += 1
         return n
+
+
+def select_head_seq() -> Any:
+    """The head's sequence number, locked for the transaction (the append that follows is the next record)."""
+    from sqlalchemy import select
+
+    from steward.service.tables import audit_head
+
+    return select(audit_head.c.seq).where(audit_head.c.id == 1).with_for_update()
 
 
 def safe_url(url: str) -> str:

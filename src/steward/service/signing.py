@@ -83,8 +83,15 @@ def check_witness(audit: AuditLog, t: Transparency, public_key: bytes | None = N
     start-up a service must not extend such a log; a log started over there is only logged."""
     key = public_key or t.signer.public_key
     try:
+        history = audit.key_history(key)
+    except LedgerIntegrityError as exc:
+        return f"the log's key rotations do not lead to this key: {exc}"
+    if public_key is None and history(2**62) != key:
+        return (f"the log's key was rotated to {history.describe()[-1]['key_id']}: this service signs with "
+                f"{key_id(key)}, which may no longer sign it. Fix: set transparency.signing_key to the new key")
+    try:
         held = witness.load(t.witness_dir, t.origin) if t.witness_dir.is_dir() else []
-        witness.check_forks(held, key)
+        witness.check_forks(held, history)
         others = witness.other_logs(t.witness_dir, t.origin)
     except (LedgerIntegrityError, OSError, UnicodeDecodeError) as exc:
         return f"the witness in {t.witness_dir} cannot be read: {exc}"
