@@ -16,6 +16,25 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The signing key and witness copies live outside every run folder, under $STEWARD_HOME: a throwaway one per run.
 os.environ.setdefault("STEWARD_HOME", tempfile.mkdtemp(prefix="steward-home-"))
+# Under xdist each worker (and every process a test starts) gets its share of the cores: two workers each
+# running torch's default of one OpenMP thread per core oversubscribed the two cores, and the spinning threads
+# cost a sixth of the suite's CPU time in the kernel.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+# The files that run for minutes go first: with --dist loadfile a long file scheduled last runs alone at the
+# end while the other worker idles.
+_FIRST = ("tests/e2e/test_demo_and_real_model.py", "tests/gateway/test_injection_probe.py",
+          "tests/evaluate/test_chat_safety.py", "tests/evaluate/test_chat_scorecard.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return _FIRST.index(path) if path in _FIRST else len(_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file and among the rest is kept
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
