@@ -267,31 +267,60 @@ def audit_rotate_key(
 @audit_app.command("erase")
 @handle_errors
 def audit_erase(
-    decision_id: Annotated[str, typer.Option("--decision-id", help="The decision to erase (with the feedback on "
-                                                                   "it).")],
+    decision_id: Annotated[str | None, typer.Option("--decision-id", help="The decision to erase (with the "
+                                                                          "feedback on it).")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Erase every decision about this subject id: "
+                                                "the 'user' field the requests sent, exactly as sent.")] = None,
     reason: Annotated[str, typer.Option(help="Why, for the log (e.g. the request's reference).")] = "erasure request",
     config: ConfigOpt = None, run_dir: RunDirOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Erase a decision's text for good (a data-protection request): its records' data keys are destroyed,
-    the erasure is logged as a record of its own, and the chain, the tree and every receipt still verify."""
+    """Erase a decision's text for good, or every decision about one subject (a data-protection request): their
+    records' data keys are destroyed, the erasure is logged as a record of its own, and the chain, the tree and
+    every receipt still verify."""
     import getpass
 
+    from steward.errors import ConfigError
+
+    if (decision_id is None) == (subject is None):
+        raise ConfigError("give exactly one of --decision-id ID (one decision) or --subject ID (every decision "
+                          "whose request sent that 'user')")
     log = _audit(config, run_dir)
     if log.cipher is None:
-        from steward.errors import ConfigError
-
         raise ConfigError("no audit data key on this machine: the records' text was never sealed here, or the key "
                           "is elsewhere. Fix: set audit_encryption.key (or $STEWARD_AUDIT_DATA_KEY) to the service's")
-    done = log.erase(decision_id, by=f"cli:{getpass.getuser()}", reason=reason)
+    by = f"cli:{getpass.getuser()}"
+    if subject is not None:
+        done = log.erase_subject(_subject_hash(config, run_dir, subject), by=by, reason=reason)
+        what = f"{len(done['decisions'])} decision(s) about this subject"
+    else:
+        done = log.erase(decision_id or "", by=by, reason=reason)
+        what = f"decision {decision_id}"
     if json_out:
         print_json(done)
         return
-    console.print(f"erased decision {decision_id}: records {done['erased_records']} can no longer be read; "
-                  f"logged as record {done['erasure_record']}", highlight=False)
+    console.print(f"erased {what}: records {done['erased_records']} can no longer be read; logged as record "
+                  f"{done['erasure_record']}", highlight=False)
     if done["wal_cleared"] is False:
         console.print("[yellow]warning:[/] the write-ahead log was busy (a reader): the erased keys' old pages "
                       "leave it at the next checkpoint; run the command again to force it now")
+
+
+def _subject_hash(config: Path | None, run_dir: Path | None, subject: str) -> str:
+    """The subject's HMAC under the service secret of the run (``$STEWARD_AUDIT_KEY`` or ``serve/audit.key``)."""
+    import os
+
+    from steward.config.loader import load_config
+    from steward.errors import ConfigError
+    from steward.service.audit import subject_hash
+    from steward.service.runfiles import SECRET_ENV, service_secret
+
+    folder = Path(load_config(config, {"run_dir": str(run_dir)} if run_dir else {}).run_dir)
+    if not os.environ.get(SECRET_ENV) and not (folder / "serve" / "audit.key").is_file():
+        raise ConfigError(f"--subject: {folder / 'serve' / 'audit.key'} is missing (and ${SECRET_ENV} is unset): "
+                          "subject ids are hashed under the service's secret, so without it none can be found. "
+                          "Fix: run this where the service runs, or set the variable it uses")
+    return subject_hash(service_secret(folder), subject)
 
 
 @audit_app.command("export")

@@ -49,7 +49,7 @@ def register_routes(app: FastAPI, live: Live[GatewayState], cfg: GatewayRun) -> 
         max_tokens = turns.check_request(state, gcfg, body, key.role)
         raw = [{"role": msg.role, "content": msg.text()} for msg in body.messages]
         turn = Turn(uuid.uuid4().hex, key.key_id, key.role, raw_json=json.dumps(raw, ensure_ascii=False,
-                                                                                 sort_keys=True))
+                                                                                 sort_keys=True), user=body.user)
         ctx = GuardContext(key_id=key.key_id)
         await turns.guard_input(state, turn, raw, ctx)
         messages = turns.model_messages(state.system, turn.redacted or [])

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from steward.service.schemas import Text
+from steward.service.schemas import Subject, Text
 
 # Fields a caller may send that the gateway cannot honour; ignoring them would silently change the answer.
 UNSUPPORTED = {
@@ -56,7 +56,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1)
     seed: int | None = None
-    user: Text | None = None
+    user: Subject = None
     logprobs: bool | None = None
     response_format: dict[str, Any] | None = None
 

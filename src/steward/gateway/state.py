@@ -48,6 +48,7 @@ class Turn:
     cost: int = 0  # tokens taken from the key's budget for this turn
     settling: Any = None  # the task that ends a generation cut short and settles its tokens (asyncio.Task)
     receipt: dict[str, Any] | None = None  # where its record sits in the signed audit log, once committed
+    user: str | None = None  # the request's subject id (only its keyed hash is stored)
 
     def usage(self) -> dict[str, int]:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,

@@ -54,7 +54,7 @@ async def audit(st: GatewayState, turn: Turn, kind: str) -> None:
         "findings": turn.findings,
         "output": {"answer": turn.answer if kind == "chat" else None, "finish_reason": turn.finish_reason,
                    "blocked": turn.blocked, "tokens_in": turn.prompt_tokens, "tokens_out": turn.completion_tokens},
-        "latency_ms": (time.perf_counter() - turn.started) * 1000}])
+        "latency_ms": (time.perf_counter() - turn.started) * 1000, "subject": st.core.subject(turn.user)}])
     if stored:
         turn.receipt = receipt_of(stored[0]).model_dump()
 

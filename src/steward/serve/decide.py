@@ -23,7 +23,8 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-async def guard_inputs(st: ServeState, texts: list[str], key: ApiKey) -> list[tuple[str, list[dict[str, Any]]]]:
+async def guard_inputs(st: ServeState, texts: list[str], key: ApiKey, user: str | None = None,
+                       ) -> list[tuple[str, list[dict[str, Any]]]]:
     """Run the input chain on every text; raise 422 (after auditing the refusal) if any is blocked."""
     ctx = GuardContext(key_id=key.key_id, labels=st.model.labels)
 
@@ -43,7 +44,7 @@ async def guard_inputs(st: ServeState, texts: list[str], key: ApiKey) -> list[tu
         decision_id = new_id()
         await st.core.writer.write([
             st.record(key.key_id, "blocked", decision_id if len(texts) == 1 else f"{decision_id}-{i}", raw=texts[i],
-                      redacted=None, findings=chains[i].findings(), output={"blocked": b.code})
+                      redacted=None, findings=chains[i].findings(), output={"blocked": b.code}, user=user)
             for i, b in blocked])
         first = blocked[0][1]
         raise ServiceError(422, first.code, first.message, guard=first.guard, decision_id=decision_id,
@@ -53,7 +54,7 @@ async def guard_inputs(st: ServeState, texts: list[str], key: ApiKey) -> list[tu
 
 
 def _failed(st: ServeState, key: ApiKey, raw: str, text: str, findings: list[dict[str, Any]], exc: BaseException,
-            latency: float) -> tuple[Decision, dict[str, Any]]:
+            latency: float, user: str | None) -> tuple[Decision, dict[str, Any]]:
     """This text alone failed to score (the others of its batch did): say so, and record it."""
     st.metrics.scoring_failures.inc()
     decision = Decision(decision_id=new_id(), label=None, probabilities={}, abstained=True,
@@ -61,11 +62,11 @@ def _failed(st: ServeState, key: ApiKey, raw: str, text: str, findings: list[dic
                         error={"code": "scoring_failed", "message": "the model could not score this text "
                                f"({type(exc).__name__}); route it to review"})
     return decision, st.record(key.key_id, "error", decision.decision_id, raw=raw, redacted=text, findings=findings,
-                               output={"error": "scoring_failed"}, latency_ms=latency)
+                               output={"error": "scoring_failed"}, latency_ms=latency, user=user)
 
 
 async def _decided(st: ServeState, key: ApiKey, raw: str, text: str, findings: list[dict[str, Any]], p: Any,
-                   emb: Any, latency: float, records: list[dict[str, Any]]) -> Decision:
+                   emb: Any, latency: float, records: list[dict[str, Any]], user: str | None) -> Decision:
     """One scored text through the output guards; a block is audited (with the batch so far) and raised."""
     served, m = st.model, st.metrics
     idx = int(p.argmax())
@@ -77,7 +78,7 @@ async def _decided(st: ServeState, key: ApiKey, raw: str, text: str, findings: l
         m.guard_hits.labels(out.blocked.guard, "block").inc()
         records.append(st.record(key.key_id, "blocked", new_id(), raw=raw, redacted=text,
                                  findings=findings + out.findings(), output={"blocked": out.blocked.code},
-                                 latency_ms=latency))
+                                 latency_ms=latency, user=user))
         await st.core.writer.write(records)
         raise ServiceError(422, out.blocked.code, out.blocked.message, guard=out.blocked.guard,
                            decision_id=records[-1]["decision_id"])
@@ -87,7 +88,7 @@ async def _decided(st: ServeState, key: ApiKey, raw: str, text: str, findings: l
         lbl: round(float(v), 6) for lbl, v in zip(served.labels, p, strict=True)}, abstained=abstained,
         model_version=served.version, findings=all_findings)
     records.append(st.record(key.key_id, "predict", decision.decision_id, raw=raw, redacted=text,
-                             findings=all_findings, latency_ms=latency,
+                             findings=all_findings, latency_ms=latency, user=user,
                              output={"label": decision.label, "probabilities": decision.probabilities,
                                      "abstained": abstained}))
     m.labels.labels(label).inc()
@@ -97,22 +98,23 @@ async def _decided(st: ServeState, key: ApiKey, raw: str, text: str, findings: l
     return decision
 
 
-async def classify(st: ServeState, texts: list[str], key: ApiKey) -> list[Decision]:
-    """Decide every text; all records are committed before this returns (failures too)."""
+async def classify(st: ServeState, texts: list[str], key: ApiKey, user: str | None = None) -> list[Decision]:
+    """Decide every text (about the subject ``user``, when given); all records are committed before this
+    returns (failures too)."""
     t0 = time.perf_counter()
-    guarded = await guard_inputs(st, texts, key)
+    guarded = await guard_inputs(st, texts, key, user)
     scored = await st.batcher.submit([t for t, _ in guarded])
     st.metrics.batch_size.observe(len(texts))
     latency = (time.perf_counter() - t0) * 1000
     decisions, records = [], []
     for (text, findings), raw, r in zip(guarded, texts, scored, strict=True):
         if isinstance(r, BaseException):
-            decision, rec = _failed(st, key, raw, text, findings, r, latency)
+            decision, rec = _failed(st, key, raw, text, findings, r, latency, user)
             decisions.append(decision)
             records.append(rec)
             continue
         p, emb = r if isinstance(r, tuple) else (r, None)
-        decisions.append(await _decided(st, key, raw, text, findings, p, emb, latency, records))
+        decisions.append(await _decided(st, key, raw, text, findings, p, emb, latency, records, user))
     stored = await st.core.writer.write(records)  # committed before the answer leaves (failures too)
     by_id = {row["decision_id"]: row for row in stored}
     for decision in decisions:
@@ -124,13 +126,13 @@ async def classify(st: ServeState, texts: list[str], key: ApiKey) -> list[Decisi
     return decisions
 
 
-async def explain(st: ServeState, text_in: str, method: str, key: ApiKey) -> dict[str, Any]:
+async def explain(st: ServeState, text_in: str, method: str, key: ApiKey, user: str | None = None) -> dict[str, Any]:
     """Token attributions for a text by the evaluate stage's explainers (occlusion or Integrated Gradients)."""
     from steward.evaluate.explain import integrated_gradients, occlusion
 
     served = st.model
     t0 = time.perf_counter()
-    ((text, findings),) = await guard_inputs(st, [text_in], key)
+    ((text, findings),) = await guard_inputs(st, [text_in], key, user)
     clf = served.clf
     if method == "integrated_gradients" and not getattr(clf, "differentiable", False):
         raise ServiceError(422, "method_unavailable", "integrated_gradients needs gradients, which the served model "
@@ -146,6 +148,6 @@ async def explain(st: ServeState, text_in: str, method: str, key: ApiKey) -> dic
     label = served.labels[attr.target]
     await st.core.writer.write([st.record(key.key_id, "explain", decision_id, raw=text_in, redacted=text,
                                           findings=findings, output={"label": label, "method": method},
-                                          latency_ms=(time.perf_counter() - t0) * 1000)])
+                                          latency_ms=(time.perf_counter() - t0) * 1000, user=user)])
     return {"decision_id": decision_id, "label": label, "method": method, "tokens": attr.tokens,
             "scores": [round(s, 6) for s in attr.scores], "model_version": served.version, "findings": findings}

@@ -44,12 +44,12 @@ def register_routes(app: FastAPI, live: Live[ServeState], cfg: ServeRun) -> None
         texts = body.items()
         if len(texts) > max_batch:
             raise ServiceError(422, "batch_too_large", f"{len(texts)} texts; the limit is {max_batch}")
-        return PredictResponse(decisions=await decide.classify(st(), texts, key))
+        return PredictResponse(decisions=await decide.classify(st(), texts, key, body.user))
 
     @app.post("/v1/explain", response_model=ExplainResponse, tags=["v1"])
     async def explain(body: ExplainRequest, key: Annotated[ApiKey, authorise("explain")]) -> Any:
         """Token attributions for a text, by the evaluate stage's explainers (occlusion or Integrated Gradients)."""
-        return ExplainResponse(**await decide.explain(st(), body.text, body.method, key))
+        return ExplainResponse(**await decide.explain(st(), body.text, body.method, key, body.user))
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["v1"])
     async def feedback(body: FeedbackRequest, key: Annotated[ApiKey, authorise("feedback")]) -> Any:

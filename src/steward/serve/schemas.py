@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from steward.service.schemas import Receipt, Text
+from steward.service.schemas import Receipt, Subject, Text
 
 FEEDBACK_LIMITS = (2_000, 200)  # characters of a feedback comment, of a group attribute's name or value
 
@@ -20,6 +20,7 @@ class PredictRequest(_Body):
 
     text: Text | None = Field(None, description="One text to classify.")
     texts: list[Text] | None = Field(None, description="Several texts, classified together.", min_length=1)
+    user: Subject = None
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
@@ -50,6 +51,7 @@ class PredictResponse(BaseModel):
 class ExplainRequest(_Body):
     text: Text
     method: str = Field("occlusion", pattern="^(occlusion|integrated_gradients)$")
+    user: Subject = None
 
 
 class ExplainResponse(BaseModel):

@@ -30,9 +30,10 @@ class ServeState:
 
     def record(self, key_id: str, kind: str, decision_id: str, *, raw: str | None, redacted: str | None,
                findings: list[dict[str, Any]], output: dict[str, Any], latency_ms: float = 0.0,
-               **extra: Any) -> dict[str, Any]:
-        """One audit record of this model: the input as a keyed hash, the redacted text, what was decided."""
+               user: str | None = None, **extra: Any) -> dict[str, Any]:
+        """One audit record of this model: the input as a keyed hash, the redacted text, what was decided, and
+        the subject (``user``) it is about as a keyed hash."""
         return {"decision_id": decision_id, "kind": kind, "key_id": key_id, "model_version": self.model.version,
                 "model_hash": self.model.hash, "input_hash": self.core.input_hash(raw) if raw is not None else None,
                 "redacted_input": redacted, "findings": findings, "output": output, "latency_ms": latency_ms,
-                **extra}
+                "subject": self.core.subject(user), **extra}

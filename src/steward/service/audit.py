@@ -75,8 +75,16 @@ def keyed_hash(secret: bytes, text: str) -> str:
     return hmac.new(secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
+def subject_hash(secret: bytes, subject: str) -> str:
+    """The audit log's name for a subject id: an HMAC under the service secret, domain-separated from the input
+    hashes (a subject id that is also a whole input does not share its hash)."""
+    return keyed_hash(secret, "steward-subject\x00" + subject)
+
+
 def record_hash(prev: str, fields: dict[str, Any]) -> str:
     body = {k: fields.get(k) for k in FIELDS}
+    if fields.get("subject") is not None:  # absent from records written before subjects were (same hashes)
+        body["subject"] = fields["subject"]
     return sha256_bytes(prev.encode() + canonical_json(body))
 
 
@@ -170,7 +178,7 @@ class AuditLog:
 
         from sqlalchemy import text
 
-        from steward.service.tables import audit_head, audit_log_id, audit_records
+        from steward.service.tables import add_missing_columns, audit_head, audit_log_id, audit_records
 
         # Replicas starting together would race to create the tables: serialise set-up (SQLite's
         # BEGIN IMMEDIATE already does; PostgreSQL takes a transaction-scoped advisory lock).
@@ -178,6 +186,7 @@ class AuditLog:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7242001)"))
             METADATA.create_all(conn)
+            add_missing_columns(conn)
             for index in audit_records.indexes:  # an index added since an older database was created
                 index.create(conn, checkfirst=True)
             if conn.execute(audit_head.select()).first() is None:
@@ -229,6 +238,7 @@ class AuditLog:
                 "findings": json.dumps(item.get("findings") or [], sort_keys=True, ensure_ascii=False),
                 "output": json.dumps(item.get("output") or {}, sort_keys=True, ensure_ascii=False),
                 "latency_ms": round(float(item.get("latency_ms") or 0.0), 3), "ref": item.get("ref"),
+                "subject": item.get("subject"),
             }
             if self.cipher is not None and item["kind"] not in SYSTEM_KINDS:  # the hash then covers the ciphertext
                 sealed = self.cipher.seal(seq, {f: row[f] for f in SEALED})
@@ -332,33 +342,69 @@ class AuditLog:
         erasure as a record of its own — one transaction. The records, their hashes and every receipt stay;
         their text can never be opened again. Returns what was erased and whether the SQLite write-ahead
         log was emptied (the old pages that held the keys)."""
-        from sqlalchemy import delete, or_, select
-
-        from steward.service.tables import audit_data_keys, audit_records
-
+        # a chat completion's id is "chatcmpl-" + its decision id (what an OpenAI client shows)
+        decision_id = decision_id.removeprefix("chatcmpl-")
         with self.engine.begin() as conn:
-            rows = [dict(r) for r in conn.execute(
-                select(audit_records.c.seq, audit_records.c.kind, audit_records.c.redacted_input,
-                       audit_records.c.output)
-                .where(or_(audit_records.c.decision_id == decision_id,
-                           (audit_records.c.ref == decision_id) & (audit_records.c.kind == "feedback")))
-                .where(audit_records.c.kind != "erasure").order_by(audit_records.c.seq)).mappings()]
+            rows = self._erasable(conn, [decision_id])
             if not rows:
                 raise ConfigError(f"--decision-id: got {decision_id!r}: no record has it. Fix: copy the id from the "
                                   "response (decisions[].decision_id, or the chat completion's id)")
-            plain = [r["seq"] for r in rows if not any(is_sealed(r[f]) for f in SEALED)]
-            if plain:
-                raise ConfigError(f"records {plain} of {decision_id} were written before record text was sealed: "
-                                  "their text is part of their hash, so it cannot be erased without breaking the "
-                                  "chain and every receipt after it (nothing was erased)")
-            seqs = [r["seq"] for r in rows]
-            gone = conn.execute(delete(audit_data_keys).where(audit_data_keys.c.seq.in_(seqs))).rowcount
-            record = self._append(conn, [{"decision_id": f"erasure-{secrets.token_hex(12)}", "kind": "erasure",
-                                          "key_id": None, "ref": decision_id, "latency_ms": 0.0,
-                                          "output": {"erased_records": seqs, "already_erased": len(seqs) - gone,
-                                                     "by": by, "reason": reason}}])[0]
-        return {"decision_id": decision_id, "erased_records": seqs, "erasure_record": record["seq"],
-                "wal_cleared": self._clear_wal()}
+            done = self._erase(conn, rows, ref=decision_id, by=by, reason=reason)
+        return {"decision_id": decision_id, **done, "wal_cleared": self._clear_wal()}
+
+    def erase_subject(self, subject: str, *, by: str, reason: str) -> dict[str, Any]:
+        """Erase every decision made about one subject (``subject``: its HMAC, :func:`subject_hash`) and the
+        feedback on them, as :meth:`erase` does one decision: one transaction, one erasure record."""
+        from sqlalchemy import select
+
+        from steward.service.tables import audit_records
+
+        with self.engine.begin() as conn:
+            ids = list(dict.fromkeys(conn.execute(
+                select(audit_records.c.decision_id).where(audit_records.c.subject == subject)
+                .where(audit_records.c.kind.notin_(SYSTEM_KINDS)).order_by(audit_records.c.seq)).scalars()))
+            if not ids:
+                raise ConfigError("--subject: no record was made for this subject id (ids are compared as given, "
+                                  "case and spaces included; requests name it in their 'user' field). Nothing "
+                                  "was erased")
+            done = self._erase(conn, self._erasable(conn, ids), ref=None, subject=subject, by=by, reason=reason,
+                               decisions=ids)
+        return {"subject": subject, "decisions": ids, **done, "wal_cleared": self._clear_wal()}
+
+    @staticmethod
+    def _erasable(conn: Any, decision_ids: list[str]) -> list[dict[str, Any]]:
+        """The records of these decisions and the feedback on them (not erasure records), in chain order."""
+        from sqlalchemy import or_, select
+
+        from steward.service.tables import audit_records
+
+        return [dict(r) for r in conn.execute(
+            select(audit_records.c.seq, audit_records.c.decision_id, audit_records.c.redacted_input,
+                   audit_records.c.output)
+            .where(or_(audit_records.c.decision_id.in_(decision_ids),
+                       audit_records.c.ref.in_(decision_ids) & (audit_records.c.kind == "feedback")))
+            .where(audit_records.c.kind.notin_(SYSTEM_KINDS)).order_by(audit_records.c.seq)).mappings()]
+
+    def _erase(self, conn: Any, rows: list[dict[str, Any]], *, ref: str | None, by: str, reason: str,
+               subject: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Delete the data keys of ``rows`` and append the erasure record (about the decision ``ref``, or the
+        subject), in ``conn``'s transaction."""
+        from sqlalchemy import delete
+
+        from steward.service.tables import audit_data_keys
+
+        plain = [r["seq"] for r in rows if not any(is_sealed(r[f]) for f in SEALED)]
+        if plain:
+            raise ConfigError(f"records {plain} were written before record text was sealed: their text is part "
+                              "of their hash, so it cannot be erased without breaking the chain and every receipt "
+                              "after it (nothing was erased)")
+        seqs = [r["seq"] for r in rows]
+        gone = conn.execute(delete(audit_data_keys).where(audit_data_keys.c.seq.in_(seqs))).rowcount
+        record = self._append(conn, [{"decision_id": f"erasure-{secrets.token_hex(12)}", "kind": "erasure",
+                                      "key_id": None, "ref": ref, "subject": subject, "latency_ms": 0.0,
+                                      "output": {"erased_records": seqs, "already_erased": len(seqs) - gone,
+                                                 "by": by, "reason": reason, **extra}}])[0]
+        return {"erased_records": seqs, "erasure_record": record["seq"]}
 
     def _clear_wal(self) -> bool | None:
         """SQLite: copy the WAL back and truncate it, so no old page (with a deleted key) stays in it. False

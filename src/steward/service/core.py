@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.service.access import Access, client_address
-from steward.service.audit import AuditLog, check_at_start, database_url, keyed_hash, safe_url
+from steward.service.audit import AuditLog, check_at_start, database_url, keyed_hash, safe_url, subject_hash
 from steward.service.config import ServiceSettings
 from steward.service.errors import ServiceError
 from steward.service.keys import ApiKey, KeyStore
@@ -55,6 +55,10 @@ class ServiceCore:
 
     def input_hash(self, text: str) -> str:
         return keyed_hash(self.secret, text)
+
+    def subject(self, user: str | None) -> str | None:
+        """How the log names the subject a request is about (its ``user`` field): an HMAC, never the id."""
+        return subject_hash(self.secret, user) if user else None
 
     async def ready(self) -> None:
         """Raise the reason the service cannot take requests now (read-only, the database silent)."""

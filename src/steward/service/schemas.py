@@ -21,6 +21,13 @@ def _storable(value: str) -> str:
 # a string fails its own request with a 422 naming the field, never a batch or an audit transaction it joined.
 Text = Annotated[str, AfterValidator(_storable)]
 
+# Who a request is about (OpenAI's ``user`` field: "a unique identifier representing your end-user"). The log
+# stores only its HMAC under the service secret, so `steward audit erase --subject ID` finds every decision
+# about that person; a caller who sends none can erase by decision id only.
+Subject = Annotated[Text | None, Field(None, min_length=1, max_length=256, description=(
+    "An id of the person the request is about (yours, not their name). Stored only as a keyed hash; a data-"
+    "protection request for that id erases every decision about them (steward audit erase --subject)."))]
+
 
 
 class Receipt(BaseModel):

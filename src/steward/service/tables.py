@@ -22,6 +22,10 @@ audit_records = Table(
     Column("output", Text, nullable=False),  # JSON
     Column("latency_ms", Float, nullable=False),
     Column("ref", String(64), index=True),  # feedback: the decision it is about
+    # The caller's subject id (OpenAI's ``user``) as an HMAC under the service secret: every decision about one
+    # person can be found and erased (``steward audit erase --subject``) without the id being stored. Hashed
+    # into the record only when set, so records written before the column existed keep their hashes.
+    Column("subject", String(64), index=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
 )
@@ -81,3 +85,20 @@ api_keys = Table(
     Column("created", String(40), nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
 )
+
+
+def add_missing_columns(conn: object) -> list[str]:
+    """Add the columns a database created by an older version lacks (nullable ones only), before the indexes on
+    them are made. SQLAlchemy's ``create_all`` creates missing tables, never missing columns; a migration tool
+    (Alembic) would be one more dependency for what is, so far, one nullable column."""
+    from sqlalchemy import inspect, text
+
+    added = []
+    for table in METADATA.sorted_tables:
+        have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for col in table.columns:
+            if col.name not in have and col.nullable:
+                kind = col.type.compile(dialect=conn.dialect)  # type: ignore[attr-defined]
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))  # type: ignore[attr-defined]
+                added.append(f"{table.name}.{col.name}")
+    return added
