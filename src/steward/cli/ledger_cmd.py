@@ -62,6 +62,32 @@ def sign(
         console.print(f"[green]ledger signed[/]: {cp.size} events, root {cp.root.hex()[:16]}…, key {cp.key_id}")
 
 
+@app.command("rotate-key")
+@handle_errors
+def rotate_key(
+    new_key: Annotated[Path, typer.Option("--new-key", help="The new private key (from `steward audit keygen "
+                                                            "--out PATH`), outside the run folder.")],
+    positional: RunDirArg = None,
+    run_dir: RunDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Hand the run's ledger from this machine's key to a new one, recorded in the ledger itself: the old key
+    signs the handover (an event) and a checkpoint covering it; later events must be signed by the new key.
+    Verifiers holding either public key check the whole ledger. Run it in every run folder before the machine
+    key is replaced."""
+    from steward.ledger import Ledger
+    from steward.ledger.checkpoint import default_signer, load_signer
+
+    run_dir = _run_dir(positional, run_dir)
+    done = Ledger(run_dir).rotate_key(default_signer(run_dir), load_signer(new_key, run_dir=run_dir))
+    if json_out:
+        print_json(done)
+        return
+    console.print(f"ledger of {run_dir} handed from key {done['old_key_id']} to {done['new_key_id']} at event "
+                  f"{done['event']}; sign what follows with the new key: set $STEWARD_SIGNING_KEY={new_key} (or "
+                  "replace $STEWARD_HOME/signing-key.pem with it)", highlight=False)
+
+
 @app.command()
 @handle_errors
 def verify(

@@ -20,9 +20,11 @@ from steward.ledger.checkpoint import (
     Checkpoint,
     Signer,
     default_signer,
+    key_id,
     sign_checkpoint,
     steward_home,
 )
+from steward.ledger.rotation import KeyHistory
 
 CHECKPOINTS_NAME = "ledger.checkpoints.jsonl"
 
@@ -88,11 +90,14 @@ def witness_copies(witness_dir: Path, origin: str, size: int) -> list[Checkpoint
 
 
 def check(run_dir: Path, event_hashes: Sequence[str], public_key: bytes,
-          witness_dir: Path | None = None) -> dict[str, Any]:
+          witness_dir: Path | None = None, rotations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Raise ``LedgerIntegrityError`` unless every checkpoint (beside the ledger and in the witness folder) is
-    signed by ``public_key`` and the ledger extends it; what was checked, and how many events are signed."""
+    signed by the key in force at its size — ``public_key``, or the keys the ledger's ``rotations`` handed it
+    to and from (``public_key`` must be one of them) — and the ledger extends it; what was checked, how many
+    events are signed, and by which key the newest of them."""
     if not event_hashes:
-        return {"signed_events": 0, "checkpoints": 0, "witness_checkpoints": 0}
+        return {"signed_events": 0, "checkpoints": 0, "witness_checkpoints": 0, "key_id": None}
+    keys = KeyHistory(list(rotations), public_key)
     origin = origin_for(run_dir, event_hashes)
     log_id = origin.rsplit("/", 1)[1]
     # checkpoints kept beside the ledger: this log's, and those it carried when the folder was copied or moved
@@ -104,7 +109,7 @@ def check(run_dir: Path, event_hashes: Sequence[str], public_key: bytes,
             name, size = max(others.items(), key=lambda kv: kv[1])
             raise LedgerIntegrityError(f"the witness holds another ledger for this run folder ({name}, {size} "
                                        "events): it was replaced or started over since that one was signed")
-    witness.check_forks([*held, *seen], public_key)
-    signed = witness.check_extends([event_leaf(h) for h in event_hashes], [*held, *seen], public_key,
-                                   "ledger events")
-    return {"signed_events": signed, "checkpoints": len(held), "witness_checkpoints": len(seen)}
+    witness.check_forks([*held, *seen], keys)
+    signed = witness.check_extends([event_leaf(h) for h in event_hashes], [*held, *seen], keys, "ledger events")
+    return {"signed_events": signed, "checkpoints": len(held), "witness_checkpoints": len(seen),
+            "key_id": key_id(keys(signed)) if signed else None, "keys": keys.describe() if rotations else None}

@@ -17,6 +17,8 @@ from steward.atomic import write_text
 from steward.errors import LedgerError, LedgerIntegrityError, StewardError
 from steward.hashing import digest, sha256_tree
 from steward.ledger import signed
+from steward.ledger.checkpoint import Signer, default_signer, key_id
+from steward.ledger.rotation import LEDGER_ROTATION, in_force, ledger_rotations, rotation_statement
 from steward.provenance import stamp
 from steward.types import ArtifactRef
 
@@ -184,15 +186,27 @@ class Ledger:
         inputs: Sequence[ArtifactRef],
         outputs: Sequence[ArtifactRef],
         summary: dict[str, Any] | None = None,
+        signer: Signer | None = None,
     ) -> LedgerEvent:
-        """Append one event chained to the last one. The file is rewritten atomically (never half a line).
+        """Append one event chained to the last one and sign the new head (with ``signer``, default this
+        machine's key). The file is rewritten atomically (never half a line).
 
-        Raises ``LedgerError`` (and writes nothing) when an artifact does not resolve from the run folder.
+        Raises ``LedgerError`` (and writes nothing) when an artifact does not resolve from the run folder, and
+        ``LedgerIntegrityError`` (writing nothing) when the ledger was handed over to another key than the
+        signer's (``steward ledger rotate-key``).
         """
         for ref in (*inputs, *outputs):
             check_ref(ref, self.run_dir)
+        try:
+            signer = signer or default_signer(self.run_dir)
+        except (StewardError, OSError, ValueError) as exc:  # the event is still kept; verify names it unsigned
+            logging.getLogger("steward.ledger").error("no key to sign the ledger with (%s): %s", type(exc).__name__,
+                                                      exc)
+            signer = None
         with self._locked():
             lines = self._raw_lines()
+            if signer is not None:
+                in_force(ledger_rotations(_readable(lines)), signer.public_key)
             if lines:
                 try:
                     last = json.loads(lines[-1])
@@ -217,7 +231,8 @@ class Ledger:
             write_text(self.path, "".join(ln + "\n" for ln in lines) + event.to_json() + "\n")
             hashes = [json.loads(ln)["hash"] for ln in lines] + [event.hash]
             try:
-                signed.sign(self.run_dir, hashes, event.finished_at)  # the new head, signed and witnessed
+                if signer is not None:
+                    signed.sign(self.run_dir, hashes, event.finished_at, signer=signer)  # signed and witnessed
             except (StewardError, OSError, ValueError) as exc:
                 # The event is written; the next append signs a head covering it. `ledger verify` names every
                 # event no checkpoint covers, so this is evident, not silent.
@@ -253,7 +268,8 @@ class Ledger:
                         "from `steward audit public-key` on the machine that ran the stages)")
         key = public_key if public_key is not None else signer.public_key  # type: ignore[union-attr]
         try:
-            facts = signed.check(self.run_dir, [e.hash for e in self.events()], key, witness_dir)
+            events = self.events()
+            facts = signed.check(self.run_dir, [e.hash for e in events], key, witness_dir, ledger_rotations(events))
         except LedgerIntegrityError as exc:
             return fail(str(exc))
         if witness_dir is not None and facts["witness_checkpoints"] == 0:
@@ -275,8 +291,36 @@ class Ledger:
         if not report.ok:
             raise LedgerIntegrityError(f"not signed: {report.error}", event_index=report.broken_index)
         events = self.events()
+        signer = default_signer(self.run_dir)
+        in_force(ledger_rotations(events), signer.public_key)
         with self._locked():
-            return signed.sign(self.run_dir, [e.hash for e in events], now_iso())
+            return signed.sign(self.run_dir, [e.hash for e in events], now_iso(), signer=signer)
+
+    def rotate_key(self, old: Signer, new: Signer) -> dict[str, Any]:
+        """Hand the ledger from ``old`` to ``new`` (``steward ledger rotate-key``): a ``key_rotation`` event
+        carrying the old key's signed statement, and a checkpoint covering it signed by the old key — its last
+        word. Later heads must be the new key's (``append`` refuses the old one). Refused on a broken chain."""
+        import base64
+
+        report = self.check_chain()
+        if not report.ok:
+            raise LedgerIntegrityError(f"not rotated: {report.error}", event_index=report.broken_index)
+        if old.public_key == new.public_key:
+            raise LedgerIntegrityError("--new-key is the key that signs the ledger now: make a new one with "
+                                       "`steward audit keygen --out PATH`")
+        events = self.events()
+        in_force(ledger_rotations(events), old.public_key)
+        origin = signed.origin_for(self.run_dir, [e.hash for e in events])
+        size = len(events) + 1
+        statement = rotation_statement(origin, size, old.public_key, new.public_key)
+        b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+        event = self.append(stage=LEDGER_ROTATION, started_at=now_iso(), config_digest="", inputs=[], outputs=[],
+                            summary={"origin": origin, "old_public_key": b64(old.public_key),
+                                     "new_public_key": b64(new.public_key), "endorsement": b64(old.sign(statement)),
+                                     "old_key_id": key_id(old.public_key), "new_key_id": key_id(new.public_key)},
+                            signer=old)
+        return {"event": event.index, "old_key_id": key_id(old.public_key), "new_key_id": key_id(new.public_key),
+                "signed": signed.stored(self.run_dir)[-1].size == size}
 
     def check_chain(self) -> VerifyReport:
         """The hash chain and every event's own hash, not the artifacts (``steward.ledger.trust`` checks only
@@ -330,6 +374,15 @@ class Ledger:
                                     f"event {idx} ({events[idx].stage}): artifact {path} was modified "
                                     f"(sha256 no longer matches)", idx)
         return VerifyReport(True, len(events), len(newest), total_refs - len(newest), warnings=tuple(warnings))
+
+
+def _readable(lines: list[str]) -> list[LedgerEvent]:
+    """The events of these lines that parse (a damaged line is ``verify``'s to report, not append's)."""
+    out = []
+    for ln in lines:
+        with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
+            out.append(LedgerEvent.from_dict(json.loads(ln)))
+    return out
 
 
 def append_event(run_dir: str | os.PathLike[str], **kwargs: Any) -> LedgerEvent:

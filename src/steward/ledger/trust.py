@@ -20,6 +20,7 @@ from steward.errors import LedgerIntegrityError
 from steward.hashing import sha256_tree
 from steward.ledger import signed
 from steward.ledger.checkpoint import existing_signer, key_id
+from steward.ledger.rotation import ledger_rotations
 from steward.ledger.store import Ledger, LedgerEvent
 from steward.types import ArtifactRef
 
@@ -80,8 +81,8 @@ def attest(run_dir: str | os.PathLike[str], paths: Sequence[str], *, optional: S
                 "ledgers, or its checkpoints were deleted. Fix: re-run the stages (or `steward ledger sign` "
                 "after `steward ledger verify --witness` shows nothing was changed), or set "
                 "transparency.unsigned_ledger: allow to serve it on the chain alone")
-        signed_upto = signed.check(run_dir, hashes, key)["signed_events"]
-        kid = key_id(key)
+        facts = signed.check(run_dir, hashes, key, rotations=ledger_rotations(events))
+        signed_upto, kid = facts["signed_events"], facts["key_id"] or key_id(key)
     out: dict[str, Attested] = {}
     for rel in (*paths, *optional):
         found = _producer(events, rel)

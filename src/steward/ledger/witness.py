@@ -17,7 +17,7 @@ from steward.ledger import merkle
 from steward.ledger.checkpoint import Checkpoint, verify_checkpoint
 
 # One public key, or the key in force for a checkpoint of a given size (a log whose key was rotated:
-# steward.service.transparency.KeyHistory).
+# steward.ledger.rotation.KeyHistory).
 Keys = bytes | Callable[[int], bytes]
 
 

@@ -24,16 +24,15 @@ from typing import Any
 from steward.errors import ConfigError
 from steward.hashing import canonical_json, sha256_bytes
 from steward.ledger.checkpoint import Checkpoint, Signer, key_id, public_key_text
+from steward.ledger.rotation import KeyHistory, rotation_statement
 from steward.service.erasure import ERASED_OUTPUT, SEALED, RecordCipher, is_sealed
 from steward.service.erasure import KEY_ENV as DATA_KEY_ENV
 from steward.service.transparency import (
     ROTATION,
     DatabaseNodes,
-    KeyHistory,
     backfill,
     check_against,
     record_leaf,
-    rotation_statement,
     sign_head,
     store_checkpoint,
 )
