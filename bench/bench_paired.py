@@ -166,6 +166,20 @@ def bench_gateway(srcs: dict[str, Path], run_dir: Path, rounds: int, max_tokens:
     return {"seconds": seconds, "same_answers": answers["head"] == answers["base"]}
 
 
+def ratio_interval(head: list[float], base: list[float], n: int = 5000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of median(head) / median(base) over the rounds, each round's two runs resampled
+    together (they ran back to back, A B B A, so a slow spell of the machine hits both)."""
+    import random
+
+    rng, k = random.Random(seed), len(head)
+    draws = []
+    for _ in range(n):
+        idx = [rng.randrange(k) for _ in range(k)]
+        draws.append(statistics.median(head[i] for i in idx) / statistics.median(base[i] for i in idx))
+    draws.sort()
+    return draws[int(0.025 * n)], draws[int(0.975 * n) - 1]
+
+
 def table(res: dict) -> str:  # type: ignore[type-arg]
     s, g = res["serve"], res["gateway"]
     c1 = s["c1"]
@@ -176,7 +190,8 @@ def table(res: dict) -> str:  # type: ignore[type-arg]
         ("serve, concurrency 1, p95 latency (ms), interleaved", c1["p95"], c1["compare_p95"],
          c1["p95"] / c1["compare_p95"]),
         (f"serve, concurrency 32, texts/s (median of {len(s['c32']['head'])} runs each: "
-         f"head {s['c32']['head']}, base {s['c32']['base']})", h32, b32, h32 / b32),
+         f"head {s['c32']['head']}, base {s['c32']['base']}; head / base 95 % interval "
+         f"{'–'.join(f'{x:.3f}' for x in ratio_interval(s['c32']['head'], s['c32']['base']))})", h32, b32, h32 / b32),
     ]
     if g is not None:
         hg, bg = statistics.median(g["seconds"]["head"]), statistics.median(g["seconds"]["base"])

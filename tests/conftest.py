@@ -24,9 +24,37 @@ if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 # The files that run for minutes go first: with --dist loadfile a long file scheduled last runs alone at the
-# end while the other worker idles.
+# end while the other worker idles. xdist would reorder files by their number of tests (the one-test e2e file
+# last); its --no-loadscope-reorder keeps this order.
 _FIRST = ("tests/e2e/test_demo_and_real_model.py", "tests/gateway/test_injection_probe.py",
           "tests/evaluate/test_chat_safety.py", "tests/evaluate/test_chat_scorecard.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 1 and not os.environ.get("PYTEST_XDIST_WORKER"):
+        _build_shared_models()
+
+
+def _build_shared_models() -> None:
+    """The built-in models many tests use (the PII names model, the injection detector, the refusal
+    detector), built in the controller on every core before the workers start. Built by the first worker
+    that needs one instead, with its one thread, the other worker waited on the build's lock (cold cache: a
+    third of the suite's wall time). Cached under $STEWARD_CACHE: a warm run only checks their hashes."""
+    import sys
+
+    from steward.data.pii import names
+    from steward.evaluate.generative import refusal
+    from steward.service.guards import detector
+
+    if not (names.is_built() and detector.is_built()):
+        print("building the built-in models once, before the test workers start (cached under $STEWARD_CACHE)",
+              file=sys.stderr, flush=True)
+    names.ensure()
+    detector.ensure()
+    refusal.detector()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,7 +21,7 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     m = out["train"]
     assert m["base_model"]["id"] == "sentence-transformers/all-MiniLM-L6-v2" and m["method"] == "lora"
     assert len(m["labels"]) == 8
-    # 8 intents from ~600 messages in 2 epochs: far above the 1/8 chance level
+    # 8 intents from ~600 messages in one epoch: far above the 1/8 chance level
     assert m["best_metric"]["value"] > 0.5, m["history"]
     assert out["ledger"]["ok"] and out["ledger"]["events"] == 4  # data, train, evaluate, compress
     assert (tmp_path / "demo" / "train" / "model" / "model.safetensors").is_file()
