@@ -5,7 +5,7 @@ import pytest
 
 from steward.data.config import PIIConfig
 from steward.data.pii.engine import PIIEngine, resolve_overlaps
-from steward.data.pii.name_filter import name_spans, plausible_name
+from steward.data.pii.name_filter import context_says_not_a_person, name_spans, plausible_name
 from steward.types import Finding
 
 
@@ -89,6 +89,29 @@ def test_a_name_span_must_be_plausible_for_its_text(value: str, text: str, ok: b
 def test_a_model_span_is_split_and_checked_against_what_follows(text: str, span: str, names: list[str]) -> None:
     start = text.index(span)
     assert [text[a:b] for a, b in name_spans(text, start, start + len(span))] == names
+
+
+@pytest.mark.parametrize(("text", "span", "not_a_person"), [
+    # A span with no given name is a place, a street, a thing or a firm where the words around it say so ...
+    ("the following year at Poweradvocate in Bremen Ohlenhof, which", "Bremen Ohlenhof", True),
+    ("the economy of the home city Voorburg: Nera", "Voorburg", True),
+    ("He lives on the north side of Joaquin Suarez 2906.", "Joaquin Suarez", True),
+    ("the verses from Faina D. Yefremova's Cautionary Tales. Is there", "Cautionary Tales", True),
+    ("When they weren't singing about Hobbits, satanic felines", "Hobbits", True),
+    ("on the last Sunday before Labor Day we returned", "Labor Day", True),
+    ("During 1971, Valentine-Murray invested heavily", "Valentine-Murray", True),
+    # ... and not otherwise: a given name, a title, a surname that ends in s, a score, a hyphenated given name.
+    ("I'm in Anna Berg's team", "Anna Berg", False),
+    ("Ask Mrs. Valentine-Murray about it", "Valentine-Murray", False),
+    ("Jean-Pierre called twice", "Jean-Pierre", False),
+    ("our 3 founders: Monjeau, Graves and Reed.", "Graves", False),
+    ("Saqlain Mushtaq b Harris 2", "Harris", False),
+    ("Call Doris Day tomorrow", "Doris Day", False),
+    ("Ms. Ström's parcel is late", "Ström", False),
+])
+def test_context_around_a_span_without_a_given_name(text: str, span: str, not_a_person: bool) -> None:
+    start = text.index(span)
+    assert context_says_not_a_person(text, start, start + len(span)) is not_a_person
 
 
 def test_ner_finds_names_that_patterns_cannot() -> None:

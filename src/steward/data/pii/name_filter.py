@@ -157,10 +157,47 @@ def name_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
             a += 1
         while b > a and not text[b - 1].isalnum():
             b -= 1
-        if a < b and plausible_name(text[a:b], text) and not _continues_as_organisation(text, b):
+        if (a < b and plausible_name(text[a:b], text) and not _continues_as_organisation(text, b)
+                and not context_says_not_a_person(text, a, b)):
             out.append((a, b))
         pos = nxt
     return out
+
+
+# The word before a span that makes it a place when it holds no given name ("in Den Haag", "the city Voorburg").
+_PLACE_BEFORE = re.compile(r"(?i)\b(?:in|near|city|town|village|capital)\s+$")
+_TITLE_BEFORE = re.compile(r"(?i)\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|dame|lady|lord)\.?\s+$")
+_POSSESSIVE_BEFORE = re.compile(r"\p{L}['’]s\s+$")  # "Faina D. Yefremova's [Cautionary Tales]"
+# A street named without a suffix, then its number: "lives on Pod Floriánem 1677.", "side of Joaquin Suarez 2906"
+_STREET_BEFORE = re.compile(r"(?i)\b(?:on|at|of|in|to)\s+$")
+_HOUSE_NUMBER_AFTER = re.compile(r" \d{2,5}[a-zA-Z]?(?:[,.;)]|$)(?!\S)")
+def context_says_not_a_person(text: str, start: int, end: int) -> bool:
+    """Whether the words around a span that holds no given name make it a place, a street, a firm or a thing.
+
+    A surname alone is a person only by context; these are the contexts where it is not: after a locative
+    word ("in Bremen Ohlenhof"), before a house number ("Joaquin Suarez 2906"), after a possessive ("Ström's
+    Cautionary Tales"), the plural of a word ("Hobbits"), a holiday ("Labor Day"), or a double surname alone without a title ("Weeks-Rivas
+    is a 501(c)3"). Otherwise a span with a known given name is always kept. Three surnames in a list
+    ("Marshall, Hernandez and Simpson") stay names: as often founders as a firm."""
+    value = text[start:end]
+    words = _words(value)
+    before = text[max(0, start - 24):start]
+    if len(value.split()) == 1 and "-" in value and not _TITLE_BEFORE.search(before):
+        last = words[-1] if words else ""
+        # "Weeks-Rivas is a 501(c)3", "Valentine-Murray invested": a double surname alone, no title, is a firm
+        # (Faker's and the world's "{surname}-{surname}"); "Jean-Pierre", "Anne-Marie" are given names
+        return last in known_name_words() and last not in known_given_names()
+    if any(w in known_given_names() for w in words):
+        return False
+    if _PLACE_BEFORE.search(before) or (_STREET_BEFORE.search(before) and _HOUSE_NUMBER_AFTER.match(text, end)):
+        return True
+    if _POSSESSIVE_BEFORE.search(before) and not any(w in known_name_words() for w in words):
+        return True
+    if len(words) >= 2 and words[-1] in ("day", "eve"):
+        return True  # "Labor Day", "New Year's Eve": holidays (a given name keeps "Doris Day")
+    # "Hobbits", "Greeks": the plural of a word, unless a surname ("Graves", "Rogers")
+    return (len(words) == 1 and words[0].endswith("s") and words[0] not in known_name_words()
+            and _frequent(words[0][:-1]))
 
 
 # What may stand between a street address and the town after it: separators, a flat or suite, a postcode.
