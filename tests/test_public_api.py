@@ -1,6 +1,7 @@
 import steward
 import steward.data
 import steward.evaluate
+import steward.federated
 import steward.ledger
 import steward.serve
 
@@ -19,6 +20,7 @@ def test_exported_members_are_curated_and_importable() -> None:
     assert steward.evaluate.__all__ == ["EvaluateResult", "run"]
     assert issubclass(steward.GateFailed, steward.EvaluateStageError)
     assert steward.serve.__all__ == ["create_app"]
+    assert steward.federated.__all__ == ["FederatedResult", "run"]
 
 
 def test_exception_tree_mixes_in_builtins() -> None:

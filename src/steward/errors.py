@@ -15,6 +15,9 @@ whole family, and mixes in the builtin it resembles so ordinary ``except ValueEr
     │   └── DataLossError                one reason would drop too many rows, or a whole label
     ├── TrainStageError                  the train stage could not run (inputs, model, checkpoint)
     │   └── PrivacyBudgetExceeded        the next step would spend more ε than the configured budget
+    ├── FederatedError                   a federation cannot run (too few sites left, no round aggregated)
+    │   └── SiteError                    one site cannot take part (its data stage, labels, model or update);
+    │                                    names the site; the round goes on without it when enough remain
     ├── EvaluateStageError               the evaluate stage could not run (no model, changed inputs)
     │   └── GateFailed                   the scorecard was written, and one or more release gates failed
     ├── DetectorError                    the built-in injection detector cannot be built, or its cached copy
@@ -88,6 +91,19 @@ class PrivacyBudgetExceeded(TrainStageError):
         super().__init__(message)
         self.epsilon_spent = epsilon_spent
         self.target_epsilon = target_epsilon
+
+
+class FederatedError(StewardError):
+    """A federation cannot run or finish: fewer sites than ``federated.min_sites``, no round aggregated."""
+
+
+class SiteError(FederatedError):
+    """One site cannot take part: its data stage failed, its labels or model differ from the federation's, or
+    its update is malformed. The message names the site."""
+
+    def __init__(self, site: str, message: str) -> None:
+        super().__init__(f"site {site!r}: {message}")
+        self.site = site
 
 
 class EvaluateStageError(StewardError):

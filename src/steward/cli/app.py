@@ -14,6 +14,7 @@ from steward.cli.compress_cmd import compress
 from steward.cli.data_cmd import data_app
 from steward.cli.demo_cmd import demo
 from steward.cli.evaluate_cmd import evaluate
+from steward.cli.federated_cmd import federated
 from steward.cli.gateway_cmd import gateway
 from steward.cli.redteam_cmd import redteam
 from steward.cli.serve_admin_cmd import audit_app, keys_app, reaudit, retrain
@@ -44,6 +45,7 @@ def _root(
     """From raw text data to a guarded, audited fine-tuned model, with evidence at every step."""
 app.add_typer(data_app, name="data")
 app.command(name="train")(train)
+app.command(name="federated")(federated)
 app.command(name="evaluate")(evaluate)
 app.command(name="compress")(compress)
 app.command(name="serve")(serve)

@@ -17,13 +17,13 @@ from steward.errors import ConfigError, InputDataError, StewardError
 
 
 def _flags_without_metavar() -> None:
-    """Typer 0.29 prints ``<bool>`` beside every on/off flag (``--json <bool>``), which reads as if the flag
+    """Typer 0.21 and later print ``<bool>`` beside every on/off flag (``--json <bool>``), which reads as if the flag
     took a value; a flag takes none, so show no type for it. The one override, in one place."""
     from typer.core import TyperOption
 
-    shown = TyperOption.display_type_rich
-    if getattr(shown, "_steward", False):
-        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_steward", False):
+        return  # typer before 0.21 (what flwr pins) prints no type beside a flag
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag else shown(self, ctx)

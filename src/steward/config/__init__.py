@@ -4,7 +4,9 @@ package composes them into :class:`RunConfig` and loads it from YAML."""
 from steward.config.loader import (
     config_digest,
     load_config,
+    load_federation,
     parse_config,
+    parse_federation,
     template_text,
 )
 from steward.config.models import RunConfig
@@ -21,6 +23,7 @@ from steward.data.config import (
     SplitConfig,
 )
 from steward.evaluate.config import EvaluateConfig, GateSettings
+from steward.federated.config import FederatedConfig, FederationConfig, SiteConfig
 from steward.train.config import TrainConfig
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
     "DataConfig",
     "DedupConfig",
     "EvaluateConfig",
+    "FederatedConfig",
+    "FederationConfig",
     "GateSettings",
     "InputConfig",
     "NormaliseConfig",
@@ -36,10 +41,13 @@ __all__ = [
     "QualityConfig",
     "RunConfig",
     "ScreenConfig",
+    "SiteConfig",
     "SplitConfig",
     "TrainConfig",
     "config_digest",
     "load_config",
+    "load_federation",
     "parse_config",
+    "parse_federation",
     "template_text",
 ]

@@ -14,8 +14,10 @@ from pydantic import BaseModel, ValidationError
 from steward.config.models import RunConfig
 from steward.config_base import config_digest
 from steward.errors import ConfigError
+from steward.federated.config import FederationConfig
 
-__all__ = ["config_digest", "format_validation_error", "load_config", "parse_config", "template_text"]
+__all__ = ["config_digest", "format_validation_error", "load_config", "load_federation", "parse_config",
+           "parse_federation", "template_text"]
 
 _FIX_BY_TYPE = {
     "extra_forbidden": "remove it or correct its spelling",
@@ -93,14 +95,49 @@ def load_config(path: str | os.PathLike[str] | None, overrides: dict[str, Any] |
     if path is not None:
         p = Path(path)
         source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist; create one with `steward init DIR`")
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
-        raw = _resolve_relative(raw, p.parent)
+        raw = _resolve_relative(_read_yaml(p, "config file", "create one with `steward init DIR`"), p.parent)
     return parse_config(raw, overrides, source)
+
+
+def _read_yaml(p: Path, what: str, create: str) -> Any:
+    """The YAML in ``p``; a missing file or bad YAML is one ConfigError naming the file and the fix."""
+    if not p.is_file():
+        raise ConfigError(f"{what} {p} does not exist; {create}")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {p} is not valid YAML: {exc}") from exc
+
+
+def parse_federation(raw: dict[str, Any] | None, overrides: dict[str, Any] | None = None, source: str = ""
+                     ) -> FederationConfig:
+    """Validate a federation's raw mapping: ``run_dir``, ``federated`` (its ``sites``, each with its own
+    ``data``), ``train`` for every site, and an optional top-level ``data`` that every site's own ``data``
+    starts from (a site's keys win)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid federation config{f' in {source}' if source else ''}: the top level must be a "
+                          f"mapping (run_dir, federated, train, data); got {type(raw).__name__}")
+    merged = _deep_merge(raw, overrides or {})
+    shared = merged.pop("data", None) or {}
+    fed = merged.get("federated")
+    if isinstance(fed, dict) and isinstance(fed.get("sites"), list):
+        fed["sites"] = [{**site, "data": _deep_merge(shared, site.get("data") or {})} if isinstance(site, dict)
+                        else site for site in fed["sites"]]
+    try:
+        return FederationConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, FederationConfig, source)) from exc
+
+
+def load_federation(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> FederationConfig:
+    """Load a federation's YAML file; paths in it (run_dir, each site's input) are relative to the file."""
+    p = Path(path)
+    raw = _resolve_relative(_read_yaml(p, "federation config", "see docs/federated.md for an example"), p.parent)
+    fed = raw.get("federated") if isinstance(raw, dict) else None
+    if isinstance(fed, dict) and isinstance(fed.get("sites"), list):
+        fed["sites"] = [_resolve_relative(site, p.parent) if isinstance(site, dict) else site
+                        for site in fed["sites"]]
+    return parse_federation(raw, overrides, str(p))
 
 
 def _resolve_relative(raw: Any, base: Path) -> Any:

@@ -284,10 +284,14 @@ def _unwrap(model: Any) -> Any:
 
 def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[str, Any]], val_ex: list[dict[str, Any]],
              cfg: TrainConfig, work_dir: Path, *, resume: bool, tracker: Tracker,
-             on_step: StepCallback | None = None, progress: bool = False) -> LoopResult:
-    """Train ``model`` and return the result with the best epoch's weights loaded (see :class:`_Loop`)."""
+             on_step: StepCallback | None = None, progress: bool = False,
+             regulariser: Callable[[Any], Any] | None = None) -> LoopResult:
+    """Train ``model`` and return the result with the best epoch's weights loaded (see :class:`_Loop`).
+
+    ``regulariser(model)`` returns a term added to every batch's loss (FedProx's proximal term keeps a site's
+    weights near the global model's); not with DP-SGD, whose per-example clipping it would bypass."""
     return _Loop(model, tokenizer, data, train_ex, val_ex, cfg, work_dir, resume=resume, tracker=tracker,
-                 on_step=on_step, progress=progress).run()
+                 on_step=on_step, progress=progress, regulariser=regulariser).run()
 
 
 class _Loop:
@@ -299,13 +303,14 @@ class _Loop:
 
     def __init__(self, model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[str, Any]],
                  val_ex: list[dict[str, Any]], cfg: TrainConfig, work_dir: Path, *, resume: bool, tracker: Tracker,
-                 on_step: StepCallback | None, progress: bool) -> None:
+                 on_step: StepCallback | None, progress: bool, regulariser: Callable[[Any], Any] | None = None
+                 ) -> None:
         import torch
         from accelerate import Accelerator
 
         self.model, self.tokenizer, self.data, self.cfg = model, tokenizer, data, cfg
         self.train_ex, self.val_ex, self.tracker = train_ex, val_ex, tracker
-        self.on_step, self.progress = on_step, progress
+        self.on_step, self.progress, self.regulariser = on_step, progress, regulariser
         self.resume = resume
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.private = cfg.privacy.enabled
@@ -339,6 +344,10 @@ class _Loop:
     def _prepare_work_dir(self) -> None:
         """A fresh run starts from an empty work folder; a resumed one checks the checkpoint's config."""
         acc = self.accelerator
+        if self.private and self.regulariser is not None:
+            raise ConfigError("a loss regulariser (FedProx's proximal term) with train.privacy.enabled: DP-SGD clips "
+                              "each example's gradient, and a term on the weights would bypass it. Fix: use "
+                              "strategy fedavg with DP-SGD at the sites, or turn site DP off for FedProx")
         if self.private and acc.num_processes > 1:
             raise ConfigError("train.privacy.enabled with several processes is not supported; run DP training in "
                               "one process (plain `steward train`, not `accelerate launch`)")
@@ -465,6 +474,8 @@ class _Loop:
         acc, data = self.accelerator, self.data
         logits = self.model(**self.model_inputs(batch)).logits
         loss = weighted_loss(logits, batch["labels"], batch["weight"], data.task, data.multi_label)
+        if self.regulariser is not None:
+            loss = loss + self.regulariser(self._base())
         acc.backward(loss)
         if self.cfg.max_grad_norm:
             acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)

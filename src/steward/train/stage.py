@@ -49,8 +49,6 @@ def run(cfg: TrainRun, *, resume: bool = False, progress: bool = False, on_step:
 
         raise DependencyMissingError("the train stage needs the ml extra: pip install -e '.[ml]' "
                                      "(torch==2.13.0 CPU, transformers, peft, opacus, accelerate, mlflow-skinny)") from exc
-    from transformers import set_seed
-
     _quiet_libraries()
     tcfg = cfg.train
     run_dir = Path(cfg.run_dir)
@@ -60,26 +58,19 @@ def run(cfg: TrainRun, *, resume: bool = False, progress: bool = False, on_step:
         torch.set_num_threads(tcfg.threads)
     data = load_data_stage(run_dir, tcfg)
     train_df, aug_counts = _augmented(data, tcfg)
-    source = models.resolve(tcfg.model, trust_pickle=tcfg.trust_pickle, task=data.task)
-    tokenizer = models.load_tokenizer(source, tcfg.tokenizer)
-    set_seed(tcfg.seed)  # the new head's initialisation is part of what a seed must reproduce
-    model = models.load_model(source, task=data.task, num_labels=len(data.labels), label_names=data.labels,
-                              multi_label=data.multi_label, trust_pickle=tcfg.trust_pickle, dropout=tcfg.dropout,
-                              tokenizer=tokenizer)
-    # DP on a chat model: the private recipe in every field the user left unset
-    tcfg = private_defaults(tcfg, data.task, getattr(model.config, "num_hidden_layers", None))
-    model = adapters.apply_method(model, tcfg, data.task, tokenizer_path=tcfg.tokenizer or source.path)
-    params = adapters.count_parameters(model)
-    train_ex, val_ex, set_aside = _examples(train_df, data, tokenizer, tcfg)
+    prepared = prepare_model(tcfg, data)
+    source, tokenizer, model, tcfg = prepared.source, prepared.tokenizer, prepared.model, prepared.cfg
+    train_ex, val_ex, set_aside = examples(train_df, data, tokenizer, tcfg)
     tracker = Tracker(run_dir, tcfg.mlflow and PartialState().is_main_process)
     with tracker.start(STAGE, flatten(tcfg.model_dump(mode="json"))):
         res = run_loop(model, tokenizer, data, train_ex, val_ex, tcfg, run_dir / WORK_DIR, resume=resume,
                        tracker=tracker, on_step=on_step, progress=progress)
-        manifest = _manifest(data, source, tcfg, params, len(train_ex), aug_counts, res, run_dir, tracker.run_id)
+        manifest = train_manifest(data, source, tcfg, prepared.params, len(train_ex), aug_counts, res, run_dir,
+                                  tracker.run_id)
         manifest["set_aside"] = {"context_too_long": len(set_aside)} if data.task == "chat" else {}
         if not PartialState().is_main_process:
             return TrainResult(manifest, run_dir / STAGE)
-        out_dir = _write(run_dir, res.model, tokenizer, tcfg.method, manifest, set_aside)
+        out_dir = write_output(run_dir, res.model, tokenizer, tcfg.method, manifest, set_aside)
         tracker.artifact(out_dir / "manifest.json")
     inputs = [artifact(p, run_dir, split, sha256=h) for split, (p, h) in data.inputs.items()]
     if source.local:
@@ -92,6 +83,36 @@ def run(cfg: TrainRun, *, resume: bool = False, progress: bool = False, on_step:
                  "method": tcfg.method, "seconds": round(time.perf_counter() - t0, 2)},
     )
     return TrainResult(manifest, out_dir)
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model ready for the loop: its source, tokenizer, the model with the method applied (LoRA, prompt,
+    head or full), the config as completed for it, and its parameter counts."""
+
+    source: models.ModelSource
+    tokenizer: Any
+    model: Any
+    cfg: Any
+    params: dict[str, int]
+
+
+def prepare_model(tcfg: Any, data: TrainData) -> PreparedModel:
+    """Load ``tcfg.model`` for ``data``'s task and labels and apply ``tcfg.method``, seeded: the same config
+    gives the same initial weights (the head's and the adapter's), in any process — what the federated stage
+    relies on to start every site from one model."""
+    from transformers import set_seed
+
+    source = models.resolve(tcfg.model, trust_pickle=tcfg.trust_pickle, task=data.task)
+    tokenizer = models.load_tokenizer(source, tcfg.tokenizer)
+    set_seed(tcfg.seed)  # the new head's initialisation is part of what a seed must reproduce
+    model = models.load_model(source, task=data.task, num_labels=len(data.labels), label_names=data.labels,
+                              multi_label=data.multi_label, trust_pickle=tcfg.trust_pickle, dropout=tcfg.dropout,
+                              tokenizer=tokenizer)
+    # DP on a chat model: the private recipe in every field the user left unset
+    tcfg = private_defaults(tcfg, data.task, getattr(model.config, "num_hidden_layers", None))
+    model = adapters.apply_method(model, tcfg, data.task, tokenizer_path=tcfg.tokenizer or source.path)
+    return PreparedModel(source, tokenizer, model, tcfg, adapters.count_parameters(model))
 
 
 def _augmented(data: TrainData, tcfg: Any) -> tuple[Any, dict[str, int]]:
@@ -108,7 +129,7 @@ def _augmented(data: TrainData, tcfg: Any) -> tuple[Any, dict[str, int]]:
                    ratio=tcfg.augment.adversarial_ratio, seed=tcfg.augment.seed)
 
 
-def _examples(train_df: Any, data: TrainData, tokenizer: Any, tcfg: Any
+def examples(train_df: Any, data: TrainData, tokenizer: Any, tcfg: Any
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Tokenised train and validation examples, and the conversations set aside as too long for the model."""
     if data.task != "chat":
@@ -128,7 +149,7 @@ def _quiet_libraries() -> None:
     disable_progress_bars()
 
 
-def _manifest(data: Any, source: Any, tcfg: Any, params: Any, train_rows: int, aug_counts: dict[str, int],
+def train_manifest(data: Any, source: Any, tcfg: Any, params: Any, train_rows: int, aug_counts: dict[str, int],
               res: Any, run_dir: Path, mlflow_run_id: str | None) -> dict[str, Any]:
     """The train manifest: what was trained from what, how, and how it went."""
     return {
@@ -157,7 +178,7 @@ def _targets(model: Any) -> list[str]:
     return sorted(model.peft_config["default"].target_modules)
 
 
-def _write(run_dir: Path, model: Any, tokenizer: Any, method: str, manifest: dict[str, Any],
+def write_output(run_dir: Path, model: Any, tokenizer: Any, method: str, manifest: dict[str, Any],
            set_aside: list[dict[str, Any]]) -> Path:
     """``train/``: the model (LoRA merged in: it loads without peft), the adapter, the tokenizer (a chat model's
     with its chat template), a chat model's generation config, the label map, metrics, rows set aside, manifest."""
