@@ -49,7 +49,7 @@ def test_each_round_averages_the_updates_the_sites_recorded(fedavg_run: Path) ->
             assert len(sent) == 1 and sent[0]["summary"]["update_sha256"] == s["update_sha256"][name]
             updates.append(_npz(site_dir / "federated" / "updates" / f"round-{s['round']:04d}.npz"))
             weights.append(s["rows"][name])
-        aggregate = _npz(fedavg_run / "federated" / "rounds" / f"round-{s['round']:04d}.npz")
+        aggregate = _npz(fedavg_run / event["outputs"][0]["path"])
         total = sum(weights)
         for k, tensor in enumerate(aggregate):  # FedAvg: the row-weighted mean of the sites' tensors
             expected = sum(w * u[k] for w, u in zip(weights, updates, strict=True)) / total
@@ -103,8 +103,11 @@ def test_a_site_that_cannot_take_part_is_left_out_by_name(site_files: dict[str, 
     shutil.copy(files[1], tmp_path / "b.csv")
     (tmp_path / "odd.csv").write_text(files[2].read_text(encoding="utf-8").replace(",refund,", ",chitchat,"),
                                       encoding="utf-8")
+    lines = files[2].read_text(encoding="utf-8").splitlines(keepends=True)  # a site that sees one label only
+    (tmp_path / "one.csv").write_text(lines[0] + "".join(x for x in lines[1:] if ",billing," in x), encoding="utf-8")
     sites = [{"name": n, "data": {"input": {"path": f}}} for n, f in
-             (("good-a", "a.csv"), ("good-b", "b.csv"), ("odd-labels", "odd.csv"), ("no-file", "missing.csv"))]
+             (("good-a", "a.csv"), ("good-b", "b.csv"), ("odd-labels", "odd.csv"), ("no-file", "missing.csv"),
+              ("one-label", "one.csv"))]
     (tmp_path / "federation.yaml").write_text(yaml.safe_dump({
         "run_dir": "run",
         "data": {"input": {"group_columns": ["gender"]}, "loss": {"max_share_by_reason": PLANTED_LOSS_LIMITS},
@@ -120,8 +123,8 @@ def test_a_site_that_cannot_take_part_is_left_out_by_name(site_files: dict[str, 
     assert [h["round"] for h in fed["history"]] == [1, 2]
     for event in _events(tmp_path / "run", "federated_round"):
         s = event["summary"]
-        assert s["aggregated"] and s["sites"] == ["good-a", "good-b"]
-        assert "chitchat" in s["left_out"]["odd-labels"] and "outside the federation" in s["left_out"]["odd-labels"]
+        assert s["aggregated"] and s["sites"] == ["good-a", "good-b", "one-label"]
+        assert "chitchat" in s["left_out"]["odd-labels"] and "outside the agreed set" in s["left_out"]["odd-labels"]
         assert "data stage failed" in s["left_out"]["no-file"]
     assert (tmp_path / "run" / "sites" / "good-a" / "data" / "manifest.json").is_file()  # resolved beside the YAML
 
@@ -186,15 +189,15 @@ def test_malformed_updates_never_reach_the_average() -> None:
 def test_fedprox_pulls_toward_the_global_weights() -> None:
     import torch
 
-    from steward.federated.site import _proximal
+    from steward.federated.site import proximal_term
 
     model = torch.nn.Linear(3, 2)
-    term = _proximal(model, 0.5)
+    term = proximal_term(model, 0.5)
     assert float(term(model)) == 0.0  # at the global weights
     with torch.no_grad():
         model.weight.add_(1.0)
     assert float(term(model)) == pytest.approx(0.5 / 2 * 6)  # μ/2 · ‖Δ‖², six weights moved by 1
-    assert _proximal(model, 0.0) is None
+    assert proximal_term(model, 0.0) is None
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -207,6 +210,10 @@ def test_fedprox_pulls_toward_the_global_weights() -> None:
                     "central_dp": {"enabled": True, "clipping": "server"}}}, "never sees one site's update"),
     ({"federated": {"sites": [{"name": "a"}, {"name": "b"}], "strategy": {"weighted": True},
                     "central_dp": {"enabled": True}}}, "sites count alike"),
+    ({"federated": {"sites": [{"name": "a"}, {"name": "b"}], "strategy": {"name": "fedadam"},
+                    "central_dp": {"enabled": True}}}, "no \\(ε, δ\\) would hold"),
+    ({"federated": {"sites": [{"name": f"s{i}"} for i in range(70)], "secure_aggregation": {"enabled": True}}},
+     "wrap around"),
 ])
 def test_bad_federation_configs_name_the_field(change: dict[str, Any], message: str) -> None:
     from steward.config import parse_federation
@@ -255,10 +262,11 @@ def test_secure_aggregation_with_central_dp(private_run: Path) -> None:
             if global_before is not None:  # the change it sent is within the clipping norm
                 delta = np.sqrt(sum(float(((u - g) ** 2).sum()) for u, g in zip(update, global_before, strict=True)))
                 assert delta <= 0.1 + 1e-4
-        path = private_run / "federated" / "rounds" / f"round-{s['round']:04d}.npz"
+        path = private_run / event["outputs"][0]["path"]
         aggregate = _npz(path)
         noise = np.concatenate([(a - sum(u[k] for u in sent) / len(sent)).ravel() for k, a in enumerate(aggregate)])
-        assert noise.std() == pytest.approx(0.5 * 0.1 / 2, rel=0.05) and abs(noise.mean()) < 1e-3
+        # σ = z · 2C / min_sites = 0.5 · 0.2 / 2: one site moves a mean of ≥ 2 equals by up to 2C/2
+        assert noise.std() == pytest.approx(0.05, rel=0.05) and abs(noise.mean()) < 1e-3
         previous = path
     manifest = json.loads((private_run / "train" / "manifest.json").read_text())
     assert manifest["privacy"]["enabled"] and manifest["privacy"]["level"] == "site"
@@ -278,3 +286,68 @@ def test_the_privacy_budget_is_checked_before_any_site_trains(site_files: dict[s
     with pytest.raises(ConfigError, match=r"above target_epsilon 8\.0"):
         run(cfg)
     assert not (tmp_path / "run" / "sites").exists()  # refused before any site ran its data stage
+
+
+def test_central_dp_noise_is_calibrated_unpredictable_and_clips() -> None:
+    """Flower's server-side DP wrapper inside ours, on Flower's own reply objects: each update is clipped to C
+    around the global weights, the noise on the mean has σ = z·2C/min_sites, and seeding numpy (as the train
+    stage does) does not make it reproducible; with client-side clipping an unclipped update is left out."""
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg
+
+    from steward.federated.apps import recorded_strategy
+    from steward.federated.params import ParamSpec, update_hash
+
+    spec = ParamSpec(("w",), ((200, 100),))
+    zero = [np.zeros((200, 100), np.float32)]
+
+    class Proxy:
+        cid = "x"
+
+    def reply(name: str, arrays: list[np.ndarray]) -> tuple[Proxy, FitRes]:
+        return Proxy(), FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays), 10,
+                               {"site": name, "update_sha256": update_hash(arrays)})
+
+    class Rec:
+        def round(self, *args: Any, secure: bool = False) -> None:
+            self.last = args
+
+    def noised(seed: int) -> np.ndarray:
+        dp = DifferentialPrivacyServerSideFixedClipping(FedAvg(), noise_multiplier=2 * 0.5, clipping_norm=1.0,
+                                                        num_sampled_clients=2)
+        dp.current_round_params = zero  # what its configure_fit records from the round's global weights
+        strategy = recorded_strategy(dp, spec, 2, False, Rec(), noised=True)
+        big = [np.full((200, 100), 5.0, np.float32)]  # norm 707: clipped to 1, i.e. 0.005 a value
+        np.random.seed(seed)
+        params, _ = strategy.aggregate_fit(1, [reply("a", big), reply("b", [-big[0]])], [])
+        return parameters_to_ndarrays(params)[0]
+
+    first, second = noised(13), noised(13)
+    assert first.std() == pytest.approx(0.5 * 2 * 1.0 / 2, rel=0.05)  # the clipped mean is 0: all noise
+    assert not np.allclose(first, second)  # the same seed, different noise
+    rec = Rec()
+    client = recorded_strategy(FedAvg(), spec, 2, False, rec, client_clip=1.0)
+    client.global_arrays = zero  # what its configure_fit records from the round's global weights
+    within = [np.full((200, 100), 0.004, np.float32)]  # norm 0.57 ≤ 1
+    params, _ = client.aggregate_fit(1, [reply("a", within), reply("b", within),
+                                         reply("loud", [np.full((200, 100), 0.5, np.float32)])], [])
+    _, aggregate, kept, left_out = rec.last
+    assert params is not None and [k[2] for k in kept] == ["a", "b"]
+    assert "exceeds central_dp.clipping_norm" in left_out["loud"]
+    np.testing.assert_allclose(aggregate[0], within[0])
+
+
+def test_secure_aggregation_that_cannot_recover_the_sum_is_recorded(site_files: dict[str, Any], tiny_model: Path,
+                                                                    tmp_path: Path) -> None:
+    """Two sites under SecAgg+, one of which fails: the protocol cannot recover the sum, the round is on the
+    record as not aggregated with the reason, and with no round aggregated the run fails without a model."""
+    from steward.federated import run
+
+    sites = [site("good-a", site_files["files"][0]), site("no-file", tmp_path / "missing.csv")]
+    with pytest.raises(FederatedError, match="no round aggregated"):
+        run(federation(tmp_path / "run", sites, tiny_model, site_files["labels"], rounds=1, min_sites=2,
+                       secure_aggregation={"enabled": True}))
+    rounds = _events(tmp_path / "run", "federated_round")
+    assert len(rounds) == 1 and not rounds[0]["summary"]["aggregated"]
+    assert "could not recover the sum" in json.dumps(rounds[0]["summary"]["left_out"])
+    assert not (tmp_path / "run" / "train").exists()

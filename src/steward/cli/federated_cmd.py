@@ -34,12 +34,15 @@ def federated(
     rounds: Annotated[int | None, typer.Option(help="Rounds (overrides federated.rounds).")] = None,
     strategy: Annotated[str | None, typer.Option(help="fedavg, fedprox or fedadam (overrides "
                                                       "federated.strategy.name).")] = None,
+    write_app: Annotated[Path | None, typer.Option("--write-app", help="Write the Flower app folder for a "
+                                                   "deployment (a SuperLink and SuperNodes; `flwr run DIR "
+                                                   "CONNECTION`) and exit.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the federation's manifest as JSON.")] = False,
 ) -> None:
     """Federated fine-tuning on Flower: every site runs the data stage and local training on its own rows;
     only the trainable tensors (a LoRA adapter by default) travel to the server, which averages them.
 
-    Runs on Flower's simulation engine on this machine. Writes RUN_DIR/train/ (the global model, as the
+    Runs on Flower's simulation engine on this machine (--write-app: as separate processes instead). Writes RUN_DIR/train/ (the global model, as the
     train stage writes it), RUN_DIR/federated/ (each round's aggregate and scores), one ledger event per
     round, and each site's own folder and ledger under RUN_DIR/sites/.
     """
@@ -56,6 +59,16 @@ def federated(
     if fed:
         overrides["federated"] = fed
     cfg = load_federation(config, overrides)
+    if write_app is not None:
+        from steward.federated.deploy import write_app as write
+
+        folder = write(cfg, write_app)
+        if json_out:
+            print_json({"app": str(folder), "run_dir": str(cfg.run_dir)})
+        else:
+            console.print(f"wrote the Flower app to {folder}; start a SuperLink and one SuperNode per site "
+                          f"(--node-config 'site=\"NAME\"'), then: flwr run {folder} CONNECTION")
+        return
     result = run(cfg, progress=not json_out)
     if json_out:
         print_json(result.manifest["federation"])

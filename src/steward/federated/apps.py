@@ -11,6 +11,8 @@ averaged, and each round on the record.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,17 +26,29 @@ LOG = logging.getLogger("steward.federated")
 _SITES: dict[tuple[str, str], Site] = {}  # per process (a Ray worker serves several sites): loaded once
 
 
-def site_for(cfg: FederationRun, index: int, run_token: str) -> Site:
-    """The site a Flower node plays (its ``partition-id``), loaded once per process."""
-    site_cfg = cfg.federated.sites[index]
+def site_for(cfg: FederationRun, node_config: dict[str, Any], run_token: str) -> Site:
+    """The site a Flower node plays, loaded once per process: the one its SuperNode names (``--node-config
+    'site="north" run-dir="/data/steward"'``: the site, and its own folder on its machine), else the one at its
+    ``partition-id`` (the simulation engine numbers its nodes)."""
+    if "site" in node_config:
+        name = str(node_config["site"])
+        matches = [s for s in cfg.federated.sites if s.name == name]
+        if not matches:
+            raise SiteError(name, f"this SuperNode's --node-config names a site the federation does not have; "
+                                  f"its sites are {[s.name for s in cfg.federated.sites]}")
+        site_cfg = matches[0]
+    else:
+        site_cfg = cfg.federated.sites[int(node_config["partition-id"])]
     key = (run_token, site_cfg.name)
     if key not in _SITES:
-        _SITES[key] = Site(cfg, site_cfg, run_token)
+        folder = node_config.get("run-dir")
+        _SITES[key] = Site(cfg, site_cfg, run_token, folder=Path(str(folder)) if folder else None)
     return _SITES[key]
 
 
-def client_app(cfg: FederationRun, run_token: str) -> Any:
-    """The ClientApp: node ``partition-id`` i plays site i. A site's own failure (its data stage, its labels)
+def client_app(cfg: FederationRun, run_token: str | None) -> Any:
+    """The ClientApp: each node plays one site (``site_for``); ``run_token`` None: Flower's run id names the
+    run (a deployment, where server and sites share nothing else). A site's own failure (its data stage, its labels)
     is answered as a reply naming it, not a crash: the server leaves it out of the round and records why.
     Under secure aggregation the failure is raised instead (Flower's error reply): a masked sum has no room
     for an empty update, and SecAgg+ treats the site as dropped. ``secaggplus_mod`` is the mod when secure
@@ -52,6 +66,8 @@ def client_app(cfg: FederationRun, run_token: str) -> Any:
 
         def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict]:
             try:
+                if secure and fed.weighted():
+                    _fits_max_weight(self.site, fed.secure_aggregation.max_weight)
                 up = self.site.fit(parameters, int(config["server_round"]),
                                    local_epochs=int(config["local_epochs"]),
                                    proximal_mu=float(config.get("proximal_mu", 0.0)),
@@ -76,10 +92,19 @@ def client_app(cfg: FederationRun, run_token: str) -> Any:
 
     def client_fn(context: Any) -> Any:
         _threads(cfg)
-        site = site_for(cfg, int(context.node_config["partition-id"]), run_token)
+        site = site_for(cfg, dict(context.node_config), run_token or f"flwr-run-{context.run_id}")
         return SiteClient(site).to_client()
 
     return ClientApp(client_fn=client_fn, mods=[secaggplus_mod] if secure else [])
+
+
+def _fits_max_weight(site: Site, max_weight: float) -> None:
+    """SecAgg+ scales a site's tensors by rows / max_weight before quantising them: above 1 they pass the
+    clipping range and are cut, silently corrupting the sum. Refuse before training."""
+    rows = len(site.prepare()["train_ex"])
+    if rows > max_weight:
+        raise SiteError(site.name, f"it trains on {rows} rows, above secure_aggregation.max_weight {max_weight:g}: "
+                                   f"its share of the sum would be clipped. Fix: raise max_weight to at least {rows}")
 
 
 def _threads(cfg: FederationRun) -> None:
@@ -92,24 +117,30 @@ def _threads(cfg: FederationRun) -> None:
 def server_app(strategy: Any, cfg: FederationRun) -> Any:
     """The ServerApp: Flower's default workflow (fit, then evaluate on every site, each round) on ``strategy``;
     its fit step is SecAgg+'s when secure aggregation is on."""
-    from flwr.server import LegacyContext, ServerApp, ServerConfig
-    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+    from flwr.server import ServerApp
 
-    fed = cfg.federated
-    sa = fed.secure_aggregation
     app = ServerApp()
 
     @app.main()
     def main(grid: Any, context: Any) -> None:
-        legacy = LegacyContext(context=context, strategy=strategy,
-                               config=ServerConfig(num_rounds=fed.rounds, round_timeout=fed.round_timeout_s))
-        fit = (SecAggPlusWorkflow(num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold,
-                                  max_weight=sa.max_weight if fed.weighted() else 1.0,
-                                  clipping_range=sa.clipping_range, quantization_range=sa.quantization_range,
-                                  timeout=sa.timeout_s) if sa.enabled else None)
-        DefaultWorkflow(fit_workflow=fit)(grid, legacy)
+        run_rounds(grid, context, strategy, cfg)
 
     return app
+
+
+def run_rounds(grid: Any, context: Any, strategy: Any, cfg: FederationRun) -> None:
+    """Flower's default workflow for ``federated.rounds`` rounds (SecAgg+'s fit step when it is on)."""
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+    fed = cfg.federated
+    sa = fed.secure_aggregation
+    legacy = LegacyContext(context=context, strategy=strategy, config=ServerConfig(num_rounds=fed.rounds))
+    fit = (SecAggPlusWorkflow(num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold,
+                              max_weight=sa.max_weight if fed.weighted() else 1.0,
+                              clipping_range=sa.clipping_range, quantization_range=sa.quantization_range,
+                              timeout=sa.timeout_s) if sa.enabled else None)
+    DefaultWorkflow(fit_workflow=fit)(grid, legacy)
 
 
 def strategy_for(cfg: FederationRun, initial: list[np.ndarray], spec: ParamSpec, recorder: Any) -> Any:
@@ -144,11 +175,13 @@ def strategy_for(cfg: FederationRun, initial: list[np.ndarray], spec: ParamSpec,
     if dp.enabled:
         wrapper = (fl.DifferentialPrivacyClientSideFixedClipping if dp.clipping == "client"
                    else fl.DifferentialPrivacyServerSideFixedClipping)
-        # σ = z·C/min_sites: enough for a mean of the fewest sites a round may average
-        inner = wrapper(inner, noise_multiplier=dp.noise_multiplier, clipping_norm=dp.clipping_norm,
+        # Flower's σ is noise_multiplier·C/num_sampled_clients; one site moves a mean of k ≥ min_sites equals
+        # by up to 2C/k, so 2z here gives σ = z·2C/min_sites: z times the largest move (privacy.py accounts z)
+        inner = wrapper(inner, noise_multiplier=2 * dp.noise_multiplier, clipping_norm=dp.clipping_norm,
                         num_sampled_clients=fed.min_sites)
+    clip = dp.clipping_norm if dp.enabled and dp.clipping == "client" else None
     return recorded_strategy(inner, spec, fed.min_sites, fed.weighted(), recorder,
-                             secure=fed.secure_aggregation.enabled)
+                             secure=fed.secure_aggregation.enabled, noised=dp.enabled, client_clip=clip)
 
 
 def _no_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
@@ -156,37 +189,51 @@ def _no_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def recorded_strategy(inner: Any, spec: ParamSpec, min_sites: int, weighted: bool, recorder: Any, *,
-                      secure: bool = False) -> Any:
+                      secure: bool = False, noised: bool = False, client_clip: float | None = None) -> Any:
     """``inner`` (a Flower strategy) behind a check of every site's reply before it is averaged (shape, dtype,
-    finite values, the hash the site reports), leaving out a site that failed or sent a malformed update,
-    keeping the previous global model when fewer than ``min_sites`` remain, and handing every round to
-    ``recorder``. Under secure aggregation the server holds only the sum: the check is on it, and each site's
-    update is named by the hash it reports."""
+    finite values, the hash the site reports, and — with client-side DP clipping — the update's norm),
+    leaving out a site that failed or sent a malformed update, keeping the previous global model when fewer
+    than ``min_sites`` remain, and handing every round to ``recorder`` — a round whose fit never reached the
+    strategy (SecAgg+ could not recover the sum) included. Under secure aggregation the server holds only the
+    sum: the check is on it, and each site's update is named by the hash it reports. ``noised``: numpy's
+    global generator, which Flower's DP wrappers draw their noise from, is reseeded from the OS before each
+    aggregation (a seeded one — the train stage seeds it — would let anyone with the config subtract it)."""
+    from flwr.common import parameters_to_ndarrays
     from flwr.server.strategy import Strategy
 
     class Recorded(Strategy):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.global_arrays: list[np.ndarray] = []
+            self.pending: int | None = None  # a round configured for fit and not yet recorded
+
         def initialize_parameters(self, client_manager: Any) -> Any:
             return inner.initialize_parameters(client_manager)
 
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+            self.global_arrays, self.pending = parameters_to_ndarrays(parameters), server_round
             return inner.configure_fit(server_round, parameters, client_manager)
 
         def configure_evaluate(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+            if self.pending is not None:  # the fit step ended without handing us its replies
+                recorder.round(self.pending, None, [], {"(round)": "secure aggregation could not recover the sum: "
+                               "too few sites completed the protocol"}, secure=secure)
+                self.pending = None
             return inner.configure_evaluate(server_round, parameters, client_manager)
 
         def evaluate(self, server_round: int, parameters: Any) -> Any:
             return inner.evaluate(server_round, parameters)
 
         def aggregate_fit(self, server_round: int, results: list, failures: list) -> tuple[Any, dict]:
-            kept, left_out = _checked(results, spec, weighted, secure)
+            self.pending = None
+            kept, left_out = _checked(results, spec, weighted, secure, self.global_arrays, client_clip)
             left_out = {**_failures(failures), **left_out}
             aggregate = None
             params, metrics = None, {}
             if len(kept) >= min_sites:
+                if noised:
+                    np.random.seed(np.frombuffer(os.urandom(32), dtype=np.uint32))
                 params, metrics = inner.aggregate_fit(server_round, [(p, r) for p, r, _, _ in kept], [])
                 if params is not None:
-                    from flwr.common import parameters_to_ndarrays
-
                     aggregate = parameters_to_ndarrays(params)
             recorder.round(server_round, aggregate, kept, left_out, secure=secure)
             return params, metrics
@@ -201,8 +248,8 @@ def recorded_strategy(inner: Any, spec: ParamSpec, min_sites: int, weighted: boo
     return Recorded()
 
 
-def _checked(results: list, spec: ParamSpec, weighted: bool, secure: bool
-             ) -> tuple[list[tuple[Any, Any, str, list[np.ndarray]]], dict[str, str]]:
+def _checked(results: list, spec: ParamSpec, weighted: bool, secure: bool, global_arrays: list[np.ndarray],
+             client_clip: float | None) -> tuple[list[tuple[Any, Any, str, list[np.ndarray]]], dict[str, str]]:
     """The replies that may be averaged (proxy, reply, site, tensors) and the sites left out with why."""
     from flwr.common import parameters_to_ndarrays
 
@@ -214,6 +261,8 @@ def _checked(results: list, spec: ParamSpec, weighted: bool, secure: bool
         arrays = parameters_to_ndarrays(res.parameters)
         claimed = None if secure else res.metrics.get("update_sha256")  # secure: the tensors are the sum
         problem = res.metrics.get("error") or _problem(spec, arrays, claimed)
+        if not problem and client_clip is not None and not secure and global_arrays:
+            problem = _over_norm(arrays, global_arrays, client_clip)
         if problem:
             left_out[site] = str(problem)
             continue
@@ -221,6 +270,15 @@ def _checked(results: list, spec: ParamSpec, weighted: bool, secure: bool
             res.num_examples = 1
         kept.append((proxy, res, site, arrays))
     return kept, left_out
+
+
+def _over_norm(arrays: list[np.ndarray], global_arrays: list[np.ndarray], clip: float) -> str | None:
+    """A site's change to the global weights beyond the clipping norm voids the DP guarantee for everyone."""
+    norm = float(np.sqrt(sum(float(((a.astype(np.float64) - g) ** 2).sum())
+                             for a, g in zip(arrays, global_arrays, strict=True))))
+    if norm > clip * (1 + 1e-4) + 1e-6:
+        return f"its update's norm {norm:.6g} exceeds central_dp.clipping_norm {clip:g}: not clipped as agreed"
+    return None
 
 
 def _only_the_sum(results: list) -> None:
@@ -232,7 +290,9 @@ def _only_the_sum(results: list) -> None:
         from steward.errors import FederatedError
 
         raise FederatedError("secure aggregation is on, but the server received individual site updates: "
-                             "SecAgg+ did not run. Stopped before anything was averaged")
+                             "SecAgg+ did not run. Stopped before anything was averaged. Fix: run the sites' "
+                             "ClientApp from steward.federated (it carries secaggplus_mod), or turn "
+                             "secure_aggregation off knowingly")
 
 
 def _problem(spec: ParamSpec, arrays: list[np.ndarray], claimed: Any) -> str | None:

@@ -55,12 +55,13 @@ class SecureAggregationSettings(StageConfig):
 
 class CentralDPSettings(StageConfig):
     """Central differential privacy at the level of a site (Flower's DP strategy wrappers): every site's
-    update (its change to the global weights) is clipped to L2 norm ``clipping_norm``, the mean of the
-    round's updates gets Gaussian noise of σ = ``noise_multiplier`` · ``clipping_norm`` / ``min_sites``
-    (calibrated to the fewest sites a round may average, so a round with more is over-noised, never under),
-    and ε after all rounds is accounted (RDP, Opacus) at ``delta`` and written to the manifest. Clipping
-    ``client`` (at each site; the one that works with secure aggregation) or ``server``. The mean is taken
-    with every site alike: weighting by rows would give a large site more than the noise covers."""
+    update (its change to the global weights) is clipped to L2 norm C = ``clipping_norm`` and the mean of the
+    round's k ≥ ``min_sites`` updates (every site alike) gets Gaussian noise of σ = z · 2C / ``min_sites``,
+    z = ``noise_multiplier``. 2C/k is how far one site's update can move that mean when the others stay (the
+    federation's sites are public, so neighbouring federations differ in one site's data), and k ≥ min_sites:
+    the noise covers it z times over in every round. ε after all rounds is accounted (RDP, Opacus) at ``delta``
+    and written to the manifest and the ledger. Clipping ``client`` (at each site, checked by the server when
+    it sees the updates; the one that works with secure aggregation) or ``server``."""
 
     enabled: bool = False
     noise_multiplier: float = Field(1.0, gt=0.0)
@@ -74,7 +75,8 @@ class FederatedConfig(StageConfig):
     """The federation: ``sites`` (at least two), ``rounds`` of ``local_epochs`` each, and the strategy.
 
     A round goes on without a site that fails or sends a malformed update as long as ``min_sites`` remain;
-    below that, the round keeps the previous global model and the federation stops with an error."""
+    below that, the round keeps the previous global model (recorded, with every site's reason) and the next
+    round starts from it; the run fails only when no round aggregated."""
 
     sites: list[SiteConfig] = Field(min_length=2)
     rounds: int = Field(3, ge=1, le=1000)
@@ -85,7 +87,6 @@ class FederatedConfig(StageConfig):
     central_dp: CentralDPSettings = Field(default_factory=CentralDPSettings)
     engine: Literal["simulation"] = "simulation"  # Flower's simulation engine on this machine (Ray)
     cpus_per_site: float = Field(1.0, gt=0.0)  # Ray's share of a core for each simulated site
-    round_timeout_s: float = Field(3600.0, gt=0.0)  # a site that does not answer in time is left out of the round
 
     @field_validator("sites")
     @classmethod
@@ -109,6 +110,14 @@ class FederatedConfig(StageConfig):
             raise ValueError("strategy.weighted true with central_dp: the noise covers one site's clipped update in "
                              "a mean of equals; weighting by rows would let a large site count for more. Fix: "
                              "leave strategy.weighted unset (sites count alike under DP)")
+        if dp.enabled and self.strategy.name == "fedadam":
+            raise ValueError("central_dp with strategy fedadam: the noise is added after the server's Adam step, "
+                             "whose change does not have the clipped updates' sensitivity, so no (ε, δ) would hold. "
+                             "Fix: use fedavg or fedprox with central_dp")
+        if sa.enabled and sa.quantization_range * len(self.sites) >= 2**32:
+            raise ValueError(f"secure_aggregation.quantization_range {sa.quantization_range} × {len(self.sites)} "
+                             f"sites reaches SecAgg+'s 2**32 modulus: the masked sum would wrap around into a "
+                             f"corrupt aggregate. Fix: lower quantization_range below {2**32 // len(self.sites)}")
         if sa.enabled and self.min_sites < 2:
             raise ValueError("secure_aggregation needs at least two sites in a round. Fix: set min_sites to 2 or more")
         return self

@@ -12,7 +12,7 @@ from steward.federated.config import CentralDPSettings
 
 def central_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     """ε after ``rounds`` releases of a mean whose one-site sensitivity the noise covers ``noise_multiplier``
-    times over (σ = z·C/m for a mean of m sites each clipped to C)."""
+    times over (σ = z·Δ; Δ = 2C/m for a mean of at least m sites each clipped to C, one replaced)."""
     from opacus.accountants import RDPAccountant
 
     acc = RDPAccountant()
@@ -28,7 +28,8 @@ def privacy_record(dp: CentralDPSettings, rounds_released: int, min_sites: int) 
     eps = central_epsilon(dp.noise_multiplier, rounds_released, dp.delta) if rounds_released else 0.0
     return {"enabled": True, "level": "site", "epsilon": round(eps, 4), "delta": dp.delta,
             "noise_multiplier": dp.noise_multiplier, "clipping_norm": dp.clipping_norm, "clipping": dp.clipping,
-            "noise_stdev": dp.noise_multiplier * dp.clipping_norm / min_sites, "rounds": rounds_released,
+            "noise_stdev": dp.noise_multiplier * 2 * dp.clipping_norm / min_sites, "rounds": rounds_released,
+            "sensitivity": "2·clipping_norm/min_sites: one site's data replaced, in a mean of at least min_sites",
             "accountant": "rdp (opacus), sample rate 1"}
 
 

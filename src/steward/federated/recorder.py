@@ -83,7 +83,7 @@ class Recorder:
         outputs = []
         if aggregate is not None:
             rec.aggregate_sha256 = update_hash(aggregate)
-            path = self.run_dir / ROUNDS_DIR / f"round-{server_round:04d}.npz"
+            path = self.rounds_dir / f"round-{server_round:04d}.npz"
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as fh:
                 np.savez(fh, *aggregate)
@@ -111,6 +111,11 @@ class Recorder:
         path = self.run_dir / "federated" / "rounds.jsonl"
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec.to_dict(), sort_keys=True) + "\n")
+
+    @property
+    def rounds_dir(self) -> Path:
+        """This run's aggregates (a folder per run: an earlier run's files stay, as its ledger events name them)."""
+        return self.run_dir / ROUNDS_DIR / self.run_token
 
     def rows_last(self) -> dict[str, int]:
         """Each site's training rows in the last round that aggregated."""

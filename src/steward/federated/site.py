@@ -8,7 +8,6 @@ and one event per round naming the update it sent by its hash (``params.update_h
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,10 +65,10 @@ def site_dir(cfg: FederationRun, name: str) -> Path:
 class Site:
     """A site's side of the federation. Constructing one only stores; the data stage runs on first use."""
 
-    def __init__(self, cfg: FederationRun, site: SiteConfig, run_token: str) -> None:
+    def __init__(self, cfg: FederationRun, site: SiteConfig, run_token: str, *, folder: Path | None = None) -> None:
         self.cfg, self.site, self.run_token = cfg, site, run_token
         self.name = site.name
-        self.dir = site_dir(cfg, site.name)
+        self.dir = folder or site_dir(cfg, site.name)
         self._state: dict[str, Any] | None = None
 
     # --- the site's data stage, once per federation run --------------------------------------------------
@@ -101,19 +100,13 @@ class Site:
 
         tcfg = self.cfg.train
         agreed = list(tcfg.labels or [])
-        try:
-            data = load_data_stage(self.dir, tcfg.model_copy(update={"labels": None}))
+        try:  # one head, in one order, for every site; a site may hold a share of the labels (even one)
+            data = load_data_stage(self.dir, tcfg.model_copy(update={"labels": None}), agreed_labels=agreed)
         except StewardError as exc:
-            raise SiteError(self.name, f"its data stage's outputs cannot be read: {exc}") from exc
+            raise SiteError(self.name, f"its data stage's outputs cannot be used: {exc}") from exc
         if data.task != "classification" or data.multi_label:
             raise SiteError(self.name, f"its data is a {data.task!r} task; this federation trains a single-label "
                                        f"classifier. Fix: the site's data.input must give one label per text")
-        extra = sorted(set(data.labels) - set(agreed))
-        if extra:
-            raise SiteError(self.name, f"its data has labels {extra} outside the federation's {agreed}. Fix: map "
-                                       f"them onto the agreed labels in the site's data, or add them to train.labels "
-                                       f"for every site")
-        data = dataclasses.replace(data, labels=agreed)  # one head, in one order, for every site
         prepared = prepare_model(tcfg, data)
         test = _read_test_split(self.dir)
         return {"data": data, "prepared": prepared, "spec": spec_of(prepared.model),
@@ -142,9 +135,9 @@ class Site:
         tcfg = prepared.cfg.model_copy(update={"epochs": local_epochs, "mlflow": False})
         res = run_loop(prepared.model, prepared.tokenizer, data, state["train_ex"], state["val_ex"], tcfg,
                        self.dir / FEDERATED_DIR / "work", resume=False, tracker=Tracker(self.dir, False),
-                       regulariser=_proximal(prepared.model, proximal_mu))
+                       regulariser=proximal_term(prepared.model, proximal_mu), keep_best=False)
         arrays = get_arrays(res.model)
-        if clipping_norm is not None:
+        if clipping_norm is not None and _changed(arrays, global_arrays):  # (Flower's clip divides by the norm)
             from flwr.supercore.differential_privacy import compute_clip_model_update
 
             compute_clip_model_update(arrays, [np.asarray(g, dtype=np.float32) for g in global_arrays],
@@ -178,7 +171,11 @@ class Site:
         state = self.prepare()
         prepared, data = state["prepared"], state["data"]
         examples = state["test_ex"] or state["val_ex"]
-        set_arrays(prepared.model, global_arrays)
+        try:
+            set_arrays(prepared.model, global_arrays)
+        except ValueError as exc:
+            raise SiteError(self.name, f"the global model does not fit this site's model: {exc}. Fix: every site "
+                                       f"must use the federation's train config (model, method, lora)") from exc
         out = evaluate(prepared.model, examples, data, prepared.tokenizer, prepared.cfg.eval_batch_size)
         return SiteScore(len(examples), float(out["loss"]),
                          {k: float(v) for k, v in out.items() if k in ("accuracy", "macro_f1", "loss")})
@@ -187,7 +184,11 @@ class Site:
         return self.prepare()["card_sha256"]
 
 
-def _proximal(model: Any, mu: float) -> Any:
+def _changed(arrays: list[np.ndarray], before: list[np.ndarray]) -> bool:
+    return any(not np.array_equal(a, np.asarray(b, dtype=np.float32)) for a, b in zip(arrays, before, strict=True))
+
+
+def proximal_term(model: Any, mu: float) -> Any:
     """FedProx's term μ/2·‖w − w_global‖² over the trainable tensors, against their values now (the global
     model just loaded); None when μ is 0 (FedAvg)."""
     if mu <= 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from steward.federated.apps import client_app, server_app, strategy_for
 from steward.federated.config import FederationRun
 from steward.federated.params import get_arrays, set_arrays, spec_of
 from steward.federated.privacy import check_budget, privacy_record
-from steward.federated.recorder import ROUNDS_DIR, Recorder
+from steward.federated.recorder import Recorder
 from steward.ledger.store import Ledger, artifact, now_iso
 
 STAGE = "federated"
@@ -38,52 +37,83 @@ class FederatedResult:
     out_dir: Path  # RUN_DIR/train: the global model, as the train stage writes it
 
 
+@dataclass
+class Federation:
+    """One federation run on the server's side: the global model, its record and the strategy (``begin``),
+    then, once Flower's rounds are over, the model written and the run closed (``finish``)."""
+
+    cfg: FederationRun
+    token: str
+    prepared: Any
+    agreed: Any
+    recorder: Recorder
+    strategy: Any
+    started: str
+    t0: float
+
+
 def run(cfg: FederationRun, *, progress: bool = False) -> FederatedResult:
-    """Run the federation in ``cfg`` to its last round; write ``RUN_DIR/train/`` and ``RUN_DIR/federated/``."""
+    """Run the federation in ``cfg`` to its last round on Flower's simulation engine (the ServerApp in this
+    process, every site's ClientApp in a Ray worker); write ``RUN_DIR/train/`` and ``RUN_DIR/federated/``."""
     _check_dependencies()
+    fed = begin(cfg, uuid.uuid4().hex)
+    _simulate(cfg, server_app(fed.strategy, cfg), client_app(cfg, fed.token), progress=progress)
+    return finish(fed)
+
+
+def begin(cfg: FederationRun, token: str) -> Federation:
+    """Check the privacy budget, start a fresh record, and build the global model (from the federation's
+    train config, seeded: every site builds the same one) and the strategy around it."""
     from steward.train.data import TrainData
-    from steward.train.loop import LoopResult
-    from steward.train.stage import prepare_model, train_manifest, write_output
+    from steward.train.stage import prepare_model
 
     check_budget(cfg.federated.central_dp, cfg.federated.rounds)
-    run_dir = Path(cfg.run_dir)
-    _fresh_record(run_dir)
-    token, started, t0 = uuid.uuid4().hex, now_iso(), time.perf_counter()
-    labels = list(cfg.train.labels or [])
+    _fresh_record(Path(cfg.run_dir))
+    started, t0 = now_iso(), time.perf_counter()
     empty = pd.DataFrame({"text": [], "label": []})
-    agreed = TrainData("classification", False, labels, empty, empty, {})
-    prepared = prepare_model(cfg.train, agreed)  # the sites build the same model from the same seed
-    spec, initial = spec_of(prepared.model), get_arrays(prepared.model)
+    agreed = TrainData("classification", False, list(cfg.train.labels or []), empty, empty, {})
+    prepared = prepare_model(cfg.train, agreed)
     recorder = Recorder(cfg, token)
-    strategy = strategy_for(cfg, initial, spec, recorder)
-    _simulate(cfg, server_app(strategy, cfg), client_app(cfg, token), progress=progress)
+    strategy = strategy_for(cfg, get_arrays(prepared.model), spec_of(prepared.model), recorder)
+    return Federation(cfg, token, prepared, agreed, recorder, strategy, started, t0)
+
+
+def finish(fed: Federation) -> FederatedResult:
+    """The last aggregate into the global model, written as the train stage writes a model, with the
+    federation's manifest and a closing ledger event; FederatedError when no round aggregated."""
+    from steward.train.loop import LoopResult
+    from steward.train.stage import train_manifest, write_output
+
+    cfg, recorder, prepared = fed.cfg, fed.recorder, fed.prepared
+    run_dir = Path(cfg.run_dir)
     if recorder.latest is None:
         why = {s: r for rec in recorder.rounds.values() for s, r in rec.left_out.items()}
         raise FederatedError(f"no round aggregated an update from at least {cfg.federated.min_sites} sites; "
-                             f"left out: {why or 'every site (none answered)'}")
+                             f"left out: {why or 'every site (none answered)'}. Fix: the reason given for each "
+                             f"site, or lower federated.min_sites; no model was written")
     set_arrays(prepared.model, recorder.latest)
     history = recorder.history()
     last = next((h for h in reversed(history) if "accuracy_weighted" in h), {})
     res = LoopResult(history=history, best_metric=last.get("accuracy_weighted"), best_epoch=last.get("round"),
-                     metric_name="accuracy", epochs_run=len(history), seconds=time.perf_counter() - t0,
+                     metric_name="accuracy", epochs_run=len(history), seconds=time.perf_counter() - fed.t0,
                      model=prepared.model)
-    manifest = train_manifest(agreed, prepared.source, prepared.cfg, prepared.params,
+    manifest = train_manifest(fed.agreed, prepared.source, prepared.cfg, prepared.params,
                               sum(recorder.rows_last().values()), {}, res, run_dir, None)
     released = sum(r.aggregated for r in recorder.rounds.values())
     manifest["privacy"] = privacy_record(cfg.federated.central_dp, released, cfg.federated.min_sites)
-    manifest["federation"] = _federation(cfg, recorder, token)
+    manifest["federation"] = _federation(cfg, recorder, fed.token)
     out_dir = write_output(run_dir, prepared.model, prepared.tokenizer, prepared.cfg.method, manifest, [])
     write_json(run_dir / STAGE / "manifest.json", manifest["federation"])
-    rounds = sorted((run_dir / ROUNDS_DIR).glob("round-*.npz"))
+    rounds = sorted(recorder.rounds_dir.glob("round-*.npz"))
     Ledger(run_dir).append(
-        stage=STAGE, started_at=started, config_digest=config_digest(cfg.federated),
+        stage=STAGE, started_at=fed.started, config_digest=config_digest(cfg.federated),
         inputs=[artifact(p, run_dir, "aggregate") for p in rounds[-1:]],
         outputs=[*(artifact(p, run_dir, p.name) for p in sorted(out_dir.iterdir())),
                  artifact(run_dir / STAGE / "manifest.json", run_dir, "federation_manifest")],
-        summary={"run": token, "rounds": len(history), "strategy": cfg.federated.strategy.name,
+        summary={"run": fed.token, "rounds": len(history), "strategy": cfg.federated.strategy.name,
                  "sites": [s.name for s in cfg.federated.sites], **{k: last[k] for k in (
                      "accuracy_weighted", "accuracy_worst", "accuracy_worst_site", "accuracy_spread") if k in last},
-                 "seconds": round(time.perf_counter() - t0, 2)})
+                 "seconds": round(time.perf_counter() - fed.t0, 2)})
     return FederatedResult(manifest, out_dir)
 
 
@@ -95,13 +125,10 @@ def _check_dependencies() -> None:
 
 
 def _fresh_record(run_dir: Path) -> None:
-    """A federation run starts a fresh record of rounds (the ledger keeps every earlier run's events)."""
-    for p in (run_dir / ROUNDS_DIR, run_dir / STAGE / "rounds.jsonl"):
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+    """A federation run starts a fresh log of round scores; earlier runs' aggregates stay (their ledger
+    events name them, so ``steward ledger verify`` still checks them)."""
     (run_dir / STAGE).mkdir(parents=True, exist_ok=True)
+    (run_dir / STAGE / "rounds.jsonl").unlink(missing_ok=True)
 
 
 def _simulate(cfg: FederationRun, server: Any, client: Any, *, progress: bool) -> None:

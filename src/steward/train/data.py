@@ -30,8 +30,12 @@ class TrainData:
     inputs: dict[str, tuple[Path, str]]  # split -> (path, sha256)
 
 
-def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
-    """Load ``RUN_DIR/data``; check the files still match the manifest and the label set agrees."""
+def load_data_stage(run_dir: Path, cfg: TrainConfig, *, agreed_labels: list[str] | None = None) -> TrainData:
+    """Load ``RUN_DIR/data``; check the files still match the manifest and the label set agrees.
+
+    ``agreed_labels``: a label set decided elsewhere (a federation's) that this data holds a share of — its
+    labels must lie within it, it may lack some (one site may see a single label), and the model's head is
+    the agreed set in its order."""
     manifest_path = run_dir / "data" / "manifest.json"
     if not manifest_path.is_file():
         raise TrainStageError(f"no data-stage outputs in {run_dir / 'data'}; run `steward data` for this run first")
@@ -39,7 +43,10 @@ def load_data_stage(run_dir: Path, cfg: TrainConfig) -> TrainData:
     frames, inputs = _read_splits(run_dir, manifest, manifest_path)
     task = manifest.task
     multi = cfg.multi_label_separator is not None and task not in ("ner", "chat")
-    labels = [] if task == "chat" else _labels(manifest, cfg, task, multi)
+    if agreed_labels is not None:
+        labels = _within(manifest, agreed_labels)
+    else:
+        labels = [] if task == "chat" else _labels(manifest, cfg, task, multi)
     train = frames["train"]
     if cfg.max_train_samples is not None and len(train) > cfg.max_train_samples:
         train = train.sample(n=cfg.max_train_samples, random_state=cfg.seed).reset_index(drop=True)
@@ -90,6 +97,15 @@ def _labels(manifest: DataManifest, cfg: TrainConfig, task: str, multi: bool) ->
     if len(labels) < 2:
         raise TrainStageError(f"the data has {len(labels)} label(s) {labels}; classification needs at least two")
     return labels
+
+
+def _within(manifest: DataManifest, agreed: list[str]) -> list[str]:
+    """The agreed label set, once the data's labels are checked to lie within it."""
+    extra = sorted(set(manifest.labels) - set(agreed))
+    if extra:
+        raise ConfigError(f"the data has labels {extra} outside the agreed set {agreed}. Fix: map them onto the "
+                          f"agreed labels in this data, or add them to the agreed set (train.labels) everywhere")
+    return list(agreed)
 
 
 def _weights(frame: pd.DataFrame, cfg: TrainConfig) -> np.ndarray:

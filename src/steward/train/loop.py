@@ -285,13 +285,15 @@ def _unwrap(model: Any) -> Any:
 def run_loop(model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[str, Any]], val_ex: list[dict[str, Any]],
              cfg: TrainConfig, work_dir: Path, *, resume: bool, tracker: Tracker,
              on_step: StepCallback | None = None, progress: bool = False,
-             regulariser: Callable[[Any], Any] | None = None) -> LoopResult:
+             regulariser: Callable[[Any], Any] | None = None, keep_best: bool = True) -> LoopResult:
     """Train ``model`` and return the result with the best epoch's weights loaded (see :class:`_Loop`).
 
     ``regulariser(model)`` returns a term added to every batch's loss (FedProx's proximal term keeps a site's
-    weights near the global model's); not with DP-SGD, whose per-example clipping it would bypass."""
+    weights near the global model's); not with DP-SGD, whose per-example clipping it would bypass.
+    ``keep_best=False``: every epoch runs and the last epoch's weights are returned (a federated site's
+    local update is its weights after its local epochs, not its best validation epoch)."""
     return _Loop(model, tokenizer, data, train_ex, val_ex, cfg, work_dir, resume=resume, tracker=tracker,
-                 on_step=on_step, progress=progress, regulariser=regulariser).run()
+                 on_step=on_step, progress=progress, regulariser=regulariser, keep_best=keep_best).run()
 
 
 class _Loop:
@@ -303,14 +305,14 @@ class _Loop:
 
     def __init__(self, model: Any, tokenizer: Any, data: TrainData, train_ex: list[dict[str, Any]],
                  val_ex: list[dict[str, Any]], cfg: TrainConfig, work_dir: Path, *, resume: bool, tracker: Tracker,
-                 on_step: StepCallback | None, progress: bool, regulariser: Callable[[Any], Any] | None = None
-                 ) -> None:
+                 on_step: StepCallback | None, progress: bool, regulariser: Callable[[Any], Any] | None = None,
+                 keep_best: bool = True) -> None:
         import torch
         from accelerate import Accelerator
 
         self.model, self.tokenizer, self.data, self.cfg = model, tokenizer, data, cfg
         self.train_ex, self.val_ex, self.tracker = train_ex, val_ex, tracker
-        self.on_step, self.progress, self.regulariser = on_step, progress, regulariser
+        self.on_step, self.progress, self.regulariser, self.keep_best = on_step, progress, regulariser, keep_best
         self.resume = resume
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.private = cfg.privacy.enabled
@@ -514,7 +516,7 @@ class _Loop:
             self.bad_epochs += 1
         self._clock()
         self._save_last(epoch + 1, 0)
-        if self.bad_epochs >= es.patience:
+        if self.keep_best and self.bad_epochs >= es.patience:
             res.stopped_early = True
             return True
         return False
@@ -537,7 +539,8 @@ class _Loop:
         res.samples_per_second = round(self.seen / res.seconds, 2) if res.seconds and self.seen else 0.0
         res.tokens_per_second = round(self.seen_tokens / res.seconds, 1) if res.seconds and self.seen_tokens else 0.0
         base = self._base()
-        checkpoint.load_weights(self.best_dir, base)
+        if self.keep_best:
+            checkpoint.load_weights(self.best_dir, base)
         if self.privacy_state is not None:
             res.privacy = self.privacy_state.record()
         res.model = base
