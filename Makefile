@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired bench-chat bench-generative bench-transparency clean
+.PHONY: install lint demo test bench bench-train bench-train-speed bench-evaluate bench-serve bench-compress bench-injection bench-gateway bench-paired bench-chat bench-generative bench-transparency bench-federated clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -62,6 +62,9 @@ bench-serve: $(BENCH_STAMP)
 
 bench-compress: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_compress.py --source $(BENCH_SOURCE)
+
+bench-federated: $(BENCH_STAMP)
+	$(BIN)/python bench/bench_federated.py
 
 bench-injection: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_injection.py

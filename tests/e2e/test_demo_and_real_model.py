@@ -14,7 +14,8 @@ from steward.hashing import digest
 def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     env = {**os.environ, "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "", "HF_HUB_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "-m", "steward.cli.app", "demo", "--run-dir", str(tmp_path / "demo"),
-                        "--rows", "800", "--chat-rows", "40", "--json"], capture_output=True, text=True, env=env,
+                        "--rows", "800", "--chat-rows", "40", "--federated-rows", "450", "--json"],
+                       capture_output=True, text=True, env=env,
                        timeout=1500)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
@@ -86,3 +87,10 @@ def test_demo_trains_the_real_model(tmp_path: Path) -> None:
     assert {g["gate"] for g in ev["gates"]} == {"max_safety_regression", "max_pii_regurgitation"}
     assert (tmp_path / "demo" / "chat" / "evaluate" / "report.html").is_file()
     assert out["chat_ledger"]["ok"] and out["chat_ledger"]["events"] == 3  # data, train, evaluate
+    # the federated part: three sites on Flower under secure aggregation, every ledger intact
+    fed = out["federated"]
+    assert [h["sites"] for h in fed["history"]] == [["east", "north", "south"]] * 2
+    assert all(h["aggregated"] and not h["left_out"] for h in fed["history"]) and fed["secure_aggregation"]["enabled"]
+    assert out["federated_ledger"]["ok"] and out["federated_ledger"]["events"] == 3  # two rounds, then the model
+    for name in ("north", "south", "east"):  # each site: its data stage and the two updates it sent
+        assert out[f"site_ledger_{name}"]["ok"] and out[f"site_ledger_{name}"]["events"] == 3

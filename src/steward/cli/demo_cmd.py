@@ -67,10 +67,14 @@ def demo(
     skip_serve: Annotated[bool, typer.Option("--skip-serve", help="Do not start the service or the chat gateway.")] = False,
     skip_chat: Annotated[bool, typer.Option("--skip-chat", help="No chat part (conversations, SmolLM2 fine-tune, gateway, scorecard).")] = False,
     chat_rows: Annotated[int, typer.Option(help="Support conversations to generate for the chat model.")] = 150,
+    skip_federated: Annotated[bool, typer.Option("--skip-federated", help="No federated part (three sites on "
+                                                 "Flower).")] = False,
+    federated_rows: Annotated[int, typer.Option(help="Messages dealt out to the federation's three sites.")] = 1200,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Generate a seeded customer-support dataset with planted problems and run every stage on it; then the
-    same for a chat model in RUN_DIR/chat: support conversations, the data stage, a LoRA fine-tune of the
+    """Generate a seeded customer-support dataset with planted problems and run every stage on it; then train
+    one model across three sites on Flower in RUN_DIR/federated (each site's own data stage, secure
+    aggregation); then the same for a chat model in RUN_DIR/chat: support conversations, the data stage, a LoRA fine-tune of the
     offline SmolLM2, a talk with it through the guarded gateway, and its generative scorecard against the base
     model (quick profile)."""
     from steward.ledger import verify
@@ -84,16 +88,24 @@ def demo(
     if scorecard is not None and not skip_serve:
         _title("serve stage (guarded service on loopback)", quiet)
         served = _serve_demo(cfg, quiet)
+    federated = None
+    if not skip_train and not skip_federated:
+        from steward.cli.demo_federated import SITES, federated_demo
+
+        federated = federated_demo(run_dir / "federated", federated_rows, seed, quiet)
     chat = None if skip_chat else _chat_part(run_dir / "chat", chat_rows, seed, quiet, skip_train, skip_serve,
                                              skip_evaluate)
-    reports = {"ledger": verify(run_dir), **({"chat_ledger": verify(run_dir / "chat")} if chat else {})}
+    ledgers = {"ledger": run_dir, **({"chat_ledger": run_dir / "chat"} if chat else {}),
+               **({"federated_ledger": run_dir / "federated"} if federated else {}),
+               **({f"site_ledger_{s}": run_dir / "federated" / "sites" / s for s in SITES} if federated else {})}
+    reports = {name: verify(where) for name, where in ledgers.items()}
     if json_out:
         print_json({"plan": plan.__dict__, "data": data_summary, "train": trained, "evaluate": scorecard,
-                    "compress": compressed, "serve": served, "chat": chat,
+                    "compress": compressed, "serve": served, "chat": chat, "federated": federated,
                     **{k: r.to_dict() for k, r in reports.items()}})
     else:
         for name, report in reports.items():
-            where = run_dir / "chat" if name == "chat_ledger" else run_dir
+            where = ledgers[name]
             console.print(f"[green]ledger intact[/] ({where}): {report.events} events, {report.artifacts_checked} "
                           f"artifacts verified" if report.ok else f"[red]ledger broken[/] ({where}): {report.error}",
                           highlight=False)

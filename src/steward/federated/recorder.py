@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ class RoundRecord:
     left_out: dict[str, str]
     aggregate_sha256: str | None = None
     bytes_per_site: int = 0
+    seconds: float = 0.0  # since the previous round's aggregation (the run's start for the first)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     score_errors: dict[str, str] = field(default_factory=dict)
 
@@ -50,6 +52,7 @@ class RoundRecord:
         return {"round": self.round, "aggregated": self.aggregated, "sites": self.sites,
                 "update_sha256": self.update_sha256, "rows": self.rows, "left_out": self.left_out,
                 "aggregate_sha256": self.aggregate_sha256, "bytes_per_site": self.bytes_per_site,
+                "seconds": self.seconds,
                 "scores": self.scores, "score_errors": self.score_errors, **self.summary()}
 
 
@@ -62,6 +65,7 @@ class Recorder:
         self.rounds: dict[int, RoundRecord] = {}
         self.latest: list[np.ndarray] | None = None
         self.cards: dict[str, str] = {}  # site -> the sha256 of its data card, as it reported it
+        self._clock = time.perf_counter()
         self._lock = threading.Lock()
 
     def round(self, server_round: int, aggregate: list[np.ndarray] | None, kept: list[Any],
@@ -76,7 +80,9 @@ class Recorder:
                           dict(sorted(hashes.items())),
                           {site: int(res.metrics.get("rows", res.num_examples)) for _, res, site, _ in kept},
                           dict(sorted(left_out.items())),
-                          bytes_per_site=nbytes(kept[0][3]) if kept else 0)
+                          bytes_per_site=nbytes(kept[0][3]) if kept else 0,
+                          seconds=round(time.perf_counter() - self._clock, 3))
+        self._clock = time.perf_counter()
         for _, res, site, _ in kept:
             if res.metrics.get("data_card_sha256"):
                 self.cards[site] = str(res.metrics["data_card_sha256"])
