@@ -73,6 +73,3 @@ def update_hash(arrays: list[np.ndarray]) -> str:
         h.update(a.tobytes())
     return "sha256:" + h.hexdigest()
 
-
-def nbytes(arrays: list[np.ndarray]) -> int:
-    return int(sum(np.asarray(a).nbytes for a in arrays))

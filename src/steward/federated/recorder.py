@@ -15,7 +15,7 @@ import numpy as np
 
 from steward.config_base import config_digest
 from steward.federated.config import FederationRun
-from steward.federated.params import nbytes, update_hash
+from steward.federated.params import update_hash
 from steward.federated.privacy import privacy_record
 from steward.ledger.store import Ledger, artifact, now_iso
 
@@ -80,7 +80,7 @@ class Recorder:
                           dict(sorted(hashes.items())),
                           {site: int(res.metrics.get("rows", res.num_examples)) for _, res, site, _ in kept},
                           dict(sorted(left_out.items())),
-                          bytes_per_site=nbytes(kept[0][3]) if kept else 0,
+                          bytes_per_site=4 * sum(int(a.size) for a in kept[0][3]) if kept else 0,  # as float32
                           seconds=round(time.perf_counter() - self._clock, 3))
         self._clock = time.perf_counter()
         for _, res, site, _ in kept:
