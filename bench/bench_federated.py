@@ -64,6 +64,9 @@ def deal_out(rows: int, sites: int, alpha: float, seed: int, root: Path) -> tupl
     return files, mixes
 
 
+LOCAL: dict[str, Any] = {}  # train settings for every site's local round (--local-steps, --lr)
+
+
 def federation_cfg(run_dir: Path, files: list[Path], rounds: int, **federated: Any):  # type: ignore[no-untyped-def]
     from steward.config import parse_federation
 
@@ -71,7 +74,7 @@ def federation_cfg(run_dir: Path, files: list[Path], rounds: int, **federated: A
         "run_dir": str(run_dir), "data": DATA,
         "federated": {"sites": [{"name": f"site-{k}", "data": {"input": {"path": str(p)}}} for k, p in enumerate(files)],
                       "rounds": rounds, "local_epochs": 1, "min_sites": len(files), **federated},
-        "train": {"labels": LABELS, "mlflow": False, "max_length": 64}})
+        "train": {"labels": LABELS, "mlflow": False, "max_length": 64, **LOCAL}})
 
 
 def dev_set() -> pd.DataFrame:
@@ -216,19 +219,27 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, default=8.0)
     ap.add_argument("--dp-clip", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--local-steps", type=int, default=None, help="at most this many batches per site per round")
+    ap.add_argument("--lr", type=float, default=None, help="local learning rate (default: the train stage's)")
+    ap.add_argument("--mu", type=float, default=0.01, help="FedProx's proximal μ")
     ap.add_argument("--only", default="fedavg,fedprox,secagg,dp,central,local")
     ap.add_argument("--work", type=Path, default=Path("/tmp/steward_bench_federated"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "federated_bench.json")
     args = ap.parse_args()
     only = set(args.only.split(","))
+    if args.local_steps:
+        LOCAL["max_steps"] = args.local_steps
+    if args.lr:
+        LOCAL["learning_rate"] = args.lr
     args.work.mkdir(parents=True, exist_ok=True)
     files, mixes = deal_out(args.rows, args.sites, args.alpha, args.seed, args.work)
     dev = dev_set()
     res: dict[str, Any] = {"rows": args.rows, "sites": args.sites, "alpha": args.alpha, "rounds": args.rounds,
+                           "local": dict(LOCAL), "mu": args.mu,
                            "label_mix": {f"site-{k}": m for k, m in enumerate(mixes)}, "runs": {}}
     console.print(f"label mix per site (Dirichlet α = {args.alpha}): {res['label_mix']}")
     z = dp_noise_for(args.epsilon, args.rounds, 1e-5)
-    plans = {"fedavg": {}, "fedprox": {"strategy": {"name": "fedprox", "proximal_mu": 0.01}},
+    plans = {"fedavg": {}, "fedprox": {"strategy": {"name": "fedprox", "proximal_mu": args.mu}},
              "secagg": {"secure_aggregation": {"enabled": True, "max_weight": float(args.rows)}},
              "dp": {"central_dp": {"enabled": True, "noise_multiplier": z, "clipping_norm": args.dp_clip}}}
     for name, extra in plans.items():
@@ -255,8 +266,9 @@ def _save(path: Path, res: dict[str, Any]) -> None:
 def markdown(res: dict[str, Any]) -> str:
     cen = res.get("centralised", {}).get("dev_accuracy")
     lines = [f"SST-2, {res['rows']:,} training sentences dealt out to {res['sites']} sites (Dirichlet α = "
-             f"{res['alpha']} per label; label mix {res['label_mix']}), {res['rounds']} rounds of one local epoch, "
-             f"all-MiniLM-L6-v2 + default LoRA; accuracy on GLUE-dev (872).", "",
+             f"{res['alpha']} per label; label mix {res['label_mix']}), {res['rounds']} rounds of one local epoch "
+             f"(local settings {res.get('local') or 'the defaults'}, FedProx μ {res.get('mu')}), all-MiniLM-L6-v2 + "
+             f"default LoRA; accuracy on GLUE-dev (872).", "",
              "| run | GLUE-dev accuracy | gap to centralised (points) | accuracy per round | rounds to 95 % of final | "
              "seconds per round | bytes per site per round | ε |", "|---|---:|---:|---|---:|---|---:|---:|"]
     for name, r in res["runs"].items():
